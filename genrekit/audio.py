@@ -1,0 +1,99 @@
+"""Decode any audio file to mono float32 at a given sample rate, once.
+
+libsndfile (through soundfile) reads WAV, FLAC, OGG/Opus and MP3 directly and is
+several times faster than starting an ffmpeg process; anything else (M4A, AAC,
+WMA...) goes through ffmpeg into a temporary WAV first. Either way the same
+down-mix (channel mean) and the same resampler (soxr, high quality) follow, so
+the result does not depend on which decoder read the file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from genrekit.errors import TrackError
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_executable() -> str:
+    """The system's ``ffmpeg`` if there is one, else the binary shipped in imageio-ffmpeg."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg  # only needed when the system has no ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return data, rate
+
+
+def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    with tempfile.TemporaryDirectory(prefix="genrekit-") as tmp:
+        wav = Path(tmp) / "decoded.wav"
+        cmd = [ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
+               "-vn", "-map", "0:a:0", "-c:a", "pcm_f32le", str(wav)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+        if proc.returncode != 0 or not wav.exists():
+            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+            reason = lines[-1] if lines else f"ffmpeg exited with status {proc.returncode}"
+            # ffmpeg prefixes messages with the input path; keep only what is wrong
+            raise TrackError(f"cannot decode audio ({reason.replace(str(path), '').strip(': ')})")
+        return _read_with_soundfile(wav)
+
+
+def decode(path: os.PathLike | str, sample_rate: int) -> np.ndarray:
+    """Decode an audio file to a mono float32 signal at ``sample_rate``.
+
+    Parameters
+    ----------
+    path : path-like
+        Any format libsndfile or ffmpeg reads.
+    sample_rate : int
+        Target rate in Hz; the signal is resampled once, with soxr (HQ).
+
+    Returns
+    -------
+    np.ndarray, shape (n_samples,), float32
+
+    Raises
+    ------
+    TrackError
+        The file is empty, not audio, or holds no samples.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise TrackError(f"cannot read file ({exc.strerror})") from None
+    if size == 0:
+        raise TrackError("empty file (0 bytes)")
+    try:
+        data, rate = _read_with_soundfile(path)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
+        data, rate = _read_with_ffmpeg(path)
+    if data.shape[0] == 0:
+        raise TrackError("no audio samples in file")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(mono)):
+        raise TrackError("decoded audio holds NaN or infinite samples")
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def peak_dbfs(signal: np.ndarray) -> float:
+    """Peak level in dB relative to full scale (``-inf`` for digital silence)."""
+    peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+    return 20.0 * np.log10(peak) if peak > 0 else float("-inf")

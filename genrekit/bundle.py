@@ -1,0 +1,120 @@
+"""The model bundle: a run folder the analyzer can use without the datasets.
+
+A run folder holds ``model.keras`` (input: a normalized spectrogram, time x mels x 1,
+exactly as stored in ``processed.h5``) and ``bundle.json``::
+
+    {"format_version": 1, "labels": [...], "features": {...}, "slicing": {...},
+     "normalization": {...}, "input_shape": [frames, n_mels, 1],
+     "silence_threshold_db": -60.0, "config_fingerprint": "...", "dataset_fingerprint": "..."}
+
+``features`` and ``slicing`` are the config sections the training data was built
+with; the analyzer takes them from here, never from the user's config, so its
+features match the training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genrekit.config import FeaturesConfig, SlicingConfig, _section_from_dict, to_jsonable, validate, Config
+from genrekit.errors import ConfigError, GenrekitError
+from genrekit.features import slice_geometry
+from genrekit.normalization import NormStats
+
+BUNDLE_FILE = "bundle.json"
+MODEL_FILE = "model.keras"
+BUNDLE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    labels: list[str]
+    features: FeaturesConfig
+    slicing: SlicingConfig
+    normalization: NormStats
+    input_shape: tuple[int, int, int]
+    silence_threshold_db: float
+    extra: dict  # anything else that was stored (fingerprints, dates)
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+    def load_model(self):
+        """The trained Keras model (imports Keras on first use)."""
+        import keras
+
+        return keras.saving.load_model(self.model_path, compile=False)
+
+
+def write_bundle(folder: Path, *, labels: list[str], features: FeaturesConfig, slicing: SlicingConfig,
+                 normalization: NormStats, silence_threshold_db: float, **extra: Any) -> Path:
+    """Write ``bundle.json`` atomically next to a saved ``model.keras``."""
+    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, features)
+    data = {
+        "format_version": BUNDLE_VERSION,
+        "labels": list(labels),
+        "features": to_jsonable(features),
+        "slicing": to_jsonable(slicing),
+        "normalization": normalization.to_dict(),
+        "input_shape": [geometry.n_frames, geometry.n_mels, 1],
+        "silence_threshold_db": float(silence_threshold_db),
+        **extra,
+    }
+    path = Path(folder) / BUNDLE_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load_bundle(folder: os.PathLike | str) -> Bundle:
+    """Read and check a run folder's bundle; raise :class:`GenrekitError` naming what is wrong."""
+    folder = Path(folder)
+    path = folder / BUNDLE_FILE
+    if not folder.is_dir():
+        raise GenrekitError(f"{folder}: model folder not found")
+    if not path.is_file():
+        raise GenrekitError(f"{path}: not found; is {folder} a run folder written by train_crnn.py?")
+    if not (folder / MODEL_FILE).is_file():
+        raise GenrekitError(f"{folder / MODEL_FILE}: not found; the run folder is incomplete")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GenrekitError(f"{path}: unreadable bundle ({exc})") from None
+
+    def need(key: str) -> Any:
+        if key not in data or data[key] is None:
+            raise GenrekitError(f"{path}: missing '{key}'")
+        return data.pop(key)
+
+    version = need("format_version")
+    if version != BUNDLE_VERSION:
+        raise GenrekitError(f"{path}: format_version {version} is not supported (expected {BUNDLE_VERSION})")
+    labels = need("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or len(set(labels)) != len(labels):
+        raise GenrekitError(f"{path}: 'labels' must list at least two distinct names")
+    try:
+        features = _section_from_dict(FeaturesConfig, need("features"), "features")
+        slicing = _section_from_dict(SlicingConfig, need("slicing"), "slicing")
+        validate(dataclasses.replace(Config(), features=features, slicing=slicing))
+    except ConfigError as exc:
+        raise GenrekitError(f"{path}: inconsistent feature parameters: {exc}") from None
+    try:
+        normalization = NormStats.from_dict(need("normalization"))
+        normalization.check(features.n_mels)
+    except ValueError as exc:
+        raise GenrekitError(f"{path}: bad normalization: {exc}") from None
+    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, features)
+    input_shape = tuple(need("input_shape"))
+    if input_shape != (geometry.n_frames, geometry.n_mels, 1):
+        raise GenrekitError(f"{path}: input_shape {list(input_shape)} does not match the feature parameters "
+                            f"({geometry.n_frames} frames x {geometry.n_mels} mels)")
+    threshold = float(need("silence_threshold_db"))
+    return Bundle(folder, labels, features, slicing, normalization, input_shape, threshold, data)

@@ -1,0 +1,398 @@
+"""Read ``pipeline_parameters.json`` once into a typed, validated object.
+
+Every key has a default, so a config file only needs the keys a user changes.
+Validation happens here, before any work: an unknown key, a wrong type or a
+value out of range raises :class:`ConfigError` whose message names the key.
+Relative paths resolve against the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from genrekit.errors import ConfigError
+
+DEFAULT_AUDIO_EXTENSIONS = (
+    ".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac",
+    ".aif", ".aiff", ".wma", ".au",
+)
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    audio_folder: Path = Path("audio")
+    output_folder: Path = Path("output")
+
+
+@dataclass(frozen=True)
+class SlicingConfig:
+    slice_duration: float = 3.0
+    overlap: float = 1.0
+    max_slices: Optional[int] = None
+    random_slice_selection: bool = False
+    seed: int = 42
+    short_tracks: Literal["pad", "drop"] = "pad"
+    pad_mode: Literal["silence", "loop"] = "silence"
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 100
+    fmin: float = 0.0
+    fmax: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    validation_share: float = 0.1
+    test_share: float = 0.1
+    seed: int = 42
+    custom_split_file: Optional[Path] = None
+    group_file: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    workers: Optional[int] = None
+    audio_extensions: tuple[str, ...] = DEFAULT_AUDIO_EXTENSIONS
+    silence_threshold_db: float = -60.0
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    norm_method: Literal["standard", "min_max", "non_zero_min_max"] = "standard"
+    shuffle: bool = True
+    seed: int = 42
+    memory_limit_mb: int = 512
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    conv_filters: tuple[int, ...] = (32, 64, 128, 192)
+    time_pools: tuple[int, ...] = (2, 2, 2, 1)
+    kernel_size: int = 3
+    gru_units: tuple[int, ...] = (96, 96)
+    conv_dropout: float = 0.1
+    dropout: float = 0.3
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    run_name: str = "crnn"
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    early_stopping_patience: int = 10
+    reduce_lr_patience: int = 4
+    reduce_lr_factor: float = 0.5
+    seed: int = 42
+    runs: int = 1
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    overlap: float = 2.0
+    aggregation: Literal["sum", "mean-log", "vote"] = "sum"
+    batch_size: int = 64
+    top_k: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole pipeline configuration; one attribute per section."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    slicing: SlicingConfig = field(default_factory=SlicingConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    source: Optional[Path] = None  # the file it was read from; not a key
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.paths.output_folder / "dataset.h5"
+
+    @property
+    def processed_path(self) -> Path:
+        return self.paths.output_folder / "processed.h5"
+
+    @property
+    def models_folder(self) -> Path:
+        return self.paths.output_folder / "models"
+
+
+SECTIONS = {name: tp for name, tp in typing.get_type_hints(Config).items() if name != "source"}
+
+
+# --------------------------------------------------------------------------- parsing
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it in the field's type."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _coerce(value, inner, key)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{key}: must be one of {choices}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list, got {type(value).__name__} {value!r}")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: must be a non-empty path string, got {value!r}")
+        return Path(os.path.expanduser(value))
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a bug, not a user error
+
+
+def _section_from_dict(cls: type, data: Any, name: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: must be an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown key (known: {', '.join(sorted(known))})")
+    values = {k: _coerce(v, hints[k], f"{name}.{k}") for k, v in data.items()}
+    return cls(**values)
+
+
+def _resolve(path: Optional[Path], base: Path) -> Optional[Path]:
+    if path is None:
+        return None
+    return path if path.is_absolute() else (base / path)
+
+
+def config_from_dict(data: Any, base_dir: Path = Path("."), source: Optional[Path] = None) -> Config:
+    """Build and validate a :class:`Config` from parsed JSON.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed JSON object.
+    base_dir : Path
+        Folder that relative paths resolve against (the config file's folder).
+    source : Path, optional
+        The file the data came from, kept for messages.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a JSON object")
+    sections = {}
+    for key, value in data.items():
+        if key.startswith("_"):  # "_comment" keys are allowed and ignored
+            continue
+        if key not in SECTIONS:
+            raise ConfigError(f"{key}: unknown section (known: {', '.join(SECTIONS)})")
+        sections[key] = _section_from_dict(SECTIONS[key], value, key)
+    cfg = Config(**sections, source=source)
+    base_dir = base_dir.resolve()
+    cfg = dataclasses.replace(
+        cfg,
+        paths=PathsConfig(
+            audio_folder=_resolve(cfg.paths.audio_folder, base_dir),
+            output_folder=_resolve(cfg.paths.output_folder, base_dir),
+        ),
+        split=dataclasses.replace(
+            cfg.split,
+            custom_split_file=_resolve(cfg.split.custom_split_file, base_dir),
+            group_file=_resolve(cfg.split.group_file, base_dir),
+        ),
+    )
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: os.PathLike | str) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` naming the key at fault."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    try:
+        return config_from_dict(data, base_dir=path.parent, source=path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- validation
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def validate(cfg: Config) -> None:
+    """Range and consistency checks that types alone cannot express."""
+    s, f, sp, b, p, m, t, a = (cfg.slicing, cfg.features, cfg.split, cfg.build,
+                               cfg.processing, cfg.model, cfg.training, cfg.analysis)
+    _require(s.slice_duration > 0, "slicing.slice_duration", f"must be > 0, got {s.slice_duration}")
+    _require(s.overlap >= 0, "slicing.overlap", f"must be >= 0, got {s.overlap}")
+    _require(s.overlap < s.slice_duration, "slicing.overlap",
+             f"must be smaller than slicing.slice_duration ({s.slice_duration}), got {s.overlap}")
+    _require(s.max_slices is None or s.max_slices >= 1, "slicing.max_slices",
+             f"must be null or >= 1, got {s.max_slices}")
+
+    _require(f.sample_rate >= 1000, "features.sample_rate", f"must be >= 1000 Hz, got {f.sample_rate}")
+    _require(f.n_fft >= 16, "features.n_fft", f"must be >= 16, got {f.n_fft}")
+    _require(f.hop_length >= 1, "features.hop_length", f"must be >= 1, got {f.hop_length}")
+    _require(f.n_mels >= 1, "features.n_mels", f"must be > 0, got {f.n_mels}")
+    _require(f.n_mels <= f.n_fft // 2 + 1, "features.n_mels",
+             f"must be <= n_fft/2+1 ({f.n_fft // 2 + 1}), got {f.n_mels}")
+    nyquist = f.sample_rate / 2
+    _require(0 <= f.fmin < nyquist, "features.fmin", f"must be in [0, {nyquist}), got {f.fmin}")
+    _require(f.fmax is None or f.fmin < f.fmax <= nyquist, "features.fmax",
+             f"must be null or in (fmin, {nyquist}], got {f.fmax}")
+    slice_samples = round(s.slice_duration * f.sample_rate)
+    _require(slice_samples >= f.n_fft, "slicing.slice_duration",
+             f"must hold at least one FFT frame (n_fft {f.n_fft} samples), got {s.slice_duration} s")
+    for key, share in (("split.validation_share", sp.validation_share), ("split.test_share", sp.test_share)):
+        _require(0 <= share < 1, key, f"must be in [0, 1), got {share}")
+    _require(sp.validation_share + sp.test_share < 1, "split.test_share",
+             f"validation_share + test_share must be < 1, got {sp.validation_share + sp.test_share}")
+
+    _require(b.workers is None or b.workers >= 1, "build.workers", f"must be null or >= 1, got {b.workers}")
+    _require(len(b.audio_extensions) > 0, "build.audio_extensions", "must list at least one extension")
+    for i, ext in enumerate(b.audio_extensions):
+        _require(ext.startswith(".") and len(ext) > 1, f"build.audio_extensions[{i}]",
+                 f"must look like '.mp3', got {ext!r}")
+    _require(b.silence_threshold_db < 0, "build.silence_threshold_db",
+             f"must be < 0 dBFS, got {b.silence_threshold_db}")
+
+    _require(p.memory_limit_mb >= 16, "processing.memory_limit_mb", f"must be >= 16, got {p.memory_limit_mb}")
+
+    _require(len(m.conv_filters) >= 1, "model.conv_filters", "must list at least one block")
+    _require(all(n >= 1 for n in m.conv_filters), "model.conv_filters", "every entry must be >= 1")
+    _require(len(m.time_pools) == len(m.conv_filters), "model.time_pools",
+             f"must have one entry per conv block ({len(m.conv_filters)}), got {len(m.time_pools)}")
+    _require(all(n >= 1 for n in m.time_pools), "model.time_pools", "every entry must be >= 1")
+    _require(m.kernel_size >= 1, "model.kernel_size", f"must be >= 1, got {m.kernel_size}")
+    _require(all(n >= 1 for n in m.gru_units), "model.gru_units", "every entry must be >= 1")
+    for key, rate in (("model.conv_dropout", m.conv_dropout), ("model.dropout", m.dropout)):
+        _require(0 <= rate < 1, key, f"must be in [0, 1), got {rate}")
+
+    _require(bool(t.run_name) and "/" not in t.run_name and t.run_name not in (".", ".."),
+             "training.run_name", f"must be a plain folder name, got {t.run_name!r}")
+    _require(t.epochs >= 1, "training.epochs", f"must be >= 1, got {t.epochs}")
+    _require(t.batch_size >= 1, "training.batch_size", f"must be >= 1, got {t.batch_size}")
+    _require(t.learning_rate > 0, "training.learning_rate", f"must be > 0, got {t.learning_rate}")
+    _require(t.early_stopping_patience >= 1, "training.early_stopping_patience", "must be >= 1")
+    _require(t.reduce_lr_patience >= 1, "training.reduce_lr_patience", "must be >= 1")
+    _require(0 < t.reduce_lr_factor < 1, "training.reduce_lr_factor",
+             f"must be in (0, 1), got {t.reduce_lr_factor}")
+    _require(t.runs >= 1, "training.runs", f"must be >= 1, got {t.runs}")
+
+    _require(0 <= a.overlap < s.slice_duration, "analysis.overlap",
+             f"must be in [0, slicing.slice_duration ({s.slice_duration})), got {a.overlap}")
+    _require(a.batch_size >= 1, "analysis.batch_size", f"must be >= 1, got {a.batch_size}")
+    _require(a.top_k >= 1, "analysis.top_k", f"must be >= 1, got {a.top_k}")
+
+
+def require_audio_folder(cfg: Config) -> None:
+    """The build needs the audio folder; other scripts do not."""
+    folder = cfg.paths.audio_folder
+    _require(folder.is_dir(), "paths.audio_folder", f"folder not found: {folder}")
+    for key, path in (("split.custom_split_file", cfg.split.custom_split_file),
+                      ("split.group_file", cfg.split.group_file)):
+        _require(path is None or path.is_file(), key, f"file not found: {path}")
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON values for a config (or one of its sections)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "source"}
+    if isinstance(obj, (tuple, list)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def fingerprint(data: Any) -> str:
+    """A short stable hash of JSON-able data (sorted keys)."""
+    blob = json.dumps(to_jsonable(data), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """Dotted names of keys whose values differ between two nested dicts."""
+    a, b = flatten(old), flatten(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, object()) != b.get(k, object()))
+
+
+# --------------------------------------------------------------------------- what determines each output
+
+def build_settings(cfg: Config) -> dict:
+    """The settings that determine ``dataset.h5`` (``build.workers`` does not)."""
+    return {
+        "paths": {"audio_folder": str(cfg.paths.audio_folder)},
+        "slicing": to_jsonable(cfg.slicing),
+        "features": to_jsonable(cfg.features),
+        "split": to_jsonable(cfg.split),
+        "build": {"audio_extensions": list(cfg.build.audio_extensions),
+                  "silence_threshold_db": cfg.build.silence_threshold_db},
+    }
+
+
+def processing_settings(cfg: Config) -> dict:
+    """The settings that determine ``processed.h5`` (``processing.memory_limit_mb`` does not)."""
+    processing = to_jsonable(cfg.processing)
+    processing.pop("memory_limit_mb")
+    return {**build_settings(cfg), "processing": processing}

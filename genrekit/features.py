@@ -1,0 +1,179 @@
+"""Cut a signal into overlapping slices and turn each into a log-mel spectrogram.
+
+The same functions serve ``build_dataset.py`` and ``track_analyzer``, so a model
+never sees features made differently from its training data.
+
+Why slices are frame-aligned: the STFT runs without centring
+(``center=False``), so frame ``j`` covers samples ``[j*hop, j*hop + n_fft)`` and
+depends on nothing else. Slice starts are snapped down to a multiple of
+``hop_length`` (at most one hop, 23 ms at the defaults), which makes a slice's
+spectrogram *exactly* a run of frames of the track's spectrogram. The track is
+then transformed once instead of once per overlapping slice, and the result is
+identical to transforming each slice on its own. The dB scale uses a fixed
+reference and floor (no per-array ``top_db``) for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from genrekit.audio import decode, peak_dbfs
+from genrekit.config import FeaturesConfig, SlicingConfig
+from genrekit.errors import TrackError
+
+AMIN = 1e-10  # power floor: log-mel values are >= -100 dB
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Sizes, in samples and frames, that follow from the slicing and feature settings."""
+
+    slice_samples: int
+    step_samples: int
+    n_frames: int  # spectrogram frames per slice (the model's time axis)
+    n_mels: int
+
+    @property
+    def spec_shape(self) -> tuple[int, int]:
+        return (self.n_frames, self.n_mels)
+
+
+def slice_geometry(slice_duration: float, overlap: float, features: FeaturesConfig) -> SliceGeometry:
+    sr = features.sample_rate
+    slice_samples = int(round(slice_duration * sr))
+    step_samples = max(1, int(round((slice_duration - overlap) * sr)))
+    n_frames = 1 + (slice_samples - features.n_fft) // features.hop_length
+    return SliceGeometry(slice_samples, step_samples, n_frames, features.n_mels)
+
+
+def slice_start_frames(n_samples: int, geometry: SliceGeometry, hop_length: int) -> np.ndarray:
+    """First spectrogram frame of every slice that fits in ``n_samples``.
+
+    A slice ``k`` nominally starts at ``k * step`` samples; the start is snapped
+    down to a whole hop. ``n_samples`` shorter than a slice gives no slice.
+    """
+    if n_samples < geometry.slice_samples:
+        return np.zeros(0, dtype=np.int64)
+    count = 1 + (n_samples - geometry.slice_samples) // geometry.step_samples
+    return (np.arange(count, dtype=np.int64) * geometry.step_samples) // hop_length
+
+
+def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """Log-mel spectrogram, time first: shape ``(frames, n_mels)``, float32, in dB."""
+    import librosa  # heavy import; only workers that compute features pay it
+
+    power = librosa.feature.melspectrogram(
+        y=signal, sr=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
+        n_mels=features.n_mels, fmin=features.fmin, fmax=features.fmax, center=False, power=2.0,
+    )
+    db = librosa.power_to_db(power, ref=1.0, amin=AMIN, top_db=None)
+    return np.ascontiguousarray(db.T, dtype=np.float32)
+
+
+def pad_to(signal: np.ndarray, n_samples: int, mode: str) -> np.ndarray:
+    """Lengthen a short signal to ``n_samples``: ``silence`` appends zeros, ``loop`` repeats it."""
+    if len(signal) >= n_samples:
+        return signal
+    if mode == "loop":
+        return np.resize(signal, n_samples).astype(np.float32, copy=False)
+    return np.concatenate([signal, np.zeros(n_samples - len(signal), dtype=np.float32)])
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed from strings and ints that is the same on every machine and run."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+@dataclass
+class TrackSlices:
+    """The slices of one track."""
+
+    specs: np.ndarray  # (n_slices, n_frames, n_mels) float32, dB
+    starts: np.ndarray  # (n_slices,) float64, seconds from the track start
+    duration: float  # seconds of decoded audio, before any padding
+    padded: bool  # the track was shorter than one slice and was padded
+
+
+def slice_signal(
+    signal: np.ndarray,
+    slicing: SlicingConfig,
+    features: FeaturesConfig,
+    *,
+    overlap: Optional[float] = None,
+    max_slices: Optional[int] = None,
+    random_selection: bool = False,
+    selection_key: str = "",
+) -> TrackSlices:
+    """Cut a decoded signal into slices and compute each slice's log-mel spectrogram.
+
+    Parameters
+    ----------
+    signal : np.ndarray
+        Mono float32 at ``features.sample_rate`` (see :func:`genrekit.audio.decode`).
+    slicing, features : config sections
+        Slice length, padding policy and spectrogram settings.
+    overlap : float, optional
+        Seconds of overlap between consecutive slices; default ``slicing.overlap``.
+    max_slices : int, optional
+        Keep at most this many slices: the first ones, or a seeded random choice
+        (``random_selection``) that depends only on ``slicing.seed`` and ``selection_key``.
+    """
+    overlap = slicing.overlap if overlap is None else overlap
+    geometry = slice_geometry(slicing.slice_duration, overlap, features)
+    hop = features.hop_length
+    duration = len(signal) / features.sample_rate
+    padded = len(signal) < geometry.slice_samples
+    if padded:
+        if slicing.short_tracks == "drop":
+            raise TrackError(f"shorter than one slice ({duration:.2f} s < {slicing.slice_duration:g} s)")
+        signal = pad_to(signal, geometry.slice_samples, slicing.pad_mode)
+
+    starts = slice_start_frames(len(signal), geometry, hop)
+    if max_slices is not None and len(starts) > max_slices:
+        if random_selection:
+            rng = np.random.default_rng(stable_seed(slicing.seed, selection_key))
+            starts = np.sort(rng.choice(starts, size=max_slices, replace=False))
+        else:
+            starts = starts[:max_slices]
+
+    # One transform over the span the kept slices cover; each slice is a run of its frames.
+    first = int(starts[0])
+    span = signal[first * hop: int(starts[-1]) * hop + geometry.slice_samples]
+    frames = log_mel(span, features)
+    index = (starts - first)[:, None] + np.arange(geometry.n_frames)[None, :]
+    specs = frames[index]
+    return TrackSlices(specs=specs, starts=starts * hop / features.sample_rate,
+                       duration=duration, padded=padded)
+
+
+def load_track_slices(
+    path: Path,
+    slicing: SlicingConfig,
+    features: FeaturesConfig,
+    *,
+    silence_threshold_db: float,
+    overlap: Optional[float] = None,
+    max_slices: Optional[int] = None,
+    random_selection: bool = False,
+    selection_key: str = "",
+) -> TrackSlices:
+    """Decode a file, refuse it if silent, and slice it (see :func:`slice_signal`).
+
+    Raises
+    ------
+    TrackError
+        The file cannot be decoded, is silent, or (with ``short_tracks: drop``) too short.
+    """
+    signal = decode(path, features.sample_rate)
+    level = peak_dbfs(signal)
+    if level < silence_threshold_db:
+        shown = "-inf" if level == float("-inf") else f"{level:.1f}"
+        raise TrackError(f"silent (peak {shown} dBFS, below {silence_threshold_db:g} dBFS)")
+    return slice_signal(signal, slicing, features, overlap=overlap, max_slices=max_slices,
+                        random_selection=random_selection, selection_key=selection_key)

@@ -1,0 +1,78 @@
+"""Spectrogram normalization: the statistics and the transform, shared by
+``process_dataset.py`` (which computes them on the train split) and the analyzer
+(which applies the very same transform to new audio).
+
+Methods
+-------
+standard
+    Per-mel-band mean and standard deviation: ``(x - mean[band]) / std[band]``.
+min_max
+    Global train minimum and maximum: ``(x - min) / (max - min)``, in [0, 1] on train.
+non_zero_min_max
+    As ``min_max`` plus 0.001, in [0.001, 1.001] on train (SLAPP's method: no exact zeros).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+METHODS = ("standard", "min_max", "non_zero_min_max")
+STD_FLOOR = 1e-6  # a constant band (e.g. all at the -100 dB floor) must not divide by zero
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """What is needed to normalize a spectrogram exactly as the training data was."""
+
+    method: str
+    mean: Optional[np.ndarray] = None  # (n_mels,) float64, standard only
+    std: Optional[np.ndarray] = None  # (n_mels,) float64, standard only
+    minimum: Optional[float] = None  # min_max methods only
+    maximum: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "mean": None if self.mean is None else [float(v) for v in self.mean],
+            "std": None if self.std is None else [float(v) for v in self.std],
+            "min": self.minimum,
+            "max": self.maximum,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NormStats":
+        method = data.get("method")
+        if method not in METHODS:
+            raise ValueError(f"unknown normalization method {method!r}")
+        mean = None if data.get("mean") is None else np.asarray(data["mean"], dtype=np.float64)
+        std = None if data.get("std") is None else np.asarray(data["std"], dtype=np.float64)
+        stats = cls(method, mean, std, data.get("min"), data.get("max"))
+        stats.check()
+        return stats
+
+    def check(self, n_mels: Optional[int] = None) -> None:
+        """Raise ``ValueError`` when the statistics are missing or do not fit ``n_mels``."""
+        if self.method == "standard":
+            if self.mean is None or self.std is None or self.mean.shape != self.std.shape:
+                raise ValueError("standard normalization needs mean and std of equal length")
+            if n_mels is not None and self.mean.shape != (n_mels,):
+                raise ValueError(f"normalization has {self.mean.shape[0]} bands, features have {n_mels}")
+        elif self.minimum is None or self.maximum is None:
+            raise ValueError(f"{self.method} normalization needs min and max")
+
+
+def apply(specs: np.ndarray, stats: NormStats) -> np.ndarray:
+    """Normalize spectrograms ``(..., frames, n_mels)`` in dB; returns float32."""
+    x = np.asarray(specs, dtype=np.float32)
+    if stats.method == "standard":
+        mean = stats.mean.astype(np.float32)
+        std = np.maximum(stats.std, STD_FLOOR).astype(np.float32)
+        return (x - mean) / std
+    scale = np.float32(max(stats.maximum - stats.minimum, STD_FLOOR))
+    out = (x - np.float32(stats.minimum)) / scale
+    if stats.method == "non_zero_min_max":
+        out += np.float32(0.001)
+    return out

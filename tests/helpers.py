@@ -1,0 +1,110 @@
+"""Shared by the tests: generate real audio files and run the real scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from genrekit.audio import ffmpeg_executable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SR = 22050
+
+
+def tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.3, harmonics: int = 3) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    y = sum(amp / (k + 1) * np.sin(2 * np.pi * freq * (k + 1) * t) for k in range(harmonics))
+    return y.astype(np.float32)
+
+
+def noise(seconds: float, sr: int = SR, amp: float = 0.2, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (amp * rng.standard_normal(int(round(seconds * sr)))).astype(np.float32)
+
+
+def pulses(seconds: float, bpm: float, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """Decaying noise bursts on every beat: a crude drum track."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sr))
+    y = np.zeros(n, dtype=np.float32)
+    hit = (rng.standard_normal(int(0.08 * sr)) * np.exp(-np.linspace(0, 8, int(0.08 * sr)))).astype(np.float32)
+    for start in np.arange(0, n, int(sr * 60 / bpm)):
+        end = min(n, start + len(hit))
+        y[start:end] += 0.5 * hit[: end - start]
+    return y
+
+
+def write_audio(path: Path, signal: np.ndarray, sr: int = SR, channels: int = 1,
+                out_rate: Optional[int] = None, bitrate: str = "128k") -> Path:
+    """Write ``signal`` (mono float32) with the real ffmpeg; the suffix picks the format.
+
+    ``channels=2`` writes a stereo file (the same signal, right channel slightly quieter);
+    ``out_rate`` resamples on the way (e.g. 44100 to mimic CD-rate mp3s).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = signal.astype(np.float32)
+    if channels == 2:
+        data = np.stack([data, 0.8 * data], axis=1)
+    cmd = [ffmpeg_executable(), "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", str(sr),
+           "-ac", str(channels), "-i", "pipe:"]
+    if out_rate:
+        cmd += ["-ar", str(out_rate)]
+    if path.suffix.lower() == ".mp3":
+        cmd += ["-c:a", "libmp3lame", "-b:a", bitrate]
+    cmd.append(str(path))
+    subprocess.run(cmd, input=data.tobytes(), check=True)
+    return path
+
+
+def label_signal(label_index: int, seconds: float, seed: int, sr: int = SR) -> np.ndarray:
+    """An easily told apart signal per label: tones at different pitches, noise, pulses."""
+    rng = np.random.default_rng(seed)
+    kind = label_index % 4
+    if kind == 0:
+        y = tone(220 * (1 + 0.05 * rng.random()), seconds, sr)
+    elif kind == 1:
+        y = tone(1760 * (1 + 0.05 * rng.random()), seconds, sr)
+    elif kind == 2:
+        y = noise(seconds, sr, seed=seed)
+    else:
+        y = pulses(seconds, bpm=100 + 40 * rng.random(), sr=sr, seed=seed)
+    return y + noise(seconds, sr, amp=0.01, seed=seed + 1)
+
+
+def make_corpus(root: Path, labels: dict[str, int], seconds: float = 8.0, fmt: str = "wav",
+                seed: int = 0) -> list[Path]:
+    """Write ``labels[name]`` tracks per label under ``root/<name>/``; return their paths."""
+    paths = []
+    for index, (name, count) in enumerate(labels.items()):
+        for k in range(count):
+            y = label_signal(index, seconds, seed=seed + 100 * index + k)
+            paths.append(write_audio(root / name / f"{name}_{k:02d}.{fmt}", y))
+    return paths
+
+
+def write_config(path: Path, **sections: Any) -> Path:
+    """Write a pipeline_parameters.json holding only the given sections."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sections, indent=2), encoding="utf-8")
+    return path
+
+
+def script_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
+    return env
+
+
+def run_script(script: str, *args: str, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run a top-level script (``build_dataset.py``...) or ``-m module`` as a subprocess."""
+    cmd = [sys.executable, *(script.split() if script.startswith("-m ") else [str(REPO_ROOT / script)]), *args]
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
