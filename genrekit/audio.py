@@ -9,6 +9,7 @@ the result does not depend on which decoder read the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -34,8 +35,26 @@ def ffmpeg_executable() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+@contextlib.contextmanager
+def _silenced_stderr_fd():
+    """libsndfile's mp3 decoder writes notes about bad frames straight to fd 2; our errors say enough."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (e.g. some embedded interpreters)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    with _silenced_stderr_fd():
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     return data, rate
 
 

@@ -1,0 +1,525 @@
+"""Build ``dataset.h5`` from a folder-per-label audio tree, resumably and in parallel.
+
+The build runs in three stages:
+
+1. **Scan** the audio folder: label folders, audio files (recursively), hidden and
+   non-audio files set aside. Track ids follow the sorted relative paths.
+2. **Per track**, a pure function from (file, config) to stored slices:
+   :func:`process_track` decodes, slices and computes features, then writes one
+   small *shard* file atomically (temp file, fsync, rename) under
+   ``<output>/.build/shards/<features fingerprint>/``, or a failure record for a
+   track that cannot be used. A shard that exists is finished work; a rerun skips
+   it. Tracks run on any ``concurrent.futures.Executor``: a local process pool
+   by default, a Dask or Ray executor for corpora that outgrow one machine.
+3. **Assemble**: split the usable tracks, then copy the shards into
+   ``dataset.h5.tmp``, fsync it and rename it to ``dataset.h5``.
+
+Killing the build at any instant therefore loses at most the tracks in flight,
+and never leaves a half-written ``dataset.h5``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from genrekit.config import (Config, build_settings, changed_keys, fingerprint, to_jsonable)
+from genrekit.errors import GenrekitError, TrackError
+from genrekit.features import load_track_slices, slice_geometry
+from genrekit.splits import SPLIT_NAMES, assign_splits, read_custom_splits, read_mapping
+
+WORK_DIR = ".build"
+LOCK_FILE = ".build.lock"
+REPORT_FILE = "build_report.json"
+
+
+# --------------------------------------------------------------------------- small file helpers
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` holds either its old content or all of the new one."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(folder: Path) -> None:
+    """Temp files left by a killed run are never finished work."""
+    if folder.is_dir():
+        for tmp in folder.rglob("*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- scan
+
+@dataclass(frozen=True)
+class TrackFile:
+    """One audio file found in the audio folder."""
+
+    path: str  # relative to the audio folder, POSIX separators: the track's key
+    label: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(self.path.encode("utf-8")).hexdigest()[:20]
+
+
+@dataclass
+class Scan:
+    tracks: list[TrackFile]
+    ignored: list[dict]  # files that are not tracks: hidden, not audio, outside label folders
+    label_folders: list[str]
+
+
+def _hidden(part: str) -> bool:
+    return part.startswith(".") or part == "__MACOSX"
+
+
+def scan_audio_folder(audio_folder: Path, extensions: Iterable[str]) -> Scan:
+    """Find every track under ``<audio_folder>/<label>/`` (recursively), sorted by path."""
+    extensions = {e.lower() for e in extensions}
+    tracks, ignored = [], []
+    label_folders = sorted(p.name for p in audio_folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    for entry in sorted(audio_folder.iterdir()):
+        if entry.is_file() and not _hidden(entry.name):
+            ignored.append({"path": entry.name, "reason": "not inside a label folder"})
+    for label in label_folders:
+        for root, dirs, files in os.walk(audio_folder / label):
+            dirs[:] = sorted(d for d in dirs if not _hidden(d))
+            for name in sorted(files):
+                full = Path(root) / name
+                rel = full.relative_to(audio_folder).as_posix()
+                if _hidden(name):
+                    ignored.append({"path": rel, "reason": "hidden file"})
+                elif full.suffix.lower() not in extensions:
+                    ignored.append({"path": rel, "reason": f"not an audio extension ({full.suffix or 'none'})"})
+                else:
+                    st = full.stat()
+                    tracks.append(TrackFile(rel, label, st.st_size, st.st_mtime_ns))
+    tracks.sort(key=lambda t: t.path)
+    return Scan(tracks, ignored, label_folders)
+
+
+# --------------------------------------------------------------------------- per-track work
+
+@dataclass(frozen=True)
+class TrackResult:
+    """What the assembly needs to know about a processed track (the slices stay in the shard)."""
+
+    path: str
+    ok: bool
+    n_slices: int = 0
+    duration: float = 0.0
+    padded: bool = False
+    reason: str = ""
+
+
+def shard_settings(cfg: Config) -> dict:
+    """The settings that determine a track's shard (not the split, not the label)."""
+    return {"slicing": to_jsonable(cfg.slicing), "features": to_jsonable(cfg.features),
+            "silence_threshold_db": cfg.build.silence_threshold_db}
+
+
+def _shard_paths(shard_dir: Path, track: TrackFile) -> tuple[Path, Path]:
+    return shard_dir / f"{track.key}.npz", shard_dir / f"{track.key}.fail.json"
+
+
+def _matches(meta: dict, track: TrackFile) -> bool:
+    return (meta.get("path"), meta.get("size"), meta.get("mtime_ns")) == (track.path, track.size, track.mtime_ns)
+
+
+def read_finished(shard_dir: Path, track: TrackFile) -> Optional[TrackResult]:
+    """The stored result of a track processed before, or None if it must be (re)done."""
+    shard, failure = _shard_paths(shard_dir, track)
+    try:
+        if shard.exists():
+            with np.load(shard) as data:
+                meta = json.loads(str(data["meta"]))
+            if _matches(meta, track):
+                return TrackResult(track.path, True, meta["n_slices"], meta["duration"], meta["padded"])
+        elif failure.exists():
+            meta = json.loads(failure.read_text(encoding="utf-8"))
+            if _matches(meta, track):
+                return TrackResult(track.path, False, reason=meta["reason"])
+    except (OSError, ValueError, KeyError):
+        pass  # unreadable: redo the track
+    return None
+
+
+def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Config) -> TrackResult:
+    """Decode, slice and transform one track, and store the result atomically in its shard.
+
+    A pure function of the file and the config: it can run in any process or on any machine
+    that sees ``audio_folder`` and ``shard_dir``.
+    """
+    shard, failure = _shard_paths(shard_dir, track)
+    meta = {"path": track.path, "size": track.size, "mtime_ns": track.mtime_ns}
+    try:
+        slices = load_track_slices(
+            audio_folder / track.path, cfg.slicing, cfg.features,
+            silence_threshold_db=cfg.build.silence_threshold_db,
+            max_slices=cfg.slicing.max_slices, random_selection=cfg.slicing.random_slice_selection,
+            selection_key=track.path,
+        )
+    except TrackError as exc:
+        write_atomic(failure, json.dumps({**meta, "reason": str(exc)}).encode("utf-8"))
+        shard.unlink(missing_ok=True)
+        return TrackResult(track.path, False, reason=str(exc))
+    meta.update(n_slices=len(slices.starts), duration=slices.duration, padded=slices.padded)
+    buffer = io.BytesIO()
+    np.savez(buffer, specs=slices.specs.astype(np.float16), starts=slices.starts, meta=json.dumps(meta))
+    write_atomic(shard, buffer.getvalue())
+    failure.unlink(missing_ok=True)
+    return TrackResult(track.path, True, meta["n_slices"], slices.duration, slices.padded)
+
+
+def _worker_init() -> None:
+    # One BLAS thread per worker: the pool already uses every core.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+class SerialExecutor(cf.Executor):
+    """Runs tasks in the calling process (``build.workers: 1``); handy for debugging."""
+
+    def submit(self, fn, /, *args, **kwargs):  # noqa: D102
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # the caller sees it through the future, as with a pool
+            future.set_exception(exc)
+        return future
+
+
+def default_executor(workers: int) -> cf.Executor:
+    if workers == 1:
+        return SerialExecutor()
+    return cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
+
+
+def run_tracks(
+    todo: list[TrackFile],
+    audio_folder: Path,
+    shard_dir: Path,
+    cfg: Config,
+    executor: cf.Executor,
+    on_done: Callable[[TrackResult], None],
+    max_in_flight: int,
+) -> None:
+    """Process ``todo`` on ``executor``, keeping a bounded number of tasks in flight."""
+    pending: set[cf.Future] = set()
+    tracks = iter(todo)
+    while True:
+        for track in tracks:
+            pending.add(executor.submit(process_track, track, audio_folder, shard_dir, cfg))
+            if len(pending) >= max_in_flight:
+                break
+        if not pending:
+            return
+        done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            on_done(future.result())
+
+
+# --------------------------------------------------------------------------- assembly
+
+def settings_with_inputs(cfg: Config) -> dict:
+    """``build_settings`` plus the content hashes of the split and group files it names."""
+    settings = build_settings(cfg)
+    for name in ("custom_split_file", "group_file"):
+        path = getattr(cfg.split, name)
+        if path is not None:
+            settings["split"][f"{name}_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return settings
+
+
+@dataclass
+class Assembly:
+    """Everything decided before writing: labels, splits, table rows."""
+
+    labels: list[str]
+    rows: list[dict]  # one per scanned track, in track-id order
+    split_of: dict[str, str]
+    unknown_custom: list[str] = field(default_factory=list)
+
+
+def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg: Config) -> Assembly:
+    usable = [t for t in tracks if results[t.path].ok]
+    labels = sorted({t.label for t in usable})
+    custom = read_custom_splits(cfg.split.custom_split_file) if cfg.split.custom_split_file else {}
+    groups = read_mapping(cfg.split.group_file, "group", "split.group_file") if cfg.split.group_file else {}
+    split_of = assign_splits(((t.path, t.label) for t in usable), cfg.split.validation_share,
+                             cfg.split.test_share, cfg.split.seed, custom, groups)
+    label_index = {name: i for i, name in enumerate(labels)}
+    rows = []
+    for track in tracks:
+        result = results[track.path]
+        status = ("padded" if result.padded else "ok") if result.ok else f"skipped: {result.reason}"
+        rows.append({"path": track.path, "label": label_index.get(track.label, -1),
+                     "split": split_of.get(track.path, ""), "duration": result.duration,
+                     "n_slices": result.n_slices, "status": status})
+    known = {t.path for t in tracks}
+    return Assembly(labels, rows, split_of, sorted(p for p in custom if p not in known))
+
+
+def dataset_fingerprint(config_fp: str, rows: list[dict], tracks: list[TrackFile]) -> str:
+    return fingerprint({"config": config_fp,
+                        "tracks": [[t.path, t.size, t.mtime_ns, r["status"], r["n_slices"]]
+                                   for t, r in zip(tracks, rows)]})
+
+
+def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir: Path, cfg: Config,
+                  settings: dict, progress: Callable[[int], None]) -> None:
+    """Copy the shards into ``path`` (a temp file; the caller renames it)."""
+    import h5py
+
+    from genrekit import h5layout
+
+    geometry = slice_geometry(cfg.slicing.slice_duration, cfg.slicing.overlap, cfg.features)
+    config_fp = fingerprint(settings)
+    with h5py.File(path, "w") as h5:
+        h5.attrs["format_version"] = h5layout.FORMAT_VERSION
+        h5layout.set_json_attr(h5, "labels", plan.labels)
+        h5layout.set_json_attr(h5, "features", to_jsonable(cfg.features))
+        h5layout.set_json_attr(h5, "slicing", to_jsonable(cfg.slicing))
+        h5layout.set_json_attr(h5, "split", to_jsonable(cfg.split))
+        h5layout.set_json_attr(h5, "build_settings", settings)
+        h5.attrs["config_fingerprint"] = config_fp
+        h5.attrs["dataset_fingerprint"] = dataset_fingerprint(config_fp, plan.rows, tracks)
+        h5.attrs["silence_threshold_db"] = cfg.build.silence_threshold_db
+        h5.attrs["spec_shape"] = list(geometry.spec_shape)
+
+        table = np.zeros(len(plan.rows), dtype=h5layout.TRACKS_DTYPE)
+        for i, row in enumerate(plan.rows):
+            table[i] = tuple(row[name] for name in h5layout.TRACKS_DTYPE.names)
+        h5.create_dataset("tracks", data=table)
+
+        for split in SPLIT_NAMES:
+            members = [(i, t) for i, (t, r) in enumerate(zip(tracks, plan.rows)) if r["split"] == split]
+            n_rows = sum(plan.rows[i]["n_slices"] for i, _ in members)
+            arrays = h5layout.create_split_arrays(h5.create_group(split), n_rows, geometry.spec_shape)
+            offset = 0
+            for track_id, track in members:
+                with np.load(_shard_paths(shard_dir, track)[0]) as data:
+                    specs, starts = data["specs"], data["starts"]
+                end = offset + len(starts)
+                arrays["specs"][offset:end] = specs
+                arrays["labels"][offset:end] = plan.rows[track_id]["label"]
+                arrays["track_ids"][offset:end] = track_id
+                arrays["slice_starts"][offset:end] = starts
+                offset = end
+                progress(1)
+        h5.flush()
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def build_report(plan: Assembly, scan: Scan, results: dict[str, TrackResult], dataset: Path) -> dict:
+    rows = plan.rows
+    labels_report = {}
+    for label in scan.label_folders:
+        mine = [r for t, r in zip(scan.tracks, rows) if t.label == label]
+        labels_report[label] = {
+            "tracks": {s: sum(r["split"] == s for r in mine) for s in SPLIT_NAMES},
+            "slices": {s: sum(r["n_slices"] for r in mine if r["split"] == s) for s in SPLIT_NAMES},
+            "skipped": sum(r["status"].startswith("skipped") for r in mine),
+        }
+    return {
+        "dataset": str(dataset),
+        "labels": plan.labels,
+        "tracks_found": len(scan.tracks),
+        "tracks_used": sum(r.ok for r in results.values()),
+        "tracks_skipped": sum(not r.ok for r in results.values()),
+        "tracks_padded": sum(r.padded for r in results.values()),
+        "splits": {s: {"tracks": sum(r["split"] == s for r in rows),
+                       "slices": sum(r["n_slices"] for r in rows if r["split"] == s)} for s in SPLIT_NAMES},
+        "per_label": labels_report,
+        "empty_labels": [lb for lb in scan.label_folders if lb not in plan.labels],
+        "skipped": [{"path": r["path"], "reason": r["status"].removeprefix("skipped: ")}
+                    for r in rows if r["status"].startswith("skipped")],
+        "padded": [r["path"] for r in rows if r["status"] == "padded"],
+        "ignored": scan.ignored,
+        "custom_split_paths_not_found": plan.unknown_custom,
+    }
+
+
+# --------------------------------------------------------------------------- the build
+
+@dataclass
+class BuildOutcome:
+    dataset: Path
+    report: Optional[dict]  # None when the build was already up to date
+    processed_now: int = 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _stored_settings(dataset: Path, state_file: Path) -> Optional[dict]:
+    """The settings of the existing (or interrupted) build, if any."""
+    if dataset.exists():
+        import h5py
+
+        from genrekit.h5layout import json_attr
+
+        try:
+            with h5py.File(dataset, "r") as h5:
+                return json_attr(h5, "build_settings")
+        except (OSError, KeyError, ValueError):
+            # Never overwrite a file this tool did not write.
+            raise GenrekitError(f"{dataset}: exists but was not written by build_dataset.py; "
+                                f"move it away or choose another paths.output_folder") from None
+    if state_file.exists():
+        try:
+            return json.loads(state_file.read_text(encoding="utf-8"))["build_settings"]
+        except (OSError, ValueError, KeyError):
+            return None
+    return None
+
+
+def build_dataset(cfg: Config, *, restart: bool = False, executor: Optional[cf.Executor] = None,
+                  show_progress: bool = True) -> BuildOutcome:
+    """Build (or resume, or confirm) ``<output_folder>/dataset.h5``. See the module docstring."""
+    from filelock import FileLock, Timeout
+    from tqdm import tqdm
+
+    output = cfg.paths.output_folder
+    output.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(output / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise GenrekitError(f"{output}: another build is running on this output folder "
+                            f"(lock file {output / LOCK_FILE})") from None
+    try:
+        return _build_locked(cfg, restart, executor, show_progress, tqdm)
+    finally:
+        lock.release()
+
+
+def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], show_progress: bool,
+                  tqdm) -> BuildOutcome:
+    output = cfg.paths.output_folder
+    dataset = cfg.dataset_path
+    work = output / WORK_DIR
+    state_file = work / "state.json"
+    settings = settings_with_inputs(cfg)
+    config_fp = fingerprint(settings)
+
+    previous = _stored_settings(dataset, state_file)
+    if previous is not None and previous != settings and not restart:
+        keys = ", ".join(changed_keys(previous, settings)) or "unknown keys"
+        raise GenrekitError(f"{cfg.source or 'config'}: settings changed since the last build ({keys}); "
+                            f"run build_dataset.py --restart to rebuild {dataset}")
+
+    shard_root = work / "shards"
+    shard_dir = shard_root / fingerprint(shard_settings(cfg))
+    if restart and shard_root.is_dir():  # shards made with other feature settings are of no further use
+        import shutil
+
+        for other in shard_root.iterdir():
+            if other != shard_dir:
+                shutil.rmtree(other, ignore_errors=True)
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(work)
+    output.joinpath(dataset.name + ".tmp").unlink(missing_ok=True)
+    write_atomic(state_file, json.dumps({"build_settings": settings}, indent=1).encode("utf-8"))
+
+    scan = scan_audio_folder(cfg.paths.audio_folder, cfg.build.audio_extensions)
+    if not scan.tracks:
+        raise GenrekitError(f"{cfg.paths.audio_folder}: no audio files found in label folders "
+                            f"(expected <audio_folder>/<label>/<track>.mp3)")
+
+    results: dict[str, TrackResult] = {}
+    todo = []
+    for track in scan.tracks:
+        finished = read_finished(shard_dir, track)
+        if finished is None:
+            todo.append(track)
+        else:
+            results[track.path] = finished
+
+    if dataset.exists() and not todo and previous == settings:
+        import h5py
+
+        with h5py.File(dataset, "r") as h5:
+            stored_fp = h5.attrs.get("dataset_fingerprint")
+        plan = plan_assembly(scan.tracks, results, cfg)
+        if stored_fp == dataset_fingerprint(config_fp, plan.rows, scan.tracks):
+            _log(f"{dataset} is up to date ({len(scan.tracks)} tracks); nothing to do")
+            return BuildOutcome(dataset, None)
+
+    workers = cfg.build.workers or len(os.sched_getaffinity(0))
+    if results:
+        _log(f"resuming: {len(results)} of {len(scan.tracks)} tracks already done")
+    bar = tqdm(total=len(scan.tracks), initial=len(results), unit="track", desc="tracks",
+               disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
+
+    def on_done(result: TrackResult) -> None:
+        results[result.path] = result
+        if not result.ok:
+            bar.write(f"skipped {result.path}: {result.reason}", file=sys.stderr)
+        bar.update(1)
+
+    own_executor = executor is None and todo
+    if own_executor:
+        executor = default_executor(min(workers, len(todo)))
+    try:
+        if todo:
+            run_tracks(todo, cfg.paths.audio_folder, shard_dir, cfg, executor, on_done, 4 * workers)
+    finally:
+        bar.close()
+        if own_executor:
+            executor.shutdown(wait=True, cancel_futures=True)
+    fsync_dir(shard_dir)
+
+    plan = plan_assembly(scan.tracks, results, cfg)
+    if not plan.labels:
+        raise GenrekitError(f"{cfg.paths.audio_folder}: none of the {len(scan.tracks)} audio files could be used "
+                            f"(see the skipped files above)")
+    tmp = output / (dataset.name + ".tmp")
+    n_used = sum(r.ok for r in results.values())
+    with tqdm(total=n_used, unit="track", desc="writing dataset.h5", disable=not show_progress,
+              file=sys.stderr, dynamic_ncols=True) as write_bar:
+        write_dataset(tmp, plan, scan.tracks, shard_dir, cfg, settings, write_bar.update)
+    os.replace(tmp, dataset)
+    fsync_dir(output)
+
+    report = build_report(plan, scan, results, dataset)
+    write_atomic(output / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
+    return BuildOutcome(dataset, report, processed_now=len(todo))
+
+
+def summary_line(report: dict) -> str:
+    splits = report["splits"]
+    line = (f"built {report['dataset']}: {len(report['labels'])} labels, {report['tracks_used']} tracks "
+            f"({splits['train']['tracks']}/{splits['val']['tracks']}/{splits['test']['tracks']} train/val/test), "
+            f"{sum(s['slices'] for s in splits.values())} slices")
+    if report["tracks_skipped"]:
+        line += f"; skipped {report['tracks_skipped']} tracks (reasons in {REPORT_FILE})"
+    if report["empty_labels"]:
+        line += f"; labels with no usable track: {', '.join(report['empty_labels'])}"
+    return line
