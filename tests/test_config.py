@@ -1,0 +1,83 @@
+"""genrekit.config: defaults, types, ranges, relative paths, fingerprints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genrekit.config import (build_settings, changed_keys, config_from_dict, fingerprint, load_config,
+                             processing_settings)
+from genrekit.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_file_holds_every_key_at_its_default():
+    data = json.loads((REPO / "pipeline_parameters.json").read_text())
+    cfg = config_from_dict(data, base_dir=REPO)
+    assert cfg == config_from_dict({}, base_dir=REPO)
+    assert cfg.slicing.slice_duration == 3.0 and cfg.slicing.overlap == 1.0
+    assert (cfg.features.sample_rate, cfg.features.n_fft, cfg.features.hop_length, cfg.features.n_mels) == \
+        (22050, 2048, 512, 100)
+    assert (cfg.split.validation_share, cfg.split.test_share) == (0.1, 0.1)
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    path = tmp_path / "sub" / "p.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"paths": {"audio_folder": "../music", "output_folder": "/abs/out"},
+                                "split": {"group_file": "groups.csv"}}))
+    cfg = load_config(path)
+    assert cfg.paths.audio_folder.resolve() == (tmp_path / "music").resolve()
+    assert cfg.paths.output_folder == Path("/abs/out")
+    assert cfg.split.group_file == tmp_path / "sub" / "groups.csv"
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"slicing": {"overlap": 5.0}}, "slicing.overlap"),
+    ({"slicing": {"overlap": -1}}, "slicing.overlap"),
+    ({"slicing": {"max_slices": 0}}, "slicing.max_slices"),
+    ({"slicing": {"random_slice_selection": "yes"}}, "slicing.random_slice_selection"),
+    ({"slicing": {"pad_mode": "zeros"}}, "slicing.pad_mode"),
+    ({"features": {"sample_rate": 22050.5}}, "features.sample_rate"),
+    ({"features": {"n_mels": -3}}, "features.n_mels"),
+    ({"features": {"fmax": 20000}}, "features.fmax"),
+    ({"features": {"n_fft": 131072}}, "slicing.slice_duration"),
+    ({"split": {"validation_share": 1}}, "split.validation_share"),
+    ({"processing": {"norm_method": "zscore"}}, "processing.norm_method"),
+    ({"model": {"time_pools": [2, 2]}}, "model.time_pools"),
+    ({"training": {"batch_size": 0}}, "training.batch_size"),
+    ({"training": {"run_name": "a/b"}}, "training.run_name"),
+    ({"analysis": {"overlap": 3.0}}, "analysis.overlap"),
+    ({"analysis": {"aggregation": "max"}}, "analysis.aggregation"),
+    ({"features": {"hop": 256}}, "features.hop"),
+    ({"feature": {}}, "feature"),
+    ({"paths": []}, "paths"),
+])
+def test_bad_values_name_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert str(err.value).startswith(f"{key}:")
+
+
+def test_bad_json_names_the_file_and_line(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{\n  "paths": {,}\n}')
+    with pytest.raises(ConfigError, match=r"p\.json: invalid JSON at line 2"):
+        load_config(path)
+
+
+def test_comment_keys_are_allowed():
+    assert config_from_dict({"_comment": "hello"}) == config_from_dict({})
+
+
+def test_settings_fingerprints_ignore_workers_and_memory():
+    a = config_from_dict({})
+    b = config_from_dict({"build": {"workers": 1}, "processing": {"memory_limit_mb": 64}})
+    c = config_from_dict({"features": {"n_mels": 64}})
+    assert fingerprint(build_settings(a)) == fingerprint(build_settings(b))
+    assert fingerprint(processing_settings(a)) == fingerprint(processing_settings(b))
+    assert fingerprint(build_settings(a)) != fingerprint(build_settings(c))
+    assert changed_keys(build_settings(a), build_settings(c)) == ["features.n_mels"]

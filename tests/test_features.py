@@ -1,0 +1,75 @@
+"""genrekit.features: slice counts, offsets, exactness of the shared transform, padding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from genrekit.config import Config
+from genrekit.errors import TrackError
+from genrekit.features import (log_mel, pad_to, slice_geometry, slice_signal, slice_start_frames)
+from tests.helpers import SR, noise, tone
+
+CFG = Config()
+
+
+def test_geometry_at_defaults():
+    g = slice_geometry(3.0, 1.0, CFG.features)
+    assert (g.slice_samples, g.step_samples, g.n_frames, g.n_mels) == (66150, 44100, 126, 100)
+
+
+@pytest.mark.parametrize("seconds, expected", [(30.0, 14), (29.0, 14), (28.99, 13), (3.0, 1), (4.9, 1), (5.0, 2)])
+def test_slice_counts(seconds, expected):
+    g = slice_geometry(3.0, 1.0, CFG.features)
+    assert len(slice_start_frames(int(round(seconds * SR)), g, 512)) == expected
+
+
+def test_starts_snap_down_to_whole_hops():
+    ts = slice_signal(noise(30.0), CFG.slicing, CFG.features)
+    assert ts.specs.shape == (14, 126, 100) and ts.specs.dtype == np.float32
+    nominal = np.arange(14) * 2.0
+    assert np.all(ts.starts <= nominal + 1e-9) and np.all(nominal - ts.starts < 512 / SR)
+    np.testing.assert_allclose((ts.starts * SR) % 512, 0, atol=1e-6)
+
+
+def test_each_slice_equals_the_transform_of_that_slice_alone():
+    y = tone(330, 12.0) + noise(12.0, amp=0.05)
+    ts = slice_signal(y, CFG.slicing, CFG.features, overlap=2.0)
+    g = slice_geometry(3.0, 2.0, CFG.features)
+    assert len(ts.starts) == 10
+    for k in (0, 4, 9):
+        start = int(round(ts.starts[k] * SR))
+        np.testing.assert_array_equal(ts.specs[k], log_mel(y[start:start + g.slice_samples], CFG.features))
+
+
+def test_log_mel_scale():
+    spec = log_mel(np.zeros(SR * 3, dtype=np.float32), CFG.features)
+    assert spec.shape == (126, 100) and np.allclose(spec, -100.0, atol=1e-3)
+    loud = log_mel(tone(1000, 3.0, amp=0.5), CFG.features)
+    assert loud.max() > 0
+
+
+def test_padding_modes():
+    y = tone(440, 1.0)
+    assert np.array_equal(pad_to(y, 3 * SR, "silence")[SR:], np.zeros(2 * SR, dtype=np.float32))
+    looped = pad_to(y, 3 * SR, "loop")
+    assert np.array_equal(looped[SR:2 * SR], y)
+    ts = slice_signal(y, CFG.slicing, CFG.features)
+    assert ts.padded and ts.specs.shape == (1, 126, 100) and ts.duration == pytest.approx(1.0)
+    drop = dataclasses.replace(CFG.slicing, short_tracks="drop")
+    with pytest.raises(TrackError, match="shorter than one slice"):
+        slice_signal(y, drop, CFG.features)
+
+
+def test_max_slices_first_or_seeded_random():
+    y = noise(30.0)
+    first = slice_signal(y, CFG.slicing, CFG.features, max_slices=4)
+    np.testing.assert_allclose(first.starts, slice_signal(y, CFG.slicing, CFG.features).starts[:4])
+    a = slice_signal(y, CFG.slicing, CFG.features, max_slices=4, random_selection=True, selection_key="x.mp3")
+    b = slice_signal(y, CFG.slicing, CFG.features, max_slices=4, random_selection=True, selection_key="x.mp3")
+    c = slice_signal(y, CFG.slicing, CFG.features, max_slices=4, random_selection=True, selection_key="y.mp3")
+    np.testing.assert_array_equal(a.starts, b.starts)
+    assert len(a.starts) == 4 and np.all(np.diff(a.starts) > 0) and not np.array_equal(a.starts, c.starts)
+    np.testing.assert_array_equal(a.specs, b.specs)
