@@ -34,7 +34,7 @@ import numpy as np
 
 from genrekit.config import (Config, build_settings, changed_keys, fingerprint, to_jsonable)
 from genrekit.errors import GenrekitError, TrackError
-from genrekit.features import load_track_slices, slice_geometry
+from genrekit.features import load_track_slices, slice_geometry, warm_up
 from genrekit.splits import SPLIT_NAMES, assign_splits, read_custom_splits, read_mapping
 
 WORK_DIR = ".build"
@@ -486,6 +486,7 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
     own_executor = executor is None and todo
     if own_executor:
+        warm_up(cfg.features)  # before the pool forks, so every worker starts warm
         executor = default_executor(min(workers, len(todo)))
     try:
         if todo:

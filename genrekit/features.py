@@ -75,6 +75,12 @@ def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
     return np.ascontiguousarray(db.T, dtype=np.float32)
 
 
+def warm_up(features: FeaturesConfig) -> None:
+    """Import librosa and run one tiny transform: forked workers then inherit a ready library
+    instead of each paying seconds of imports (scipy.signal) and numba cache loading."""
+    log_mel(np.zeros(features.n_fft, dtype=np.float32), features)
+
+
 def pad_to(signal: np.ndarray, n_samples: int, mode: str) -> np.ndarray:
     """Lengthen a short signal to ``n_samples``: ``silence`` appends zeros, ``loop`` repeats it."""
     if len(signal) >= n_samples:

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Build speed and memory: build_dataset.py against the bare decode + one mel spectrogram per file.
+
+Generates 30 s, 44.1 kHz stereo mp3s (cached under benchmarks/out/), then, for two corpus sizes:
+
+* baseline: a process pool with the same worker count that decodes each file
+  (soundfile + soxr, as the build does) and computes one log-mel spectrogram of the whole track;
+* ours: ``build_dataset.py`` from scratch (slicing, features, shards, splits, dataset.h5).
+
+Both run as fresh processes (Python start and imports included). Prints audio seconds per
+wall second (× real time), ours / baseline, and the peak memory of each process tree
+(sampled from /proc), which must not grow with the number of tracks.
+
+Usage: python benchmarks/build_speed.py [--sizes 30 90] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from genrekit.audio import ffmpeg_executable  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "out" / "build_speed"
+SECONDS = 30.0
+GENRES = ("tones", "noise", "pulses")
+
+BASELINE = r"""
+import sys, concurrent.futures as cf
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from genrekit.audio import decode
+from genrekit.config import Config
+from genrekit.features import log_mel
+from genrekit.build import _worker_init
+FEATURES = Config().features
+def one(path):
+    return log_mel(decode(path, FEATURES.sample_rate), FEATURES).shape[0]
+files = sorted(Path(sys.argv[2]).rglob("*.mp3"))
+with cf.ProcessPoolExecutor(int(sys.argv[3]), initializer=_worker_init) as pool:
+    frames = sum(pool.map(one, files, chunksize=1))
+print(frames)
+"""
+
+
+def synth(kind: str, seed: int, sr: int = 44100) -> np.ndarray:
+    """30 s of stereo test audio with some variety (not music, but a realistic mp3 bitstream)."""
+    rng = np.random.default_rng(seed)
+    n = int(SECONDS * sr)
+    t = np.arange(n) / sr
+    if kind == "tones":
+        f = rng.uniform(110, 880)
+        y = sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, 5)) * 0.2
+    elif kind == "noise":
+        y = rng.standard_normal(n) * 0.1
+    else:
+        y = np.zeros(n)
+        beat = int(sr * 60 / rng.uniform(80, 160))
+        hit = rng.standard_normal(4000) * np.exp(-np.linspace(0, 8, 4000))
+        for s in range(0, n - 4000, beat):
+            y[s:s + 4000] += 0.4 * hit
+    y = y + rng.standard_normal(n) * 0.01
+    return np.stack([y, 0.9 * y], axis=1).astype(np.float32)
+
+
+def make_corpus(n_tracks: int) -> Path:
+    folder = OUT / f"corpus_{n_tracks}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"generating {n_tracks} mp3s of {SECONDS:g} s, 44.1 kHz stereo...", file=sys.stderr)
+    for i in range(n_tracks):
+        kind = GENRES[i % len(GENRES)]
+        path = folder / kind / f"{kind}_{i:04d}.mp3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([ffmpeg_executable(), "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", "44100",
+                        "-ac", "2", "-i", "pipe:", "-c:a", "libmp3lame", "-b:a", "192k", str(path)],
+                       input=synth(kind, i).tobytes(), check=True)
+    done.touch()
+    return folder
+
+
+def tree_rss_kib(root_pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields["PPid"]), []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def timed(cmd: list[str]) -> tuple[float, int, str]:
+    """Run ``cmd``; return wall seconds, peak tree RSS (KiB) and stdout."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
+    return wall, peak[0], out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[30, 90], help="corpus sizes in tracks")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    args = parser.parse_args()
+
+    rows = []
+    for n in args.sizes:
+        corpus = make_corpus(n)
+        audio_seconds = n * SECONDS
+        base_wall, base_rss, _ = timed([sys.executable, "-c", BASELINE, str(ROOT), str(corpus), str(args.workers)])
+        out = OUT / f"build_{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        config = out / "params.json"
+        config.write_text(json.dumps({"paths": {"audio_folder": str(corpus), "output_folder": str(out / "output")},
+                                      "build": {"workers": args.workers}}))
+        ours_wall, ours_rss, _ = timed([sys.executable, str(ROOT / "build_dataset.py"), "--config", str(config),
+                                        "--quiet"])
+        rows.append((n, audio_seconds, base_wall, ours_wall, base_rss, ours_rss))
+
+    print(f"build speed: 30 s 44.1 kHz stereo mp3s, {args.workers} workers, {os.cpu_count()} cores")
+    print(f"{'tracks':>6} {'baseline s':>10} {'ours s':>8} {'ours/base':>9} {'ours ×RT':>9} "
+          f"{'base ×RT':>9} {'peak MiB base':>13} {'peak MiB ours':>13}")
+    for n, audio, base, ours, base_rss, ours_rss in rows:
+        print(f"{n:>6} {base:>10.2f} {ours:>8.2f} {ours / base:>9.2f} {audio / ours:>9.0f} {audio / base:>9.0f} "
+              f"{base_rss / 1024:>13.0f} {ours_rss / 1024:>13.0f}")
+    if len(rows) > 1:
+        growth = rows[-1][5] / rows[0][5]
+        print(f"peak memory, ours, {rows[-1][0]} vs {rows[0][0]} tracks: ×{growth:.2f}")
+    print("targets: ours ×RT >= 500, ours/base <= 1.5, peak memory flat in the number of tracks")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
