@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 METHODS = ("standard", "min_max", "non_zero_min_max")
-STD_FLOOR = 1e-6  # a constant band (e.g. all at the -100 dB floor) must not divide by zero
+STD_FLOOR = 1e-2  # dB: a band (nearly) constant in train must not blow val/test values up
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,24 @@ class NormStats:
             raise ValueError(f"{self.method} normalization needs min and max")
 
 
-def apply(specs: np.ndarray, stats: NormStats) -> np.ndarray:
-    """Normalize spectrograms ``(..., frames, n_mels)`` in dB; returns float32."""
-    x = np.asarray(specs, dtype=np.float32)
+def apply(specs: np.ndarray, stats: NormStats, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Normalize spectrograms ``(..., frames, n_mels)`` in dB; returns float32.
+
+    ``out``, a float32 array of the same shape, receives the result instead of a
+    new array (chunked processing reuses its buffers); it may be ``specs`` itself.
+    """
+    # One float32 copy, then in-place arithmetic: the same values as ``(x - mean) / std``
+    # without further temporaries.
+    if out is None:
+        out = np.array(specs, dtype=np.float32, copy=True)
+    else:
+        np.copyto(out, specs)
     if stats.method == "standard":
-        mean = stats.mean.astype(np.float32)
-        std = np.maximum(stats.std, STD_FLOOR).astype(np.float32)
-        return (x - mean) / std
-    scale = np.float32(max(stats.maximum - stats.minimum, STD_FLOOR))
-    out = (x - np.float32(stats.minimum)) / scale
+        out -= stats.mean.astype(np.float32)
+        out /= np.maximum(stats.std, STD_FLOOR).astype(np.float32)
+        return out
+    out -= np.float32(stats.minimum)
+    out /= np.float32(max(stats.maximum - stats.minimum, STD_FLOOR))
     if stats.method == "non_zero_min_max":
         out += np.float32(0.001)
     return out
