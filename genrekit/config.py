@@ -78,7 +78,7 @@ class ProcessingConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    conv_filters: tuple[int, ...] = (32, 64, 128, 192)
+    conv_filters: tuple[int, ...] = (32, 64, 128, 160)
     time_pools: tuple[int, ...] = (2, 2, 2, 1)
     kernel_size: int = 3
     gru_units: tuple[int, ...] = (96, 96)
@@ -197,7 +197,8 @@ def _section_from_dict(cls: type, data: Any, name: str) -> Any:
 def _resolve(path: Optional[Path], base: Path) -> Optional[Path]:
     if path is None:
         return None
-    return path if path.is_absolute() else (base / path)
+    # normpath: messages then show /data/out, not /repo/demo/../data/out
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 
 def config_from_dict(data: Any, base_dir: Path = Path("."), source: Optional[Path] = None) -> Config:

@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Both create (or reuse) .venv with Python 3.11 and the pinned dependencies.
+# Use another interpreter with `make PYTHON=/path/to/python3.11 ...`.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-lock.stamp
+BENCH ?= *
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test bench clean
+
+help:
+	@echo "make demo   synthesize a demo corpus, run the whole pipeline on it, analyze a song (a few minutes)"
+	@echo "make test   run the test suite"
+	@echo "make bench  run the benchmark scripts in benchmarks/ (BENCH=build_speed: only that one)"
+	@echo "make venv   only create .venv and install requirements-lock.txt"
+	@echo "make clean  remove demo_output/ (nothing else)"
+
+venv: $(STAMP)
+
+# Re-run only when requirements-lock.txt changed since the last install.
+$(STAMP): requirements-lock.txt
+	@if [ -z "$(PYTHON)" ]; then echo "error: no python3.11 found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; fi
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "error: $(PYTHON) is Python $$("$(PYTHON)" -c 'import platform; print(platform.python_version())'), the pinned requirements need 3.11; run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@if [ -x "$(VENV_PYTHON)" ] && ! "$(VENV_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+		echo "error: $(VENV) holds another Python version; remove it (rm -rf $(VENV)) and run make again" >&2; exit 1; fi
+	@[ -x "$(VENV_PYTHON)" ] || "$(PYTHON)" -m venv $(VENV) || \
+		{ echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the python3.11-venv package" >&2; exit 1; }
+	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input -r requirements-lock.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV_PYTHON) demo/run_demo.py
+
+test: $(STAMP)
+	$(VENV_PYTHON) -m pytest tests -q
+
+bench: $(STAMP)
+	@set -e; for script in benchmarks/$(BENCH).py; do \
+		[ -e "$$script" ] || { echo "no benchmark benchmarks/$(BENCH).py" >&2; exit 1; }; \
+		echo "== $$script"; $(VENV_PYTHON) "$$script"; \
+	done
+
+clean:
+	rm -rf demo_output

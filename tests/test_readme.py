@@ -1,0 +1,34 @@
+"""README.md documents every key of pipeline_parameters.json with its current default."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from genrekit.config import SECTIONS, Config, to_jsonable
+from tests.helpers import REPO_ROOT
+
+
+def documented_defaults() -> dict[str, dict]:
+    """``{section: {key: default}}`` from the README's configuration tables."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    part = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, dict] = {}
+    section = None
+    for line in part.splitlines():
+        heading = re.match(r"### `(\w+)`", line)
+        if heading:
+            section = tables.setdefault(heading.group(1), {})
+            continue
+        row = re.match(r"\| `(\w+)` \| `(.+?)` \|", line)
+        if row and section is not None:
+            section[row.group(1)] = json.loads(row.group(2))
+    return tables
+
+
+def test_readme_lists_every_config_key_with_its_default():
+    defaults = to_jsonable(Config())
+    documented = documented_defaults()
+    assert sorted(documented) == sorted(SECTIONS)
+    for name in SECTIONS:
+        assert documented[name] == defaults[name], f"README section `{name}` is out of date"
