@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,21 +36,38 @@ def ffmpeg_executable() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+_stderr_lock = threading.Lock()
+_stderr_users = 0
+_saved_stderr_fd = -1
+
+
 @contextlib.contextmanager
 def _silenced_stderr_fd():
-    """libsndfile's mp3 decoder writes notes about bad frames straight to fd 2; our errors say enough."""
+    """libsndfile's mp3 decoder writes notes about bad frames straight to fd 2; our errors say enough.
+
+    Reference-counted, so decodes running in several threads restore fd 2 only when the last ends.
+    """
+    global _stderr_users, _saved_stderr_fd
+    with _stderr_lock:
+        if _stderr_users == 0:
+            try:
+                _saved_stderr_fd = os.dup(2)
+            except OSError:  # no fd 2 (some embedded interpreters): nothing to silence
+                _saved_stderr_fd = -1
+            if _saved_stderr_fd >= 0:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+        _stderr_users += 1
     try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 (e.g. some embedded interpreters)
         yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _stderr_lock:
+            _stderr_users -= 1
+            if _stderr_users == 0 and _saved_stderr_fd >= 0:
+                os.dup2(_saved_stderr_fd, 2)
+                os.close(_saved_stderr_fd)
+                _saved_stderr_fd = -1
 
 
 def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:

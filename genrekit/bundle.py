@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genrekit.config import FeaturesConfig, SlicingConfig, _section_from_dict, to_jsonable, validate, Config
+from genrekit.config import (AnalysisConfig, Config, FeaturesConfig, SlicingConfig, _section_from_dict,
+                             to_jsonable, validate)
 from genrekit.errors import ConfigError, GenrekitError
 from genrekit.features import slice_geometry
 from genrekit.normalization import NormStats
@@ -103,7 +104,10 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
     try:
         features = _section_from_dict(FeaturesConfig, need("features"), "features")
         slicing = _section_from_dict(SlicingConfig, need("slicing"), "slicing")
-        validate(dataclasses.replace(Config(), features=features, slicing=slicing))
+        # Only the bundle's own sections are checked: the default analysis overlap (2 s) must not
+        # refuse a model trained on short slices (the analyzer checks its own overlap).
+        validate(dataclasses.replace(Config(), features=features, slicing=slicing,
+                                     analysis=AnalysisConfig(overlap=0.0)))
     except ConfigError as exc:
         raise GenrekitError(f"{path}: inconsistent feature parameters: {exc}") from None
     try:

@@ -1,0 +1,392 @@
+"""track_analyzer with the tiny model trained in the test session (``trained_run`` in conftest.py).
+
+The tiny model tells its three labels (bass: a low tone, treble: a high tone, hiss: noise)
+only roughly apart after 2 epochs, so the tests check the analyzer's arithmetic, files and
+parity with the training data rather than how right the verdicts are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from genrekit import h5layout
+from genrekit.aggregate import aggregate
+from genrekit.bundle import load_bundle
+from genrekit.config import load_config
+from genrekit.errors import GenrekitError, TrackError
+from genrekit.features import slice_geometry
+from genrekit.normalization import apply
+from tests.conftest import TINY_LABELS
+from tests.helpers import REPO_ROOT, SR, label_signal, run_script, script_env, write_audio
+from track_analyzer import Analyzer, TrackAnalysis, analyze
+from track_analyzer.analyzer import slice_settings
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SIGNALS = {name: kind for kind, name in enumerate(TINY_LABELS)}  # make_corpus's label_signal kind per label
+THIRD = 60.0  # seconds of each label in the long track
+
+
+def signal(label: str, seconds: float, seed: int) -> np.ndarray:
+    return label_signal(SIGNALS[label], seconds, seed=seed)
+
+
+def analyzer_cli(*args: str):
+    return run_script("-m track_analyzer", *map(str, args))
+
+
+def analyze_cli(run, *args: str, model=None):
+    """The analyzer on the trained run, with the run's config (its analysis overlap fits 1 s slices)."""
+    return analyzer_cli(*args, "--model", model or run.run_folder, "--config", run.config)
+
+
+def one_error_line(proc) -> str:
+    """The single ``error: ...`` line a refused run prints; fails if there is more."""
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.fixture(scope="module")
+def long_mp3(tmp_path_factory) -> Path:
+    """3 min of bass, then treble, then hiss: a 44.1 kHz stereo mp3, like a CD rip."""
+    y = np.concatenate([signal(name, THIRD, seed=700 + i) for i, name in enumerate(("bass", "treble", "hiss"))])
+    return write_audio(tmp_path_factory.mktemp("long") / "long.mp3", y, out_rate=44100, channels=2)
+
+
+@pytest.fixture(scope="module")
+def analyzer(trained_run) -> Analyzer:
+    return Analyzer(trained_run.run_folder)
+
+
+@pytest.fixture(scope="module")
+def analysis_overlap(trained_run) -> float:
+    return load_config(trained_run.config).analysis.overlap
+
+
+@pytest.fixture(scope="module")
+def long_result(analyzer, long_mp3, analysis_overlap) -> TrackAnalysis:
+    return analyze(long_mp3, analyzer, overlap=analysis_overlap)
+
+
+def edited_bundle(run_folder: Path, target: Path, edit) -> Path:
+    """A copy of a run folder whose bundle.json went through ``edit(dict)``."""
+    target.mkdir(parents=True)
+    shutil.copy(run_folder / "model.keras", target / "model.keras")
+    data = json.loads((run_folder / "bundle.json").read_text())
+    edit(data)
+    (target / "bundle.json").write_text(json.dumps(data))
+    return target
+
+
+# --------------------------------------------------------------------------- Python API
+
+def test_full_length_mp3_slices_scores_and_ranking(long_result, analyzer, analysis_overlap):
+    result, bundle = long_result, analyzer.bundle
+    assert result.labels == tuple(bundle.labels)
+    assert abs(result.duration - 3 * THIRD) < 0.2 and not result.padded
+
+    # A slice every (slice_duration - overlap) seconds over the whole track, starts snapped to a hop.
+    geometry = slice_geometry(bundle.slicing.slice_duration, analysis_overlap, bundle.features)
+    n_samples = round(result.duration * bundle.features.sample_rate)
+    expected = 1 + (n_samples - geometry.slice_samples) // geometry.step_samples
+    hop = bundle.features.hop_length
+    assert result.scores.shape == (expected, len(bundle.labels))
+    np.testing.assert_array_equal(result.starts, (np.arange(expected) * geometry.step_samples // hop) * hop
+                                  / bundle.features.sample_rate)
+
+    np.testing.assert_allclose(result.scores.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(result.track_scores, result.scores.sum(axis=0), rtol=1e-6)
+    ranking = result.ranking
+    best_first = np.argsort(-result.track_scores, kind="stable")
+    assert [r.label for r in ranking] == [bundle.labels[i] for i in best_first]
+    assert sum(r.score for r in ranking) == pytest.approx(expected, rel=1e-5)
+    assert sum(r.share for r in ranking) == pytest.approx(1.0)
+    assert all(a.score >= b.score for a, b in zip(ranking, ranking[1:]))
+    assert ranking[0].label == result.top_label
+    assert re.fullmatch(r"\w+ \d+\.\d %  \w+ \d+\.\d %", result.summary(2))
+    assert result.summary(2) == f"{ranking[0].label} {100 * ranking[0].share:.1f} %  " \
+                                f"{ranking[1].label} {100 * ranking[1].share:.1f} %"
+
+    # Slices sit where their audio is: the hiss label scores higher over the hiss third than the treble one.
+    hiss = bundle.labels.index("hiss")
+    treble_third = (result.starts > THIRD + 1) & (result.starts < 2 * THIRD - 2)
+    hiss_third = result.starts > 2 * THIRD + 1
+    assert result.scores[hiss_third, hiss].mean() > result.scores[treble_third, hiss].mean()
+
+
+@pytest.mark.parametrize("method", ["mean-log", "vote"])
+def test_other_aggregations(analyzer, long_mp3, long_result, method):
+    result = analyze(long_mp3, analyzer, overlap=long_result.overlap, aggregation=method)
+    np.testing.assert_allclose(result.scores, long_result.scores, atol=1e-6)  # same slices, same scores
+    np.testing.assert_allclose(result.track_scores, aggregate(result.scores, method))
+    assert sum(r.share for r in result.ranking) == pytest.approx(1.0)
+    if method == "vote":
+        assert result.track_scores.sum() == len(result.starts)
+        assert result.top_label == result.labels[np.bincount(result.scores.argmax(1)).argmax()]
+
+
+def test_short_track_is_padded_even_if_the_build_dropped_short_ones(analyzer, trained_run, tmp_path,
+                                                                    analysis_overlap):
+    short = write_audio(tmp_path / "short.wav", signal("treble", 0.4, seed=1))
+    result = analyze(short, analyzer, overlap=analysis_overlap)
+    assert result.padded and result.scores.shape == (1, len(result.labels)) and result.starts.tolist() == [0.0]
+    assert result.duration == pytest.approx(0.4, abs=1e-3)
+
+    def drop_short(data):
+        data["slicing"]["short_tracks"] = "drop"
+
+    bundle = load_bundle(edited_bundle(trained_run.run_folder, tmp_path / "drop", drop_short))
+    assert bundle.slicing.short_tracks == "drop"
+    slices = slice_settings(bundle, analysis_overlap).load(short)
+    assert slices.padded and len(slices.starts) == 1
+
+
+def test_api_errors(analyzer, trained_run, tmp_path, analysis_overlap):
+    silent = write_audio(tmp_path / "silent.wav", np.zeros(SR * 2, dtype=np.float32))
+    with pytest.raises(TrackError, match="silent"):
+        analyze(silent, analyzer, overlap=analysis_overlap)
+    with pytest.raises(TrackError, match="cannot read file"):
+        analyze(tmp_path / "missing.mp3", analyzer, overlap=analysis_overlap)
+    corrupt = tmp_path / "corrupt.mp3"
+    corrupt.write_bytes(b"ID3" + bytes(range(256)) * 8)
+    with pytest.raises(TrackError, match="cannot decode audio"):
+        analyze(corrupt, analyzer, overlap=analysis_overlap)
+    with pytest.raises(GenrekitError, match="smaller than the model's slice_duration"):
+        analyze(silent, analyzer, overlap=analyzer.bundle.slicing.slice_duration)
+
+    def one_label_more(data):
+        data["labels"] = [*data["labels"], "polka"]
+
+    with pytest.raises(GenrekitError, match="3 outputs, but bundle.json lists 4 labels"):
+        Analyzer(edited_bundle(trained_run.run_folder, tmp_path / "labels", one_label_more))
+
+    broken = edited_bundle(trained_run.run_folder, tmp_path / "broken", lambda data: None)
+    (broken / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(GenrekitError, match="model.keras: cannot load the model"):
+        Analyzer(broken)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras' own, saving a mixed-precision model
+def test_mixed_precision_model_runs_in_float32(trained_run, tmp_path, long_mp3, analysis_overlap):
+    """A bundle trained with mixed precision on a GPU analyzes in float32 (float16 crawls on CPUs)."""
+    import keras
+
+    from genrekit.config import ModelConfig
+    from genrekit.model import build_crnn
+
+    bundle = load_bundle(trained_run.run_folder)
+    mixed = build_crnn(bundle.input_shape, len(bundle.labels),
+                       ModelConfig(conv_filters=(4,), time_pools=(2,), gru_units=(4,)), dtype="mixed_float16")
+    folder = edited_bundle(trained_run.run_folder, tmp_path / "mixed", lambda data: None)
+    mixed.save(folder / "model.keras")
+
+    analyzer = Analyzer(folder)
+    assert {layer.dtype_policy.name for layer in analyzer.model.layers} == {"float32"}
+    slices = analyzer.slice_settings(analysis_overlap).load(long_mp3)
+    x = apply(slices.specs[:32], bundle.normalization)[..., np.newaxis]
+    reference = keras.ops.convert_to_numpy(mixed(x, training=False))
+    np.testing.assert_allclose(analyzer.predict(slices.specs[:32]), reference, atol=5e-3)
+
+
+# --------------------------------------------------------------------------- parity with the build
+
+def test_parity_with_dataset_h5_and_processed_h5(trained_run, analyzer):
+    """A training track's analysis slices are the very spectrograms of dataset.h5 (and score as processed.h5's)."""
+    cfg = load_config(trained_run.config)
+    with h5py.File(cfg.dataset_path, "r") as h5:
+        tracks = h5layout.read_tracks(h5)
+        train = h5["train"]
+        track_ids, starts = train["track_ids"][()], train["slice_starts"][()]
+        track_id = int(track_ids[0])
+        rows = np.flatnonzero(track_ids == track_id)
+        stored = train["specs"][rows[0]:rows[-1] + 1]
+        stored_starts = starts[rows]
+    audio = cfg.paths.audio_folder / tracks[track_id]["path"]
+    assert tracks[track_id]["split"] == "train"
+
+    # The build's overlap gives the build's slices; another overlap still meets them at shared starts.
+    for overlap, n_expected in ((cfg.slicing.overlap, len(rows)), (0.0, None)):
+        slices = analyzer.slice_settings(overlap).load(audio)
+        shared, ours, theirs = np.intersect1d(slices.starts, stored_starts, return_indices=True)
+        assert len(shared) == (n_expected or len(slices.starts)) and len(shared) >= 2
+        np.testing.assert_array_equal(slices.specs[ours].astype(np.float16), stored[theirs])
+
+    # The scores match the model on the normalized rows of processed.h5 (stored as float16).
+    result = analyzer.analyze(audio, overlap=cfg.slicing.overlap)
+    with h5py.File(cfg.processed_path, "r") as h5:
+        group = h5["train"]
+        rows = np.flatnonzero(group["track_ids"][()] == track_id)
+        processed_starts = group["slice_starts"][()][rows]
+        order = np.argsort(processed_starts)
+        processed = np.stack([group["specs"][r] for r in rows[order]]).astype(np.float32)
+    np.testing.assert_array_equal(result.starts, processed_starts[order])
+    expected = analyzer.model.predict(processed[..., np.newaxis], verbose=0)
+    np.testing.assert_allclose(result.scores, expected, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- command line
+
+@pytest.fixture(scope="module")
+def file_run(trained_run, long_mp3, tmp_path_factory):
+    out = tmp_path_factory.mktemp("file_run")
+    proc = analyze_cli(trained_run, long_mp3, "--top-k", "2",
+                       "--json", out / "song.json", "--plot", out / "song.png")
+    return proc, out
+
+
+def test_cli_file_line_json_and_plot(file_run, long_result):
+    proc, out = file_run
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # TensorFlow's start-up chatter is kept out
+    data = json.loads((out / "song.json").read_text())
+    assert data["labels"] == list(long_result.labels)
+
+    ranking = data["ranking"]
+    assert [r["label"] for r in ranking] == [r.label for r in long_result.ranking]
+    assert sum(r["share"] for r in ranking) == pytest.approx(1.0)
+    assert proc.stdout == "  ".join(f"{r['label']} {100 * r['share']:.1f} %" for r in ranking[:2]) + "\n"
+
+    slices = data["slices"]
+    assert [s["start"] for s in slices] == long_result.starts.tolist()
+    scores = np.array([s["scores"] for s in slices])
+    np.testing.assert_allclose(scores, long_result.scores, atol=1e-5)  # the CLI and the API agree
+    np.testing.assert_allclose([r["score"] for r in ranking], np.sort(scores.sum(axis=0))[::-1], rtol=1e-5)
+    assert is_png(out / "song.png")
+
+
+def test_cli_says_a_silent_file_is_silent(trained_run, tmp_path):
+    # (an undecodable file takes the same path: see test_api_errors and the folder test)
+    silent = write_audio(tmp_path / "silent.mp3", np.zeros(SR * 3, dtype=np.float32))
+    line = one_error_line(analyze_cli(trained_run, silent))
+    assert "silent.mp3: silent" in line
+
+
+def _drop_features(data):
+    del data["features"]
+
+
+def _shorter_hop(data):
+    data["features"]["hop_length"] = 256  # twice the frames the model takes
+
+
+def _fft_longer_than_slice(data):
+    data["features"]["n_fft"] = 65536
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_drop_features, "missing 'features'"),
+    (_shorter_hop, "does not match the feature parameters"),
+    (_fft_longer_than_slice, "inconsistent feature parameters"),
+])
+def test_cli_refuses_bad_bundles(trained_run, long_mp3, tmp_path, edit, message):
+    folder = edited_bundle(trained_run.run_folder, tmp_path / "run", edit)
+    line = one_error_line(analyze_cli(trained_run, long_mp3, model=folder))
+    assert message in line and "bundle.json" in line
+
+
+def test_cli_refuses_bad_inputs_and_options(trained_run, long_mp3, tmp_path):
+    assert "no such file" in one_error_line(analyze_cli(trained_run, tmp_path / "nothing.mp3"))
+    assert "bundle.json: not found" in one_error_line(analyze_cli(trained_run, long_mp3, model=tmp_path))
+    assert "slice_duration" in one_error_line(analyze_cli(trained_run, long_mp3, "--overlap", "1.5"))
+    assert "--plot" in one_error_line(analyze_cli(trained_run, tmp_path, "--plot", tmp_path / "x.png"))
+    usage = analyze_cli(trained_run)  # neither a file nor --evaluate
+    assert usage.returncode == 2 and "--evaluate" in usage.stderr
+
+
+def test_help_does_not_import_tensorflow():
+    proc = analyzer_cli("--help")
+    assert proc.returncode == 0 and "--evaluate" in proc.stdout and "<TAB>" in proc.stdout
+    probe = subprocess.run([sys.executable, "-c", "import sys, track_analyzer, track_analyzer.cli, "
+                            "track_analyzer.__main__; print('tensorflow' in sys.modules, 'keras' in sys.modules)"],
+                           cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True)
+    assert probe.stdout.split() == ["False", "False"], probe.stderr
+
+
+def make_tree(root: Path, files: dict[str, tuple[str, float]]) -> Path:
+    """Write ``{relative path: (label signal, seconds)}``; label ``None`` writes silence."""
+    for i, (rel, (label, seconds)) in enumerate(files.items()):
+        y = signal(label, seconds, seed=900 + i) if label else np.zeros(int(seconds * SR), dtype=np.float32)
+        write_audio(root / rel, y)
+    return root
+
+
+def test_cli_folder_table_csv_json(trained_run, analyzer, tmp_path, analysis_overlap):
+    folder = make_tree(tmp_path / "music", {"a/x.wav": ("bass", 3.0), "a/b/y.mp3": ("hiss", 2.5),
+                                            "z.flac": ("treble", 2.0), "quiet.wav": (None, 2.0),
+                                            ".hidden.wav": ("bass", 1.0)})
+    (folder / "broken.mp3").write_bytes(b"not audio at all" * 64)
+    (folder / "notes.txt").write_text("not a track")
+    proc = analyze_cli(trained_run, folder, "--top-k", "1",
+                       "--csv", tmp_path / "out.csv", "--json", tmp_path / "out.json")
+    assert proc.returncode == 0, proc.stderr
+
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["a/b/y.mp3", "a/x.wav", "z.flac"]
+    assert all(re.fullmatch(r"\w+ \d+\.\d %", r[1]) for r in rows)
+    assert "broken.mp3: skipped: cannot decode audio" in proc.stderr
+    assert "quiet.wav: skipped: silent" in proc.stderr
+
+    with open(tmp_path / "out.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["path"] for r in table] == ["a/b/y.mp3", "a/x.wav", "broken.mp3", "quiet.wav", "z.flac"]
+    statuses = {r["path"]: r["status"] for r in table}
+    assert statuses["a/x.wav"] == "ok" and statuses["broken.mp3"].startswith("skipped: cannot decode")
+    labels = analyzer.labels
+    for row in (r for r in table if r["status"] == "ok"):
+        shares = np.array([float(row[f"share_{name}"]) for name in labels])
+        assert shares.sum() == pytest.approx(1.0, abs=1e-5)
+        # The folder verdict is the single-file verdict: one code path.
+        single = analyze(folder / row["path"], analyzer, overlap=analysis_overlap)
+        np.testing.assert_allclose(shares, single.shares, atol=1e-5)
+        assert row["top_label"] == single.top_label
+
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["labels"] == list(labels) and len(data["tracks"]) == 5
+    assert {t["path"]: t["status"] for t in data["tracks"]} == statuses
+
+
+def test_cli_evaluate_accuracy_and_confusion(trained_run, tmp_path):
+    tree = make_tree(tmp_path / "labelled", {
+        "bass/b1.wav": ("bass", 3.0), "bass/more/b2.mp3": ("bass", 2.0),
+        "treble/t1.wav": ("treble", 3.0), "treble/t2.wav": ("treble", 2.0),
+        "hiss/h1.wav": ("hiss", 3.0), "hiss/h2.flac": ("hiss", 2.0),
+        "jazz/j1.wav": ("bass", 2.0),  # not a label of the model
+    })
+    (tree / "hiss" / "broken.wav").write_bytes(b"RIFF" + b"\0" * 40)
+    csv_path = tmp_path / "report" / "eval.csv"
+    proc = analyze_cli(trained_run, "--evaluate", tree, "--csv", csv_path, "--json", tmp_path / "eval.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "jazz: not a label of the model" in proc.stderr and "broken.wav: skipped" in proc.stderr
+
+    with open(csv_path, newline="") as handle:
+        table = [r for r in csv.DictReader(handle) if r["status"] == "ok"]
+    assert len(table) == 6
+    correct = sum(r["top_label"] == r["true_label"] for r in table)
+    assert proc.stdout.splitlines()[0] == f"track accuracy {100 * correct / 6:.1f} % ({correct}/6 tracks, " \
+                                          f"aggregation sum)"
+    assert "confusion matrix" in proc.stdout
+
+    report = json.loads((tmp_path / "eval.json").read_text())["report"]
+    labels = load_bundle(trained_run.run_folder).labels
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum(axis=1).tolist() == [2, 2, 2]
+    for row in table:
+        matrix[labels.index(row["true_label"]), labels.index(row["top_label"])] -= 1
+    assert not matrix.any()  # the matrix counts exactly the CSV's verdicts
+    assert report["accuracy"] == pytest.approx(correct / 6)
+    assert is_png(csv_path.parent / "confusion.png")

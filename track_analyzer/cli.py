@@ -1,0 +1,302 @@
+"""``python -m track_analyzer``: the command line over :mod:`track_analyzer.analyzer`.
+
+Keras is imported only once the inputs and the bundle have been checked, so
+``--help`` and the one-line errors come back at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+from genrekit import cli
+from genrekit.aggregate import METHODS
+from genrekit.bundle import Bundle, load_bundle
+from genrekit.config import Config, load_config
+from genrekit.errors import GenrekitError, TrackError
+from genrekit.evaluate import classification_report, plot_confusion
+from track_analyzer import output
+from track_analyzer.analyzer import Analyzer, check_aggregation, slice_settings
+from track_analyzer.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
+
+DESCRIPTION = """\
+Rank the genres of an audio file (any length, any format the build accepts) with a model trained by
+train_crnn.py: the track is cut into slices exactly as in the build, every slice is scored, and the
+scores are aggregated into one verdict.
+
+Output on stdout
+  a file      one line, the top-k labels and their shares:  metal 71.3 %  rock 20.1 %  blues 4.2 %
+  a folder    one line per audio file found (recursively), in path order:
+              <path relative to the folder><TAB><that line>
+              unusable files are reported on stderr and skipped; --csv writes every file with its status
+  --evaluate  track-level accuracy, per-label recall/precision and the confusion matrix
+Exit status: 0 when the file (or at least one file of a folder) was analyzed; 1 when the file or the
+model is refused (one line on stderr); 2 for a bad config or option.
+
+Feature, slicing and normalization settings come from the model bundle, never from --config;
+the config only gives the "analysis" defaults (overlap, aggregation, batch_size, top_k) and
+build.audio_extensions (which files a folder holds). It is optional.
+
+examples:
+  python -m track_analyzer song.mp3 --model output/models/crnn
+  python -m track_analyzer song.mp3 --model output/models/crnn --json song.json --plot song.png
+  python -m track_analyzer music/ --model output/models/crnn --csv music.csv
+  python -m track_analyzer --evaluate labelled/ --model output/models/crnn --csv eval.csv
+"""
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = cli.make_parser(DESCRIPTION)
+    parser.prog = "python -m track_analyzer"
+    parser.add_argument("input", nargs="?", type=Path, metavar="AUDIO",
+                        help="an audio file, or a folder analyzed recursively")
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+                        help="run folder written by train_crnn.py (bundle.json + model.keras)")
+    parser.add_argument("--evaluate", type=Path, metavar="FOLDER",
+                        help="instead of AUDIO: a folder-per-label tree (<label>/<files>); reports track-level "
+                             "accuracy and the confusion matrix (confusion.png next to --csv, or at --plot)")
+    parser.add_argument("--overlap", type=float, metavar="SECONDS",
+                        help="overlap of analysis slices (default: analysis.overlap, 2 s: a slice every second)")
+    parser.add_argument("--aggregation", choices=METHODS,
+                        help="how slice scores make the verdict (default: analysis.aggregation, sum)")
+    parser.add_argument("--top-k", type=positive_int, metavar="K",
+                        help="labels shown per track (default: analysis.top_k, 3)")
+    parser.add_argument("--batch-size", type=positive_int, metavar="N",
+                        help="slices per forward pass (default: analysis.batch_size, 64)")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="a file: labels (model order), ranking (label, score, share) and slices (start in s, "
+                             "scores per label); a folder: labels and each file's status and ranking; "
+                             "--evaluate: the classification report and each file's ranking")
+    parser.add_argument("--plot", type=Path, metavar="PNG",
+                        help="a file: timeline of label probabilities over the track; "
+                             "--evaluate: the confusion matrix")
+    parser.add_argument("--csv", type=Path, metavar="PATH",
+                        help="folder or --evaluate: one row per file (path, status, top label and share, "
+                             "duration, slices, a share per label)")
+    return parser
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The analysis settings after config defaults and command-line flags."""
+
+    overlap: float
+    aggregation: str
+    top_k: int
+    batch_size: int
+    extensions: tuple[str, ...]
+
+
+def read_config(path: Path) -> Config:
+    """The config file; the default one is optional for the analyzer (all its keys have defaults)."""
+    if path == cli.DEFAULT_CONFIG and not path.exists():
+        return Config()
+    return load_config(path)
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    cfg = read_config(args.config)
+    analysis = cfg.analysis
+    return Settings(
+        overlap=analysis.overlap if args.overlap is None else args.overlap,
+        aggregation=check_aggregation(args.aggregation or analysis.aggregation),
+        top_k=args.top_k or analysis.top_k,
+        batch_size=args.batch_size or analysis.batch_size,
+        extensions=cfg.build.audio_extensions,
+    )
+
+
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Hide what TensorFlow's C++ side prints to fd 2 while it loads.
+
+    It logs (oneDNN, CUDA probing) before ``TF_CPP_MIN_LOG_LEVEL`` takes effect. Set
+    ``TF_CPP_MIN_LOG_LEVEL=0`` to see it. Python exceptions are raised after fd 2 is back.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_keras() -> None:
+    """Import Keras and TensorFlow quietly, and a second or two faster than a plain import.
+
+    The import makes millions of long-lived objects and no garbage, so the cyclic garbage
+    collector only costs time there (about a quarter of the import); freezing them after
+    spares every later collection, and the one at exit (1.5 s), from walking them again.
+    """
+    gc.disable()
+    try:
+        with quiet_native_logs():
+            import keras  # noqa: F401  (the import is what prints)
+    finally:
+        gc.enable()
+    gc.freeze()
+
+
+def load_analyzer(bundle: Bundle, batch_size: int) -> Analyzer:
+    import_keras()
+    return Analyzer(bundle, batch_size=batch_size)
+
+
+# --------------------------------------------------------------------------- modes
+
+def analyze_file(path: Path, args: argparse.Namespace, settings: Settings) -> None:
+    bundle = load_bundle(args.model)
+    cutting = slice_settings(bundle, settings.overlap)
+    # The track decodes in a worker process while this one imports Keras and loads the model.
+    with SliceLoader([path], cutting, workers=1) as loader:
+        analyzer = load_analyzer(bundle, settings.batch_size)
+        (_, slices), = loader
+    if isinstance(slices, TrackError):
+        raise GenrekitError(f"{path}: {slices}")
+    result = analyzer.analyze_slices(path, slices, overlap=settings.overlap, aggregation=settings.aggregation)
+    print(result.summary(settings.top_k), flush=True)
+    if args.json:
+        output.write_json(args.json, {"model": str(args.model), **result.to_dict()})
+    if args.plot:
+        output.plot_timeline(result, args.plot)
+
+
+def run_files(bundle: Bundle, paths: list[Path], root: Path, args: argparse.Namespace, settings: Settings,
+              truth: Optional[dict[Path, str]] = None) -> list[FileOutcome]:
+    """Analyze ``paths`` with one model load; print a table row per file; return every outcome."""
+    from tqdm import tqdm
+
+    outcomes = []
+    with SliceLoader(paths, slice_settings(bundle, settings.overlap)) as loader, \
+            tqdm(total=len(paths), unit="track", desc="analyzing", file=sys.stderr) as bar:
+        analyzer = load_analyzer(bundle, settings.batch_size)  # while the first tracks decode
+        for outcome in analyze_loaded(analyzer, loader, overlap=settings.overlap,
+                                      aggregation=settings.aggregation):
+            name = outcome.path.relative_to(root).as_posix()
+            if outcome.result is None:
+                bar.write(f"{name}: {outcome.status}", file=sys.stderr)
+            elif truth is None:
+                bar.write(f"{name}\t{outcome.result.summary(settings.top_k)}", file=sys.stdout)
+            outcomes.append(outcome)
+            bar.update()
+    if args.csv:
+        labels = bundle.labels
+        output.write_csv(args.csv, output.csv_header(labels, with_truth=truth is not None), [
+            output.csv_row(o.path.relative_to(root).as_posix(), labels, o.result, o.status,
+                           None if truth is None else truth[o.path])
+            for o in outcomes])
+    return outcomes
+
+
+def outcome_dict(outcome: FileOutcome, root: Path, true_label: Optional[str] = None) -> dict:
+    entry = {"path": outcome.path.relative_to(root).as_posix(), "status": outcome.status}
+    if true_label is not None:
+        entry["true_label"] = true_label
+    if outcome.result is not None:
+        entry.update(duration=outcome.result.duration, n_slices=len(outcome.result.starts),
+                     ranking=[r._asdict() for r in outcome.result.ranking])
+    return entry
+
+
+def analyze_folder(folder: Path, args: argparse.Namespace, settings: Settings) -> None:
+    if args.plot:
+        raise GenrekitError("--plot draws one track's timeline: give a file, not a folder")
+    bundle = load_bundle(args.model)
+    slice_settings(bundle, settings.overlap)  # refuse a bad overlap before any work
+    paths = find_audio_files(folder, settings.extensions)
+    if not paths:
+        raise GenrekitError(f"{folder}: no audio files found ({' '.join(settings.extensions)})")
+    outcomes = run_files(bundle, paths, folder, args, settings)
+    if args.json:
+        output.write_json(args.json, {"model": str(args.model), "labels": bundle.labels,
+                                      "aggregation": settings.aggregation,
+                                      "tracks": [outcome_dict(o, folder) for o in outcomes]})
+    if not any(o.result is not None for o in outcomes):
+        raise GenrekitError(f"{folder}: none of the {len(outcomes)} audio files could be analyzed")
+
+
+def labelled_files(folder: Path, labels: Sequence[str], extensions: Sequence[str]) -> dict[Path, str]:
+    """``{file: label}`` for the files of a folder-per-label tree whose label the model knows."""
+    from genrekit.build import scan_audio_folder  # the build's own reading of a label tree
+
+    scan = scan_audio_folder(folder, extensions)
+    unknown = sorted(set(scan.label_folders) - set(labels))
+    for name in unknown:
+        count = sum(t.label == name for t in scan.tracks)
+        print(f"{folder / name}: not a label of the model; its {count} file(s) are skipped", file=sys.stderr)
+    suffixes = {e.lower() for e in extensions}
+    loose = [item["path"] for item in scan.ignored
+             if item["reason"] == "not inside a label folder" and Path(item["path"]).suffix.lower() in suffixes]
+    if loose:
+        print(f"{folder}: {len(loose)} audio file(s) outside label folders are skipped", file=sys.stderr)
+    return {folder / t.path: t.label for t in scan.tracks if t.label in labels}
+
+
+def evaluate_folder(folder: Path, args: argparse.Namespace, settings: Settings) -> None:
+    bundle = load_bundle(args.model)
+    slice_settings(bundle, settings.overlap)
+    truth = labelled_files(folder, bundle.labels, settings.extensions)
+    if not truth:
+        raise GenrekitError(f"{folder}: no audio files in folders named after the model's labels "
+                            f"({', '.join(bundle.labels)})")
+    outcomes = run_files(bundle, sorted(truth), folder, args, settings, truth=truth)
+    scored = [o for o in outcomes if o.result is not None]
+    if not scored:
+        raise GenrekitError(f"{folder}: none of the {len(outcomes)} audio files could be analyzed")
+    index = {name: i for i, name in enumerate(bundle.labels)}
+    true = np.array([index[truth[o.path]] for o in scored])
+    pred = np.array([int(np.argmax(o.result.track_scores)) for o in scored])
+    report = classification_report(true, pred, bundle.labels)
+    print(output.evaluation_summary(report, bundle.labels, settings.aggregation), flush=True)
+    confusion = args.plot or (args.csv.parent / "confusion.png" if args.csv else None)
+    if confusion:
+        confusion.parent.mkdir(parents=True, exist_ok=True)
+        plot_confusion(np.asarray(report["confusion_matrix"]), bundle.labels, confusion,
+                       title=f"{folder.name}: track accuracy {100 * report['accuracy']:.1f} %")
+    if args.json:
+        output.write_json(args.json, {"model": str(args.model), "labels": bundle.labels,
+                                      "aggregation": settings.aggregation, "skipped": len(outcomes) - len(scored),
+                                      "report": report,
+                                      "tracks": [outcome_dict(o, folder, truth[o.path]) for o in outcomes]})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if (args.input is None) == (args.evaluate is None):
+        parser.error("give either an AUDIO file or folder, or --evaluate FOLDER")
+    settings = resolve_settings(args)
+    if args.evaluate is not None:
+        if not args.evaluate.is_dir():
+            raise GenrekitError(f"{args.evaluate}: no such folder")
+        evaluate_folder(args.evaluate, args, settings)
+    elif args.input.is_dir():
+        analyze_folder(args.input, args, settings)
+    elif args.input.exists():
+        if args.csv:
+            raise GenrekitError("--csv is for a folder or --evaluate; for a file use --json")
+        analyze_file(args.input, args, settings)
+    else:
+        raise GenrekitError(f"{args.input}: no such file or folder")
+    return 0

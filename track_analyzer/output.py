@@ -1,0 +1,110 @@
+"""What the analyzer writes: JSON, CSV, the timeline plot and the evaluation summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from track_analyzer.analyzer import TrackAnalysis
+
+
+def write_json(path: Path, data: object) -> Path:
+    """Write JSON atomically (a crash leaves the old file or none, never half of one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+CSV_FIXED = ("path", "status", "top_label", "top_share", "duration", "n_slices")
+
+
+def csv_header(labels: Sequence[str], with_truth: bool = False) -> list[str]:
+    """Fixed columns, ``true_label`` in evaluate mode, then one ``share_<label>`` per label (model order)."""
+    return [*CSV_FIXED, *(["true_label"] if with_truth else []), *(f"share_{name}" for name in labels)]
+
+
+def csv_row(path: str, labels: Sequence[str], result: Optional[TrackAnalysis], status: str,
+            true_label: Optional[str] = None) -> list:
+    """One track's CSV row; a skipped track (``result`` None) has empty scores."""
+    truth = [] if true_label is None else [true_label]
+    if result is None:
+        return [path, status, "", "", "", "", *truth, *([""] * len(labels))]
+    top = result.ranking[0]
+    return [path, status, top.label, f"{top.share:.6f}", f"{result.duration:.3f}", len(result.starts), *truth,
+            *(f"{share:.6f}" for share in result.shares)]
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_timeline(result: TrackAnalysis, path: Path) -> Path:
+    """Save a PNG of each label's probability over the track (stacked, so the height is always 1).
+
+    Each slice is drawn at its centre; where the colours change, the track changes character.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = result.starts + result.slice_duration / 2
+    scores = result.scores
+    if len(times) == 1:  # one slice: draw it as a band over its duration instead of a single point
+        times = np.array([result.starts[0], result.starts[0] + result.slice_duration])
+        scores = np.repeat(scores, 2, axis=0)
+    colors = matplotlib.colormaps["tab10" if len(result.labels) <= 10 else "tab20"].colors
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.stackplot(times, scores.T, labels=result.labels, colors=colors[:len(result.labels)], linewidth=0)
+    ax.set_xlim(times[0], times[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability")
+    ax.set_title(f"{result.path.name}: {result.summary()}", fontsize=10)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+def confusion_text(matrix: np.ndarray, labels: Sequence[str]) -> str:
+    """The confusion matrix as aligned text (rows: true label, columns: predicted)."""
+    width = max(5, *(len(name) for name in labels), len(str(int(np.max(matrix, initial=0)))))
+    lines = [" " * width + "  " + "  ".join(f"{name:>{width}}" for name in labels)]
+    for name, row in zip(labels, np.asarray(matrix)):
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{int(v):>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+def evaluation_summary(report: dict, labels: Sequence[str], aggregation: str) -> str:
+    """Track accuracy, per-label recall and the confusion matrix, for stdout."""
+    correct = int(np.trace(np.asarray(report["confusion_matrix"])))
+    lines = [f"track accuracy {100 * report['accuracy']:.1f} % ({correct}/{report['count']} tracks, "
+             f"aggregation {aggregation})"]
+    for name in labels:
+        stats = report["per_label"][name]
+        if stats["support"]:
+            lines.append(f"  {name}: recall {100 * stats['recall']:.1f} % of {stats['support']}, "
+                         f"precision {100 * stats['precision']:.1f} %")
+    lines.append("confusion matrix (rows: true label, columns: predicted):")
+    lines.append(confusion_text(np.asarray(report["confusion_matrix"]), labels))
+    return "\n".join(lines)
