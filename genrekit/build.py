@@ -245,16 +245,6 @@ def run_tracks(
 
 # --------------------------------------------------------------------------- assembly
 
-def settings_with_inputs(cfg: Config) -> dict:
-    """``build_settings`` plus the content hashes of the split and group files it names."""
-    settings = build_settings(cfg)
-    for name in ("custom_split_file", "group_file"):
-        path = getattr(cfg.split, name)
-        if path is not None:
-            settings["split"][f"{name}_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return settings
-
-
 @dataclass
 class Assembly:
     """Everything decided before writing: labels, splits, table rows."""
@@ -426,7 +416,7 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
     dataset = cfg.dataset_path
     work = output / WORK_DIR
     state_file = work / "state.json"
-    settings = settings_with_inputs(cfg)
+    settings = build_settings(cfg)
     config_fp = fingerprint(settings)
 
     previous = _stored_settings(dataset, state_file)

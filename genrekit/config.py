@@ -78,12 +78,12 @@ class ProcessingConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    conv_filters: tuple[int, ...] = (32, 64, 128, 160)
+    conv_filters: tuple[int, ...] = (16, 64, 128, 160)
     time_pools: tuple[int, ...] = (2, 2, 2, 1)
     kernel_size: int = 3
     gru_units: tuple[int, ...] = (96, 96)
-    conv_dropout: float = 0.1
-    dropout: float = 0.3
+    conv_dropout: float = 0.0
+    dropout: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -381,12 +381,21 @@ def changed_keys(old: dict, new: dict) -> list[str]:
 # --------------------------------------------------------------------------- what determines each output
 
 def build_settings(cfg: Config) -> dict:
-    """The settings that determine ``dataset.h5`` (``build.workers`` does not)."""
+    """The settings that determine ``dataset.h5`` (``build.workers`` does not).
+
+    The split and group files count by their content (``<key>_sha256``), so editing one is a
+    settings change like editing a key.
+    """
+    split = to_jsonable(cfg.split)
+    for name in ("custom_split_file", "group_file"):
+        path = getattr(cfg.split, name)
+        if path is not None and path.is_file():
+            split[f"{name}_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return {
         "paths": {"audio_folder": str(cfg.paths.audio_folder)},
         "slicing": to_jsonable(cfg.slicing),
         "features": to_jsonable(cfg.features),
-        "split": to_jsonable(cfg.split),
+        "split": split,
         "build": {"audio_extensions": list(cfg.build.audio_extensions),
                   "silence_threshold_db": cfg.build.silence_threshold_db},
     }

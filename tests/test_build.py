@@ -301,6 +301,9 @@ def test_custom_split_and_group_files(corpus, tmp_path):
     assert split["bass/bass_00.mp3"] == "test" and split["treble/treble_04.mp3"] == "val"
     assert split["bass/bass_01.mp3"] == split["bass/bass_02.mp3"] == split["hiss/hiss_03.mp3"]
     assert split["treble/treble_00.mp3"] == split["treble/treble_01.mp3"]
+    # the next step accepts a dataset built with split and group files
+    processed = run_script("process_dataset.py", "--config", str(config), "--quiet")
+    assert processed.returncode == 0, processed.stderr
 
     split_file.write_text("path,split\nbass/bass_00.mp3,testing\n")
     bad = build(config, "--restart")

@@ -1,0 +1,134 @@
+"""Stream batches of spectrograms from ``processed.h5`` without loading a split.
+
+Each batch is at most two contiguous row ranges of one split, read with
+h5py: contiguous reads of a chunked file are fast, random row access is not.
+``process_dataset.py`` already shuffled the train rows on disk once; to vary
+what the model sees from epoch to epoch, every epoch starts the batches at a new
+random row offset (so batches are made of different rows) and visits them in a
+new random order. Both follow from ``(seed, epoch)`` alone, so a resumed
+training run sees the very batches it would have seen without interruption.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import h5py
+import keras
+import numpy as np
+
+
+class SpectrogramBatches(keras.utils.PyDataset):
+    """Batches ``(specs[..., None] as float32, labels)`` of one split of ``processed.h5``.
+
+    Parameters
+    ----------
+    path : Path
+        The ``processed.h5`` file.
+    split : {"train", "val", "test"}
+    batch_size : int
+    shuffle : bool
+        Vary batch composition and order every epoch (train); otherwise batch
+        ``i`` is rows ``[i * batch_size, (i + 1) * batch_size)`` (evaluation).
+    seed : int
+        Seed of the per-epoch shuffling.
+    **kwargs
+        ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
+        :class:`keras.utils.PyDataset`.
+    """
+
+    def __init__(self, path: Path, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.path = Path(path)
+        self.split = split
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        with h5py.File(self.path, "r") as h5:
+            self.n_rows = int(h5[split]["labels"].shape[0])
+            self.spec_shape = tuple(int(n) for n in h5[split]["specs"].shape[1:])
+        self._file: Optional[h5py.File] = None
+        self._file_pid: Optional[int] = None
+        self.set_epoch(0)
+
+    # ------------------------------------------------------------------ epochs
+
+    def set_epoch(self, epoch: int) -> None:
+        """Arrange the batches of ``epoch`` (0-based); a no-op without ``shuffle``."""
+        self.epoch = int(epoch)
+        n_batches = len(self)
+        if not self.shuffle or self.n_rows == 0:
+            self._offset, self._order = 0, np.arange(n_batches)
+            return
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self._offset = int(rng.integers(self.n_rows))
+        self._order = rng.permutation(n_batches)
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)
+
+    # ------------------------------------------------------------------ batches
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_rows / self.batch_size)
+
+    def batch_ranges(self, index: int) -> list[tuple[int, int]]:
+        """The row ranges ``[(start, stop), ...]`` that make up batch ``index`` this epoch.
+
+        Rows are taken as a ring starting at this epoch's offset, so a batch
+        that runs past the last row continues at row 0.
+        """
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range (0..{len(self) - 1})")
+        position = int(self._order[index]) * self.batch_size
+        size = min(self.batch_size, self.n_rows - position)
+        start = (self._offset + position) % self.n_rows
+        stop = start + size
+        if stop <= self.n_rows:
+            return [(start, stop)]
+        return [(start, self.n_rows), (0, stop - self.n_rows)]
+
+    def _h5(self) -> h5py.File:
+        # Opened on first use in each process: h5py handles must not cross a fork.
+        if self._file is None or self._file_pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._file_pid = os.getpid()
+        return self._file
+
+    def read_rows(self, start: int, stop: int, name: str) -> np.ndarray:
+        """Rows ``[start, stop)`` of one array of this split."""
+        return self._h5()[self.split][name][start:stop]
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        ranges = self.batch_ranges(index)
+        specs = np.concatenate([self.read_rows(a, b, "specs") for a, b in ranges])
+        labels = np.concatenate([self.read_rows(a, b, "labels") for a, b in ranges])
+        return specs.astype(np.float32)[..., None], labels.astype(np.int32)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict:
+        # Worker processes get a copy without the open file and open their own.
+        state = self.__dict__.copy()
+        state["_file"] = None
+        state["_file_pid"] = None
+        return state
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Tell a shuffled dataset which epoch ``fit`` is starting (also after a resume)."""
+
+    def __init__(self, dataset: SpectrogramBatches):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        if self.dataset.epoch != epoch:
+            self.dataset.set_epoch(epoch)

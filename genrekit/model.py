@@ -1,0 +1,125 @@
+"""The CRNN of Choi et al. (2017), as used by the divide-and-conquer article.
+
+Convolution blocks (Conv2D, batch norm, ELU, max pooling, dropout) shrink the
+frequency axis to one while keeping a (pooled) time axis; GRU layers then read
+that sequence, and a softmax gives one score per label. Input is a normalized
+spectrogram exactly as stored in ``processed.h5``: ``(frames, n_mels, 1)``,
+time first.
+
+The defaults (``genrekit.config.ModelConfig``: filters 16-64-128-160, two GRUs
+of 96) give about 400k parameters and 48 M multiply-adds per 3 s slice. The
+first block runs at full resolution, so it gets few filters: its cost is memory
+traffic (batch norm, ELU, pooling over 126 x 100 maps), not multiply-adds.
+Dropout defaults to the classifier head only (0.5): on small datasets dropout
+between the batch-normalized blocks cost a lot of validation accuracy.
+
+The code uses ``keras.layers`` only, so any Keras 3 backend runs it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import keras
+from keras import layers
+
+from genrekit.config import ModelConfig
+
+
+def frequency_pools(n_mels: int, n_blocks: int) -> tuple[int, ...]:
+    """Max-pooling sizes along frequency that take ``n_mels`` bands down to exactly one.
+
+    Pooling uses ``padding="same"`` (a size ``n`` pooled by ``p`` becomes
+    ``ceil(n / p)``). Early blocks get the larger pools, where the feature maps
+    are largest and pooling saves the most work; the last block pools whatever
+    is left.
+
+    Examples
+    --------
+    >>> frequency_pools(100, 4)
+    (4, 3, 3, 3)
+    >>> frequency_pools(128, 4)
+    (4, 4, 3, 3)
+    """
+    pools = []
+    size = n_mels
+    for blocks_left in range(n_blocks, 0, -1):
+        pool = size if blocks_left == 1 else max(1, math.ceil(size ** (1 / blocks_left) - 1e-9))
+        pools.append(pool)
+        size = math.ceil(size / pool)
+    return tuple(pools)
+
+
+def build_crnn(input_shape: tuple[int, int, int], n_labels: int, config: ModelConfig,
+               dtype: Optional[str] = None, name: str = "crnn") -> keras.Model:
+    """Build (not compile) the CRNN.
+
+    Parameters
+    ----------
+    input_shape : (frames, n_mels, 1)
+        One processed spectrogram.
+    n_labels : int
+        Size of the softmax.
+    config : ModelConfig
+        Filters and time pooling per block, kernel size, GRU widths, dropout rates.
+    dtype : str, optional
+        Keras dtype policy of the hidden layers, e.g. ``"mixed_float16"``; the
+        softmax always computes in float32 so the scores stay exact.
+    """
+    frames, n_mels, _ = input_shape
+    freq_pools = frequency_pools(n_mels, len(config.conv_filters))
+
+    inputs = keras.Input(shape=input_shape, name="spectrogram")
+    x = inputs
+    for i, (filters, time_pool, freq_pool) in enumerate(
+            zip(config.conv_filters, config.time_pools, freq_pools), start=1):
+        # No bias: batch norm right after it has its own offset.
+        x = layers.Conv2D(filters, config.kernel_size, padding="same", use_bias=False,
+                          dtype=dtype, name=f"conv{i}")(x)
+        # momentum 0.9, not 0.99: small datasets give few steps per epoch, and slow-moving
+        # statistics would make validation lag far behind training in the first epochs.
+        x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name=f"bn{i}")(x)
+        x = layers.Activation("elu", dtype=dtype, name=f"elu{i}")(x)
+        x = layers.MaxPooling2D((time_pool, freq_pool), padding="same", dtype=dtype, name=f"pool{i}")(x)
+        x = layers.Dropout(config.conv_dropout, dtype=dtype, name=f"conv_dropout{i}")(x)
+
+    # (time, 1, channels) -> a sequence of (time, channels) for the GRUs.
+    x = layers.Reshape((-1, config.conv_filters[-1]), dtype=dtype, name="to_sequence")(x)
+    for i, units in enumerate(config.gru_units, start=1):
+        last = i == len(config.gru_units)
+        x = layers.GRU(units, return_sequences=not last, dtype=dtype, name=f"gru{i}")(x)
+    if not config.gru_units:  # no recurrent layer: average the sequence instead
+        x = layers.GlobalAveragePooling1D(dtype=dtype, name="time_average")(x)
+    x = layers.Dropout(config.dropout, dtype=dtype, name="dropout")(x)
+    outputs = layers.Dense(n_labels, activation="softmax", dtype="float32", name="scores")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def compile_crnn(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Adam and sparse categorical cross-entropy on integer labels, tracking accuracy."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def multiply_adds(model: keras.Model) -> int:
+    """Multiply-adds of one forward pass for one input (convolutions, GRUs, dense layers).
+
+    Batch norm, pooling and activations are left out: they cost a few
+    operations per value, against hundreds per value for the layers counted.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, height, width, out_channels = layer.output.shape
+            in_channels = layer.input.shape[-1]
+            kh, kw = layer.kernel_size
+            total += height * width * out_channels * kh * kw * in_channels
+        elif isinstance(layer, layers.GRU):
+            steps, features = layer.input.shape[1:]
+            units = layer.units
+            total += steps * 3 * units * (features + units)
+        elif isinstance(layer, layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)

@@ -1,0 +1,556 @@
+"""Training runs of ``train_crnn.py``: checks, callbacks, resume, evaluation, run folder.
+
+A run folder ``<output_folder>/models/<run_name>/`` is complete once
+``report.json`` exists (it is written last). While a run trains, its state
+lives in ``<run>/training/``: Keras' ``BackupAndRestore`` backup (weights,
+optimizer, epoch), the best weights so far, and ``state.json`` (history and
+the counters of early stopping, learning-rate reduction and checkpointing,
+which ``BackupAndRestore`` does not keep). Running the same command again
+continues from the last finished epoch; the folder is removed once the final
+artifacts are written.
+
+With ``training.runs: N > 1`` every run gets a sub-folder ``run-01`` ... with
+its own seed (``training.seed + i``); the parent folder gets ``summary.json``
+(mean and standard deviation of the test accuracies) and a copy of the model
+and bundle of the run with the lowest validation loss, so it works as a model
+folder too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import h5py
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from genrekit import h5layout
+from genrekit.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
+from genrekit.config import Config, changed_keys, processing_settings, to_jsonable
+from genrekit.data import EpochSync, SpectrogramBatches
+from genrekit.errors import GenrekitError
+from genrekit.evaluate import evaluate_predictions, mean_std, plot_confusions, plot_curves
+from genrekit.model import build_crnn, compile_crnn, multiply_adds
+from genrekit.normalization import NormStats
+
+REPORT_FILE = "report.json"
+SUMMARY_FILE = "summary.json"
+SETTINGS_FILE = "run_settings.json"
+HISTORY_FILE = "history.csv"
+PREDICTIONS_FILE = "predictions.npz"
+WORK_FOLDER = "training"  # in-progress state, removed when the run is complete
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+AGGREGATION = "sum"  # the article's track verdict: highest sum of slice scores
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (a crash leaves the old file or the new one, never half of one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- the data
+
+@dataclass(frozen=True)
+class ProcessedData:
+    """What training needs to know about ``processed.h5`` (the arrays stay on disk)."""
+
+    path: Path
+    labels: list[str]
+    spec_shape: tuple[int, int]
+    rows: dict[str, int]
+    normalization: NormStats
+    silence_threshold_db: float
+    fingerprints: dict[str, str]
+
+
+def open_processed(cfg: Config) -> ProcessedData:
+    """Check that ``processed.h5`` exists, matches ``cfg`` and can train a model.
+
+    Raises
+    ------
+    GenrekitError
+        One line naming the file and what to do: file missing, made with other
+        settings or from an older ``dataset.h5``, a split without slices, or a
+        label without training slices.
+    """
+    path = cfg.processed_path
+    if not path.is_file():
+        raise GenrekitError(f"{path}: not found; run build_dataset.py then process_dataset.py first")
+    try:
+        with h5py.File(path, "r") as h5:
+            return _read_processed(h5, path, cfg)
+    except (OSError, KeyError, ValueError) as exc:
+        raise GenrekitError(f"{path}: unreadable or incomplete ({exc}); run process_dataset.py again") from None
+
+
+def _read_processed(h5: h5py.File, path: Path, cfg: Config) -> ProcessedData:
+    if "processing_settings" not in h5.attrs:
+        raise GenrekitError(f"{path}: no processing_settings attribute; is it written by process_dataset.py?")
+    changed = changed_keys(h5layout.json_attr(h5, "processing_settings"), processing_settings(cfg))
+    if changed:
+        only_processing = all(key.startswith("processing.") for key in changed)
+        scripts = "process_dataset.py" if only_processing else "build_dataset.py and process_dataset.py"
+        raise GenrekitError(f"{path} was made with other settings (changed: {', '.join(changed)}); "
+                            f"run {scripts} again with this config")
+    source = str(h5.attrs["source_dataset_fingerprint"])
+    if cfg.dataset_path.is_file():
+        with h5py.File(cfg.dataset_path, "r") as dataset:
+            if str(dataset.attrs.get("dataset_fingerprint", source)) != source:
+                raise GenrekitError(f"{path} was made from an older {cfg.dataset_path.name}; "
+                                    f"run process_dataset.py again")
+    labels = h5layout.labels_of(h5)
+    if len(labels) < 2:
+        raise GenrekitError(f"{path}: {len(labels)} label(s); a classifier needs at least two")
+    rows = {split: int(h5[split]["labels"].shape[0]) for split in h5layout.SPLITS}
+    for split, count in rows.items():
+        if count == 0:
+            raise GenrekitError(f"{path}: the {split} split has no slices; add tracks or change "
+                                f"split.validation_share / split.test_share, then rebuild")
+    per_label = np.bincount(h5["train"]["labels"][()], minlength=len(labels))  # int16, small
+    missing = [name for name, count in zip(labels, per_label) if count == 0]
+    if missing:
+        raise GenrekitError(f"{path}: no training slices for label(s) {', '.join(missing)}; "
+                            f"add tracks of that label or change the split, then rebuild")
+    return ProcessedData(
+        path=path,
+        labels=labels,
+        spec_shape=tuple(int(n) for n in h5["train"]["specs"].shape[1:]),
+        rows=rows,
+        normalization=NormStats.from_dict(h5layout.json_attr(h5, "normalization")),
+        silence_threshold_db=float(h5.attrs["silence_threshold_db"]),
+        fingerprints={
+            "config_fingerprint": str(h5.attrs["config_fingerprint"]),
+            "dataset_fingerprint": source,
+            "processing_fingerprint": str(h5.attrs["processing_fingerprint"]),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- the device
+
+@dataclass(frozen=True)
+class Device:
+    name: str  # GPU model, or "CPU"
+    gpu: bool
+    compute_capability: Optional[tuple[int, int]] = None
+
+
+def detect_device() -> Device:
+    """The accelerator Keras will use, whatever the backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            for gpu in gpus:  # take GPU memory as needed, not all of it up front
+                try:
+                    tf.config.experimental.set_memory_growth(gpu, True)
+                except RuntimeError:  # already initialized
+                    pass
+            details = tf.config.experimental.get_device_details(gpus[0])
+            capability = details.get("compute_capability")
+            return Device(details.get("device_name", gpus[0].name), True,
+                          tuple(capability) if capability else None)
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "gpu":
+            capability = getattr(device, "compute_capability", None)
+            return Device(device.device_kind, True,
+                          tuple(int(v) for v in str(capability).split(".")[:2]) if capability else None)
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return Device(torch.cuda.get_device_name(0), True, tuple(torch.cuda.get_device_capability(0)))
+    return Device("CPU", False)
+
+
+def precision_policy(setting: str, device: Device) -> str:
+    """Keras dtype policy: ``mixed_float16`` on GPUs with fast float16 (compute capability >= 7.0)."""
+    if setting == "on":
+        return "mixed_float16"
+    if setting == "auto" and device.gpu and device.compute_capability and device.compute_capability >= (7, 0):
+        return "mixed_float16"
+    return "float32"
+
+
+# --------------------------------------------------------------------------- callbacks
+
+class TrainingState(keras.callbacks.Callback):
+    """History (``history.csv``) and the state ``BackupAndRestore`` does not keep.
+
+    Early stopping, learning-rate reduction and the best-model checkpoint all
+    reset their counters when ``fit`` starts; after a resume this callback puts
+    back the values they had at the end of the last finished epoch, so an
+    interrupted run ends exactly as an uninterrupted one would.
+    """
+
+    def __init__(self, state_path: Path, history_path: Path,
+                 early_stopping: keras.callbacks.EarlyStopping,
+                 reduce_lr: keras.callbacks.ReduceLROnPlateau,
+                 checkpoint: keras.callbacks.ModelCheckpoint):
+        super().__init__()
+        self.state_path = state_path
+        self.history_path = history_path
+        self.watched = {"early_stopping": (early_stopping, ("wait", "best", "best_epoch")),
+                        "reduce_lr": (reduce_lr, ("wait", "best", "cooldown_counter")),
+                        "checkpoint": (checkpoint, ("best",))}
+        if state_path.is_file():
+            self.state = json.loads(state_path.read_text(encoding="utf-8"))
+        else:
+            self.state = {"finished": False, "history": [], "snapshots": {}, "seconds": 0.0}
+        self._first_epoch: Optional[int] = None
+        self._epoch_started = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.state["finished"])
+
+    @property
+    def history(self) -> list[dict]:
+        return self.state["history"]
+
+    def _snapshot(self) -> dict:
+        snapshot = {}
+        for name, (callback, attributes) in self.watched.items():
+            values = {attr: getattr(callback, attr, None) for attr in attributes}
+            snapshot[name] = {k: (None if v is None else float(v) if k == "best" else int(v))
+                              for k, v in values.items()}
+        return snapshot
+
+    def _restore(self, snapshot: dict) -> None:
+        for name, (callback, _) in self.watched.items():
+            for attr, value in snapshot[name].items():
+                setattr(callback, attr, value)
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+        if self._first_epoch is not None:
+            return
+        # First epoch of this fit(): BackupAndRestore has already set where it starts.
+        self._first_epoch = epoch
+        self.state["history"] = [row for row in self.history if row["epoch"] <= epoch]
+        snapshot = self.state["snapshots"].get(str(epoch - 1))
+        if epoch > 0:
+            log(f"resuming from the end of epoch {epoch}")
+            if snapshot:
+                self._restore(snapshot)
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({key: float(value) for key, value in (logs or {}).items()})
+        self.history.append(row)
+        previous = self.state["snapshots"].get(str(epoch - 1))
+        # Two snapshots: a crash between this save and the weights backup leaves the older one usable.
+        self.state["snapshots"] = {str(epoch): self._snapshot(),
+                                   **({str(epoch - 1): previous} if previous else {})}
+        self.state["seconds"] += time.perf_counter() - self._epoch_started
+        write_history(self.history_path, self.history)
+        write_json(self.state_path, self.state)
+
+    def on_train_end(self, logs=None):
+        self.state["finished"] = True
+        write_json(self.state_path, self.state)
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """A tqdm bar per epoch and one summary line per epoch, on stderr."""
+
+    def __init__(self, epochs: int, steps: int, label: str = ""):
+        super().__init__()
+        self.epochs = epochs
+        self.steps = steps
+        self.label = label
+        self.bar: Optional[tqdm] = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.bar = tqdm(total=self.steps, desc=f"{self.label}epoch {epoch + 1}/{self.epochs}", unit="batch",
+                        file=sys.stderr, leave=False, dynamic_ncols=True,
+                        mininterval=0.1 if sys.stderr.isatty() else 30)  # keep captured logs short
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+        logs = logs or {}
+        keys = [k for k in HISTORY_COLUMNS if k in logs] + sorted(set(logs) - set(HISTORY_COLUMNS))
+        shown = "  ".join(f"{key} {float(logs[key]):.4g}" for key in keys)
+        log(f"{self.label}epoch {epoch + 1}/{self.epochs}: {shown}")
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    """``history.csv``: one row per epoch (1-based), train and validation loss and accuracy."""
+    columns = list(HISTORY_COLUMNS) + sorted({k for row in rows for k in row} - set(HISTORY_COLUMNS))
+    lines = [",".join(columns)]
+    for row in rows:
+        lines.append(",".join("" if row.get(c) is None else repr(row[c]) for c in columns))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- one run
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What every run of one ``train_crnn.py`` call shares."""
+
+    cfg: Config
+    data: ProcessedData
+    run_name: str
+    epochs: int
+    device: Device
+    policy: str
+
+
+def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dict:
+    """Train (or resume) one model in ``folder`` and write its artifacts; return its report.
+
+    A folder that already holds ``report.json`` is complete: its report is returned as is.
+    """
+    if (folder / REPORT_FILE).is_file():
+        return json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
+    cfg, data, training = plan.cfg, plan.data, plan.cfg.training
+    work = folder / WORK_FOLDER
+    work.mkdir(parents=True, exist_ok=True)
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    input_shape = (*data.spec_shape, 1)
+    model = compile_crnn(build_crnn(input_shape, len(data.labels), cfg.model, dtype=plan.policy),
+                         training.learning_rate)
+    train_data = SpectrogramBatches(data.path, "train", training.batch_size, shuffle=True, seed=seed)
+    val_data = SpectrogramBatches(data.path, "val", training.batch_size)
+
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=training.early_stopping_patience)
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=training.reduce_lr_factor,
+                                                  patience=training.reduce_lr_patience)
+    best_path = work / "best.weights.h5"
+    checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
+                                                 save_weights_only=True)
+    state = TrainingState(work / "state.json", folder / HISTORY_FILE, early_stopping, reduce_lr, checkpoint)
+    callbacks = [EpochSync(train_data), early_stopping, reduce_lr, checkpoint]
+    if _tensorboard_available():
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder / "logs"), write_graph=False))
+    else:
+        log("no TensorBoard logs: the tensorflow and tensorboard packages are needed for them")
+    callbacks += [state,  # after the callbacks whose counters it saves
+                  keras.callbacks.BackupAndRestore(str(work / "backup"), double_checkpoint=True),
+                  ProgressBar(plan.epochs, len(train_data), label)]  # its line means "epoch saved"
+
+    if not state.finished:
+        model.fit(train_data, validation_data=val_data, epochs=plan.epochs, callbacks=callbacks,
+                  shuffle=False, verbose=0)  # SpectrogramBatches shuffles itself
+    train_data.close()
+    val_data.close()
+    if not best_path.is_file():
+        raise GenrekitError(f"{folder}: no checkpoint was saved; run with --restart")
+    model.load_weights(best_path)
+
+    # The saved model is float32 whatever the training precision: the analyzer runs on CPUs.
+    export = build_crnn(input_shape, len(data.labels), cfg.model)
+    export.set_weights(model.get_weights())
+    report = finish_run(plan, folder, export, state, seed)
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingState, seed: int) -> dict:
+    """Evaluate on the test split and write the run folder's artifacts (``report.json`` last)."""
+    cfg, data = plan.cfg, plan.data
+    test_data = SpectrogramBatches(data.path, "test", cfg.training.batch_size)
+    scores = model.predict(test_data, verbose=0).astype(np.float32)
+    n_test = data.rows["test"]
+    labels = test_data.read_rows(0, n_test, "labels").astype(np.int16)
+    track_ids = test_data.read_rows(0, n_test, "track_ids").astype(np.int32)
+    starts = test_data.read_rows(0, n_test, "slice_starts")
+    test_data.close()
+    metrics = evaluate_predictions(scores, labels, track_ids, data.labels, AGGREGATION)
+
+    partial = folder / "model.partial.keras"  # Keras wants the .keras suffix
+    model.save(partial)
+    os.replace(partial, folder / MODEL_FILE)
+    write_bundle(folder, labels=data.labels, features=cfg.features, slicing=cfg.slicing,
+                 normalization=data.normalization, silence_threshold_db=data.silence_threshold_db,
+                 **data.fingerprints, run_name=plan.run_name, seed=seed,
+                 trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    np.savez(folder / PREDICTIONS_FILE, scores=scores, labels=labels, track_ids=track_ids,
+             slice_starts=starts, label_names=np.array(data.labels))
+
+    history = state.history
+    columns = {key: [row.get(key, float("nan")) for row in history] for key in HISTORY_COLUMNS}
+    plot_curves(columns, folder / "curves.png")
+    plot_confusions({"test slices": np.array(metrics["slice"]["confusion_matrix"]),
+                     f"test tracks ({AGGREGATION} of slice scores)": np.array(metrics["track"]["confusion_matrix"])},
+                    data.labels, folder / "confusion.png")
+
+    val_losses = [row.get("val_loss", float("inf")) for row in history]
+    best = int(np.argmin(val_losses)) if history else None
+    report = {
+        "run_name": plan.run_name,
+        "labels": data.labels,
+        "slice_accuracy": metrics["slice_accuracy"],
+        "track_accuracy": metrics["track_accuracy"],
+        "aggregation": AGGREGATION,
+        "test_slices": int(n_test),
+        "test_tracks": int(len(np.unique(track_ids))),
+        "seed": seed,
+        "seeds": [seed],
+        "epochs_requested": plan.epochs,
+        "epochs_trained": len(history),
+        "stopped_early": len(history) < plan.epochs,
+        "best_epoch": None if best is None else history[best]["epoch"],
+        "best_val_loss": None if best is None else history[best].get("val_loss"),
+        "best_val_accuracy": None if best is None else history[best].get("val_accuracy"),
+        "training_seconds": round(state.state["seconds"], 1),
+        "parameters": int(model.count_params()),
+        "multiply_adds_per_slice": multiply_adds(model),
+        "device": plan.device.name,
+        "precision": plan.policy,
+        "keras_backend": keras.backend.backend(),
+        "slice": metrics["slice"],
+        "track": metrics["track"],
+    }
+    write_json(folder / REPORT_FILE, report)
+    return report
+
+
+def _tensorboard_available() -> bool:
+    """Keras' TensorBoard callback writes with ``tf.summary``, whatever the backend."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "tensorboard"))
+
+
+# --------------------------------------------------------------------------- the command
+
+def run_settings(cfg: Config, data: ProcessedData) -> dict:
+    """What a run cannot change halfway: the model, the training settings (but ``epochs``), the data."""
+    training = to_jsonable(cfg.training)
+    for key in ("run_name", "epochs"):
+        training.pop(key)
+    return {"model": to_jsonable(cfg.model), "training": training, "data": data.fingerprints}
+
+
+def check_run_name(name: str) -> str:
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise GenrekitError(f"--run-name: must be a plain folder name, got {name!r}")
+    return name
+
+
+def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] = None,
+          restart: bool = False) -> Path:
+    """Train ``training.runs`` models on ``processed.h5``; return the run folder.
+
+    Parameters
+    ----------
+    cfg : Config
+    run_name : str, optional
+        Overrides ``training.run_name``.
+    epochs : int, optional
+        Overrides ``training.epochs``.
+    restart : bool
+        Discard an existing run folder of that name first. Without it, an
+        unfinished run resumes and a finished one is left as it is.
+    """
+    training = cfg.training
+    run_name = check_run_name(run_name or training.run_name)
+    epochs = training.epochs if epochs is None else epochs
+    if epochs < 1:
+        raise GenrekitError(f"--epochs: must be >= 1, got {epochs}")
+    data = open_processed(cfg)
+    folder = cfg.models_folder / run_name
+    if restart and folder.exists():
+        log(f"{folder}: discarding the previous run (--restart)")
+        shutil.rmtree(folder)
+
+    settings = run_settings(cfg, data)
+    settings_path = folder / SETTINGS_FILE
+    if settings_path.is_file():
+        changed = changed_keys(json.loads(settings_path.read_text(encoding="utf-8")), settings)
+        if changed:
+            raise GenrekitError(f"{folder}: this run was started with other settings or data "
+                                f"(changed: {', '.join(changed)}); use --restart to discard it, "
+                                f"or choose another --run-name")
+    if (folder / (REPORT_FILE if training.runs == 1 else SUMMARY_FILE)).is_file():
+        log(f"{folder}: this run is complete; nothing to do (--restart trains it again)")
+        return folder
+
+    device = detect_device()
+    policy = precision_policy(training.mixed_precision, device)
+    log(f"device: {device.name}{'' if device.gpu else ' (no GPU found)'}; precision: {policy}; "
+        f"keras backend: {keras.backend.backend()}")
+    if policy == "mixed_float16" and not device.gpu:
+        log("warning: mixed precision on the CPU is slow (training.mixed_precision is 'on')")
+    log(f"training on {data.rows['train']} slices, validating on {data.rows['val']}, "
+        f"testing on {data.rows['test']} ({len(data.labels)} labels)")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(settings_path, settings)
+    plan = RunPlan(cfg, data, run_name, epochs, device, policy)
+
+    if training.runs == 1:
+        report = train_single(plan, folder, training.seed)
+        print(f"{folder}: test accuracy {report['slice_accuracy']:.4f} on {report['test_slices']} slices, "
+              f"{report['track_accuracy']:.4f} on {report['test_tracks']} tracks")
+        return folder
+
+    reports = []
+    for i in range(training.runs):
+        seed = training.seed + i
+        sub = folder / f"run-{i + 1:02d}"
+        log(f"run {i + 1}/{training.runs} (seed {seed}): {sub}")
+        report = train_single(plan, sub, seed, label=f"run {i + 1}/{training.runs} ")
+        reports.append(report)
+        print(f"{sub}: test accuracy {report['slice_accuracy']:.4f} (slices), "
+              f"{report['track_accuracy']:.4f} (tracks)")
+    summary = summarize_runs(reports, [f"run-{i + 1:02d}" for i in range(training.runs)])
+    for name in (MODEL_FILE, BUNDLE_FILE):  # the parent folder works as a model folder too
+        tmp = folder / f"partial.{name}"
+        shutil.copyfile(folder / summary["best_run"] / name, tmp)
+        os.replace(tmp, folder / name)
+    write_json(folder / SUMMARY_FILE, summary)
+    for key in ("slice_accuracy", "track_accuracy"):
+        print(f"{folder}: {key.replace('_', ' ')} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f} "
+              f"over {training.runs} runs")
+    return folder
+
+
+def summarize_runs(reports: list[dict], names: list[str]) -> dict:
+    """Mean and sample standard deviation of the runs' test metrics; the best run by validation loss."""
+    val_losses = [r["best_val_loss"] if r["best_val_loss"] is not None else float("inf") for r in reports]
+    best = int(np.argmin(val_losses))
+    return {
+        "runs": len(reports),
+        "seeds": [r["seed"] for r in reports],
+        "slice_accuracy": mean_std([r["slice_accuracy"] for r in reports]),
+        "track_accuracy": mean_std([r["track_accuracy"] for r in reports]),
+        "best_val_loss": mean_std(val_losses),
+        "epochs_trained": [r["epochs_trained"] for r in reports],
+        "best_run": names[best],
+        "run_folders": names,
+    }

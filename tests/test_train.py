@@ -1,0 +1,283 @@
+"""train_crnn.py: checks before training, the run folder, resume, several runs.
+
+End-to-end tests use the session fixture ``trained_run`` (generated audio through the
+real build_dataset.py, process_dataset.py and train_crnn.py); the checks use small
+processed.h5 files written with h5py in the documented layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import importlib.util
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from genrekit import cli, h5layout
+from genrekit.bundle import load_bundle
+from genrekit.config import Config, PathsConfig, fingerprint, load_config, processing_settings
+from genrekit.errors import GenrekitError
+from genrekit.normalization import NormStats
+from tests.h5fixtures import write_dataset
+from tests.helpers import REPO_ROOT, script_env
+
+RUN_FILES = ("model.keras", "bundle.json", "history.csv", "curves.png", "report.json", "confusion.png",
+             "predictions.npz")
+
+
+def train_script(*args: str) -> tuple[int, str, str]:
+    """Run train_crnn.py's ``main`` in this process (no interpreter and TensorFlow start-up per call);
+    return the exit status, stdout and stderr."""
+    spec = importlib.util.spec_from_file_location("train_crnn", REPO_ROOT / "train_crnn.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.run(script.main, list(args))
+    return status, out.getvalue(), err.getvalue()
+
+
+# --------------------------------------------------------------------------- checks before training
+
+def write_processed(cfg: Config, rows: dict[str, int]) -> Path:
+    """A processed.h5 in the documented layout, made "with" the settings of ``cfg``."""
+    path = cfg.processed_path
+    write_dataset(path, cfg, rows)
+    settings = processing_settings(cfg)
+    with h5py.File(path, "a") as h5:
+        n_mels = h5["train"]["specs"].shape[2]
+        h5layout.set_json_attr(h5, "normalization", NormStats("standard", np.zeros(n_mels), np.ones(n_mels)).to_dict())
+        h5layout.set_json_attr(h5, "processing_settings", settings)
+        h5.attrs["processing_fingerprint"] = fingerprint(settings)
+        h5.attrs["source_dataset_fingerprint"] = h5.attrs["dataset_fingerprint"]
+    return path
+
+
+def config_in(tmp_path: Path, **sections) -> Config:
+    cfg = Config(paths=PathsConfig(audio_folder=tmp_path / "audio", output_folder=tmp_path / "output"))
+    return dataclasses.replace(cfg, **sections)
+
+
+def check_message(cfg: Config) -> str:
+    from genrekit.train import open_processed
+
+    with pytest.raises(GenrekitError) as info:
+        open_processed(cfg)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_no_processed_file_says_which_scripts_to_run(tmp_path):
+    config = tmp_path / "params.json"
+    config.write_text(json.dumps({"paths": {"output_folder": str(tmp_path / "nothing")}}))
+    status, _, stderr = train_script("--config", str(config))
+    assert status == 1
+    errors = stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ")
+    assert "processed.h5: not found" in errors[0] and "build_dataset.py" in errors[0] \
+        and "process_dataset.py" in errors[0]
+
+
+def test_processed_file_from_other_settings_names_the_keys(tmp_path):
+    cfg = config_in(tmp_path)
+    write_processed(cfg, {"train": 15, "val": 15, "test": 15})
+    other_features = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, n_mels=64))
+    message = check_message(other_features)
+    assert "features.n_mels" in message and "build_dataset.py and process_dataset.py" in message
+    other_norm = dataclasses.replace(cfg, processing=dataclasses.replace(cfg.processing, norm_method="min_max"))
+    message = check_message(other_norm)
+    assert "processing.norm_method" in message and "run process_dataset.py again" in message
+
+
+def test_processed_file_older_than_dataset(tmp_path):
+    cfg = config_in(tmp_path)
+    write_processed(cfg, {"train": 15, "val": 15, "test": 15})
+    write_dataset(cfg.dataset_path, cfg, {"train": 15, "val": 15, "test": 15}, dataset_fingerprint="rebuilt")
+    assert "made from an older dataset.h5; run process_dataset.py again" in check_message(cfg)
+
+
+def test_split_without_slices(tmp_path):
+    cfg = config_in(tmp_path)
+    write_processed(cfg, {"train": 15, "val": 0, "test": 15})
+    assert "the val split has no slices" in check_message(cfg)
+
+
+def test_label_without_training_slices(tmp_path):
+    cfg = config_in(tmp_path)
+    write_processed(cfg, {"train": 5, "val": 15, "test": 15})  # one track: label blues only
+    message = check_message(cfg)
+    assert "no training slices for label(s) metal, pop" in message
+
+
+def test_a_good_file_passes(tmp_path):
+    from genrekit.train import open_processed
+
+    cfg = config_in(tmp_path)
+    write_processed(cfg, {"train": 15, "val": 5, "test": 6})
+    data = open_processed(cfg)
+    assert data.labels == ["blues", "metal", "pop"]
+    assert data.rows == {"train": 15, "val": 5, "test": 6} and data.spec_shape == (12, 8)
+
+
+def test_precision_policy():
+    from genrekit.train import Device, precision_policy
+
+    cpu, old_gpu, gpu = Device("CPU", False), Device("K80", True, (3, 7)), Device("A100", True, (8, 0))
+    assert precision_policy("auto", cpu) == "float32"
+    assert precision_policy("auto", old_gpu) == "float32"
+    assert precision_policy("auto", gpu) == "mixed_float16"
+    assert precision_policy("off", gpu) == "float32"
+    assert precision_policy("on", cpu) == "mixed_float16"
+
+
+# --------------------------------------------------------------------------- the run folder
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_folder_is_complete(trained_run):
+    folder = trained_run.run_folder
+    for name in RUN_FILES:
+        assert (folder / name).is_file(), name
+    assert not (folder / "training").exists()  # in-progress state is gone
+    assert any((folder / "logs").rglob("events.out.tfevents.*"))  # TensorBoard
+    history = read_history(folder / "history.csv")
+    assert [int(row["epoch"]) for row in history] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+    report = json.loads((folder / "report.json").read_text())
+    assert report["epochs_trained"] == 2 and report["best_epoch"] in (1, 2)
+    assert report["device"] == "CPU" and report["precision"] == "float32"
+
+
+def test_report_agrees_with_saved_predictions(trained_run):
+    folder = trained_run.run_folder
+    report = json.loads((folder / "report.json").read_text())
+    saved = np.load(folder / "predictions.npz")
+    scores, labels, track_ids = saved["scores"], saved["labels"], saved["track_ids"]
+    assert list(saved["label_names"]) == report["labels"]
+    assert scores.shape == (report["test_slices"], len(report["labels"]))
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-4)
+
+    for key in ("slice_accuracy", "track_accuracy"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["slice_accuracy"] == pytest.approx(np.mean(scores.argmax(axis=1) == labels))
+    tracks = np.unique(track_ids)
+    assert report["test_tracks"] == len(tracks)
+    right = [scores[track_ids == t].sum(axis=0).argmax() == labels[track_ids == t][0] for t in tracks]
+    assert report["track_accuracy"] == pytest.approx(np.mean(right))
+    assert np.sum(report["slice"]["confusion_matrix"]) == len(labels)
+    assert np.sum(report["track"]["confusion_matrix"]) == len(tracks)
+    for level in ("slice", "track"):
+        for values in report[level]["per_label"].values():
+            assert 0.0 <= values["precision"] <= 1.0 and 0.0 <= values["recall"] <= 1.0
+
+
+def test_bundle_and_model_take_processed_spectrograms(trained_run):
+    cfg = load_config(trained_run.config)
+    bundle = load_bundle(trained_run.run_folder)
+    with h5py.File(cfg.processed_path, "r") as h5:
+        assert bundle.labels == h5layout.labels_of(h5)
+        assert bundle.normalization.to_dict() == h5layout.json_attr(h5, "normalization")
+        assert list(bundle.input_shape[:2]) == list(h5["test"]["specs"].shape[1:])
+        specs = h5["test"]["specs"][:4].astype(np.float32)[..., None]  # as stored: already normalized
+    model = bundle.load_model()
+    assert model.count_params() == json.loads((trained_run.run_folder / "report.json").read_text())["parameters"]
+    scores = np.asarray(model(specs, training=False))
+    np.testing.assert_allclose(scores, np.load(trained_run.run_folder / "predictions.npz")["scores"][:4],
+                               atol=1e-5)
+
+
+def test_finished_run_is_left_alone(trained_run):
+    report = trained_run.run_folder / "report.json"
+    before = report.stat().st_mtime_ns
+    status, _, stderr = train_script("--config", str(trained_run.config))
+    assert status == 0, stderr
+    assert "complete; nothing to do" in stderr
+    assert report.stat().st_mtime_ns == before
+
+
+# --------------------------------------------------------------------------- resume, settings, several runs
+
+@pytest.fixture()
+def own_output(trained_run, tmp_path) -> Path:
+    """A config whose output folder holds a copy of the trained run's processed.h5 (nothing else)."""
+    data = json.loads(trained_run.config.read_text())
+    data["paths"]["output_folder"] = str(tmp_path / "output")
+    (tmp_path / "output").mkdir()
+    shutil.copy(load_config(trained_run.config).processed_path, tmp_path / "output" / "processed.h5")
+    config = tmp_path / "params.json"
+    config.write_text(json.dumps(data))
+    return config
+
+
+def test_interrupted_run_resumes_where_it_stopped(own_output):
+    args = ["--config", str(own_output), "--run-name", "resume", "--epochs", "3"]
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "train_crnn.py"), *args], cwd=REPO_ROOT,
+                               env=script_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    seen = []
+    for line in process.stderr:  # the epoch line is printed after the epoch's backup is written
+        seen.append(line)
+        if "epoch 1/3: loss" in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "".join(seen)
+    folder = own_output.parent / "output" / "models" / "resume"
+    assert not (folder / "report.json").exists() and (folder / "training").is_dir()
+
+    status, _, stderr = train_script(*args)
+    assert status == 0, stderr
+    assert "device: CPU" in stderr
+    assert "resuming from the end of epoch 1" in stderr
+    assert "epoch 1/3: loss" not in stderr  # not trained again
+    assert [int(row["epoch"]) for row in read_history(folder / "history.csv")] == [1, 2, 3]
+    assert json.loads((folder / "report.json").read_text())["epochs_trained"] == 3
+    assert not (folder / "training").exists()
+
+    # the same run name with another model: refused, unless --restart
+    data = json.loads(own_output.read_text())
+    data["model"]["gru_units"] = [8]
+    own_output.write_text(json.dumps(data))
+    status, _, stderr = train_script(*args)
+    assert status == 1 and "model.gru_units" in stderr and "--restart" in stderr
+    status, _, stderr = train_script(*args[:-1], "1", "--restart")  # --epochs 1
+    assert status == 0, stderr
+    assert [int(row["epoch"]) for row in read_history(folder / "history.csv")] == [1]
+    assert json.loads((folder / "run_settings.json").read_text())["model"]["gru_units"] == [8]
+
+
+def test_several_runs_report_mean_and_std(own_output):
+    data = json.loads(own_output.read_text())
+    data["training"]["runs"] = 2
+    own_output.write_text(json.dumps(data))
+    status, stdout, stderr = train_script("--config", str(own_output), "--run-name", "multi", "--epochs", "1")
+    assert status == 0, stderr
+    folder = own_output.parent / "output" / "models" / "multi"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["runs"] == 2 and summary["seeds"] == [1, 2]
+    reports = [json.loads((folder / f"run-0{i}" / "report.json").read_text()) for i in (1, 2)]
+    assert [r["seed"] for r in reports] == [1, 2]
+    for key in ("slice_accuracy", "track_accuracy"):
+        values = [r[key] for r in reports]
+        assert summary[key]["mean"] == pytest.approx(np.mean(values))
+        assert summary[key]["std"] == pytest.approx(np.std(values, ddof=1))
+        assert f"{key.replace('_', ' ')} " in stdout
+    best = folder / summary["best_run"]
+    assert (folder / "model.keras").read_bytes() == (best / "model.keras").read_bytes()
+    assert load_bundle(folder).labels == reports[0]["labels"]
+    for i in (1, 2):
+        for name in RUN_FILES:
+            assert (folder / f"run-0{i}" / name).is_file()
