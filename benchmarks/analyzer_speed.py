@@ -90,7 +90,7 @@ def in_process(track: Path, bundle: Path, cfg: Config, repeats: int) -> None:
                                    overlap=settings.overlap)
         _, inference_s = timed(analyzer.predict, slices.specs)
         rows.append((decode_s, features_s, inference_s))
-        note = "  (first: includes librosa's lazy imports)" if run == 0 else ""
+        note = "  (the first track after the model load)" if run == 0 else ""
         print(f"  run {run + 1}: decode {decode_s:.2f} s  features {features_s:.2f} s  "
               f"inference {inference_s:.2f} s  = {decode_s + features_s + inference_s:.2f} s "
               f"for {len(slices.starts)} slices{note}")

@@ -24,7 +24,7 @@ from genrekit.aggregate import METHODS, aggregate, shares
 from genrekit.bundle import Bundle, load_bundle
 from genrekit.config import AnalysisConfig, FeaturesConfig, SlicingConfig
 from genrekit.errors import GenrekitError
-from genrekit.features import TrackSlices, load_track_slices
+from genrekit.features import TrackSlices, load_track_slices, warm_up
 from genrekit.normalization import apply
 
 DEFAULTS = AnalysisConfig()
@@ -195,9 +195,13 @@ class Analyzer:
         A run folder written by ``train_crnn.py`` (``bundle.json`` + ``model.keras``).
     batch_size : int
         Slices per forward pass.
+    warm_up_features : bool
+        Import the feature code (librosa) now, so the first track is as fast as the rest;
+        the CLI turns this off because it computes features in worker processes.
     """
 
-    def __init__(self, model: Union[os.PathLike, str, Bundle], *, batch_size: int = DEFAULTS.batch_size):
+    def __init__(self, model: Union[os.PathLike, str, Bundle], *, batch_size: int = DEFAULTS.batch_size,
+                 warm_up_features: bool = True):
         if batch_size < 1:
             raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
@@ -206,6 +210,8 @@ class Analyzer:
         self._forward = compile_forward(self.model, self.bundle.input_shape)
         # Trace now, so the first track is timed like every other one.
         self._forward(np.zeros((1, *self.bundle.input_shape), dtype=np.float32))
+        if warm_up_features:
+            warm_up(self.bundle.features)
 
     @property
     def labels(self) -> tuple[str, ...]:

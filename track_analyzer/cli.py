@@ -160,7 +160,7 @@ def import_keras() -> None:
 
 def load_analyzer(bundle: Bundle, batch_size: int) -> Analyzer:
     import_keras()
-    return Analyzer(bundle, batch_size=batch_size)
+    return Analyzer(bundle, batch_size=batch_size, warm_up_features=False)  # workers compute features
 
 
 # --------------------------------------------------------------------------- modes
