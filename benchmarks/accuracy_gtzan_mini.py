@@ -1,7 +1,7 @@
 """Test accuracy of the default pipeline on real music: 5-fold track-wise cross-validation.
 
 Runs the real scripts (build_dataset.py, process_dataset.py, train_crnn.py) on the
-100 GTZAN excerpts of ``../shared/data/gtzan_mini`` (10 genres x 10 clips of 30 s)
+100 GTZAN excerpts of ``../shared/data/gtzan_mini`` (10 genres x 10 clips of 15-20 s)
 with the default config (``pipeline_parameters.json``), once per fold. Fold ``k``
 tests on 2 clips per genre, validates on 1 clip per genre (from the next fold) and
 trains on the other 7; each fold has its own split file (``split.custom_split_file``),
