@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from genrekit.atomic import fsync_path, write_bytes
 from genrekit.config import (Config, build_settings, changed_keys, fingerprint, to_jsonable)
 from genrekit.errors import GenrekitError, TrackError
 from genrekit.features import load_track_slices, slice_geometry, warm_up
@@ -43,24 +44,6 @@ REPORT_FILE = "build_report.json"
 
 
 # --------------------------------------------------------------------------- small file helpers
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either its old content or all of the new one."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def remove_stale_temp_files(folder: Path) -> None:
     """Temp files left by a killed run are never finished work."""
@@ -183,13 +166,13 @@ def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Co
             selection_key=track.path,
         )
     except TrackError as exc:
-        write_atomic(failure, json.dumps({**meta, "reason": str(exc)}).encode("utf-8"))
+        write_bytes(failure, json.dumps({**meta, "reason": str(exc)}).encode("utf-8"))
         shard.unlink(missing_ok=True)
         return TrackResult(track.path, False, reason=str(exc))
     meta.update(n_slices=len(slices.starts), duration=slices.duration, padded=slices.padded)
     buffer = io.BytesIO()
     np.savez(buffer, specs=slices.specs.astype(np.float16), starts=slices.starts, meta=json.dumps(meta))
-    write_atomic(shard, buffer.getvalue())
+    write_bytes(shard, buffer.getvalue())
     failure.unlink(missing_ok=True)
     return TrackResult(track.path, True, meta["n_slices"], slices.duration, slices.padded)
 
@@ -322,8 +305,7 @@ def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir
                 offset = end
                 progress(1)
         h5.flush()
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
+    fsync_path(path)
 
 
 def build_report(plan: Assembly, scan: Scan, results: dict[str, TrackResult], dataset: Path) -> dict:
@@ -436,7 +418,7 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
     shard_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(work)
     output.joinpath(dataset.name + ".tmp").unlink(missing_ok=True)
-    write_atomic(state_file, json.dumps({"build_settings": settings}, indent=1).encode("utf-8"))
+    write_bytes(state_file, json.dumps({"build_settings": settings}, indent=1).encode("utf-8"))
 
     scan = scan_audio_folder(cfg.paths.audio_folder, cfg.build.audio_extensions)
     if not scan.tracks:
@@ -485,7 +467,7 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
         bar.close()
         if own_executor:
             executor.shutdown(wait=True, cancel_futures=True)
-    fsync_dir(shard_dir)
+    fsync_path(shard_dir)
 
     plan = plan_assembly(scan.tracks, results, cfg)
     if not plan.labels:
@@ -497,10 +479,10 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
               file=sys.stderr, dynamic_ncols=True) as write_bar:
         write_dataset(tmp, plan, scan.tracks, shard_dir, cfg, settings, write_bar.update)
     os.replace(tmp, dataset)
-    fsync_dir(output)
+    fsync_path(output)
 
     report = build_report(plan, scan, results, dataset)
-    write_atomic(output / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
+    write_bytes(output / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
     return BuildOutcome(dataset, report, processed_now=len(todo))
 
 

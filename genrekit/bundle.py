@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genrekit.atomic import write_json
 from genrekit.config import (AnalysisConfig, Config, FeaturesConfig, SlicingConfig, _section_from_dict,
                              to_jsonable, validate)
 from genrekit.errors import ConfigError, GenrekitError
@@ -68,11 +69,7 @@ def write_bundle(folder: Path, *, labels: list[str], features: FeaturesConfig, s
         "silence_threshold_db": float(silence_threshold_db),
         **extra,
     }
-    path = Path(folder) / BUNDLE_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json(Path(folder) / BUNDLE_FILE, data)
 
 
 def load_bundle(folder: os.PathLike | str) -> Bundle:

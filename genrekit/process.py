@@ -48,6 +48,7 @@ import h5py
 import numpy as np
 
 from genrekit import h5layout
+from genrekit.atomic import fsync_path
 from genrekit.config import Config, build_settings, changed_keys, fingerprint, processing_settings
 from genrekit.errors import GenrekitError
 from genrekit.normalization import NormStats, apply
@@ -559,14 +560,6 @@ def _remove_leftovers(processed: Path, log: Log) -> None:
             log(f"removed {leftover.name} left by an interrupted run")
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # --------------------------------------------------------------------------- the run
 
 @dataclass(frozen=True)
@@ -679,9 +672,9 @@ def process_dataset(cfg: Config, *, force: bool = False, chunk_rows: Optional[in
             tmp = processed.with_name(processed.name + TMP_SUFFIX)
             try:
                 stats, rows = write_processed(src, tmp, cfg, chunk_rows, progress)
-                _fsync_path(tmp)
+                fsync_path(tmp)
                 os.replace(tmp, processed)
-                _fsync_path(processed.parent)
+                fsync_path(processed.parent)
             except OSError as exc:  # disk full, permissions, HDF5 errors: one line, not a traceback
                 raise GenrekitError(f"{processed}: cannot write ({exc})") from None
             finally:

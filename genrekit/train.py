@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+from genrekit.atomic import write_json, write_text
 from genrekit import h5layout
 from genrekit.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
 from genrekit.config import Config, changed_keys, processing_settings, to_jsonable
@@ -54,13 +55,6 @@ AGGREGATION = "sum"  # the article's track verdict: highest sum of slice scores
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a crash leaves the old file or the new one, never half of one)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- the data
@@ -309,9 +303,7 @@ def write_history(path: Path, rows: list[dict]) -> None:
     lines = [",".join(columns)]
     for row in rows:
         lines.append(",".join("" if row.get(c) is None else repr(row[c]) for c in columns))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------- one run

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from genrekit import atomic
 from track_analyzer.analyzer import TrackAnalysis
 
 
@@ -17,10 +17,7 @@ def write_json(path: Path, data: object) -> Path:
     """Write JSON atomically (a crash leaves the old file or none, never half of one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_json(path, data)
 
 
 CSV_FIXED = ("path", "status", "top_label", "top_share", "duration", "n_slices")
