@@ -14,8 +14,9 @@ Layout (both files)::
                          or "" when skipped), duration (float64 s), n_slices (int32),
                          status (str: "ok", "padded", or "skipped: <reason>")
 
-``processed.h5`` adds ``/normalization`` attributes (see :mod:`genrekit.normalization`) and the root
-attrs ``source_dataset_fingerprint`` and ``processing`` (JSON).
+``processed.h5`` adds the root attributes ``normalization`` (JSON of
+:meth:`genrekit.normalization.NormStats.to_dict`), ``processing_settings`` (JSON),
+``processing_fingerprint`` and ``source_dataset_fingerprint``.
 """
 
 from __future__ import annotations
