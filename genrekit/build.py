@@ -257,6 +257,11 @@ def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg:
     return Assembly(labels, rows, split_of, sorted(p for p in custom if p not in known))
 
 
+def source_fingerprint(config_fp: str, tracks: list[TrackFile]) -> str:
+    """What a build was made from: the settings and every file's path, size and mtime."""
+    return fingerprint({"config": config_fp, "files": [[t.path, t.size, t.mtime_ns] for t in tracks]})
+
+
 def dataset_fingerprint(config_fp: str, rows: list[dict], tracks: list[TrackFile]) -> str:
     return fingerprint({"config": config_fp,
                         "tracks": [[t.path, t.size, t.mtime_ns, r["status"], r["n_slices"]]
@@ -281,6 +286,7 @@ def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir
         h5layout.set_json_attr(h5, "build_settings", settings)
         h5.attrs["config_fingerprint"] = config_fp
         h5.attrs["dataset_fingerprint"] = dataset_fingerprint(config_fp, plan.rows, tracks)
+        h5.attrs["source_fingerprint"] = source_fingerprint(config_fp, tracks)
         h5.attrs["silence_threshold_db"] = cfg.build.silence_threshold_db
         h5.attrs["spec_shape"] = list(geometry.spec_shape)
 
@@ -425,6 +431,15 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
         raise GenrekitError(f"{cfg.paths.audio_folder}: no audio files found in label folders "
                             f"(expected <audio_folder>/<label>/<track>.mp3)")
 
+    if dataset.exists() and previous == settings:
+        # Decided from the files alone, so it holds even after .build/ was deleted to free disk.
+        import h5py
+
+        with h5py.File(dataset, "r") as h5:
+            if h5.attrs.get("source_fingerprint") == source_fingerprint(config_fp, scan.tracks):
+                _log(f"{dataset} is up to date ({len(scan.tracks)} tracks); nothing to do")
+                return BuildOutcome(dataset, None)
+
     results: dict[str, TrackResult] = {}
     todo = []
     for track in scan.tracks:
@@ -433,16 +448,6 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
             todo.append(track)
         else:
             results[track.path] = finished
-
-    if dataset.exists() and not todo and previous == settings:
-        import h5py
-
-        with h5py.File(dataset, "r") as h5:
-            stored_fp = h5.attrs.get("dataset_fingerprint")
-        plan = plan_assembly(scan.tracks, results, cfg)
-        if stored_fp == dataset_fingerprint(config_fp, plan.rows, scan.tracks):
-            _log(f"{dataset} is up to date ({len(scan.tracks)} tracks); nothing to do")
-            return BuildOutcome(dataset, None)
 
     workers = cfg.build.workers or len(os.sched_getaffinity(0))
     if results:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +108,10 @@ def test_rerun_is_noop_and_changed_config_refused(corpus, tmp_path):
     before = clean_build.stat().st_mtime_ns
     again = build(config)
     assert again.returncode == 0 and "up to date" in again.stderr and "nothing to do" in again.stderr
+    assert clean_build.stat().st_mtime_ns == before
+    shutil.rmtree(tmp_path / "out" / ".build")  # freeing the work folder does not make the dataset stale
+    again = build(config)
+    assert again.returncode == 0 and "up to date" in again.stderr
     assert clean_build.stat().st_mtime_ns == before
 
     data = json.loads(config.read_text())
