@@ -29,19 +29,15 @@ DEMO_CONFIG = REPO_ROOT / "demo" / "pipeline_parameters.json"
 DEMO_OUTPUT = REPO_ROOT / "demo_output"
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def run_step(number: int, title: str, command: list[str]) -> float:
     """Run one step with its output passed through; raise if it fails. Returns its seconds."""
-    say(f"\n=== step {number}/5: {title}\n$ {' '.join(command)}")
+    cli.log(f"\n=== step {number}/5: {title}\n$ {' '.join(command)}")
     start = time.perf_counter()
     status = subprocess.run(command, cwd=REPO_ROOT).returncode
     seconds = time.perf_counter() - start
     if status != 0:
         raise GenrekitError(f"step {number} ({title}) failed with exit status {status}; see the messages above")
-    say(f"--- step {number} done in {seconds:.0f} s")
+    cli.log(f"--- step {number} done in {seconds:.0f} s")
     return seconds
 
 
@@ -155,7 +151,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"run folder (model, report, curves, confusion matrices): {relative(run_folder)}")
     chance = 1.0 / len(report["labels"])
     if report["track_accuracy"] < 2 * chance:
-        say("warning: the demo model is not clearly better than chance; see the curves in the run folder")
+        cli.log("warning: the demo model is not clearly better than chance; see the curves in the run folder")
     return 0
 
 

@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 from genrekit.atomic import fsync_path, write_bytes
+from genrekit.cli import log
 from genrekit.config import (Config, build_settings, changed_keys, fingerprint, to_jsonable)
 from genrekit.errors import GenrekitError, TrackError
 from genrekit.features import load_track_slices, slice_geometry, warm_up
@@ -75,7 +76,8 @@ class Scan:
     label_folders: list[str]
 
 
-def _hidden(part: str) -> bool:
+def is_hidden(part: str) -> bool:
+    """Hidden files and folders (and macOS archive litter) are never tracks."""
     return part.startswith(".") or part == "__MACOSX"
 
 
@@ -83,17 +85,17 @@ def scan_audio_folder(audio_folder: Path, extensions: Iterable[str]) -> Scan:
     """Find every track under ``<audio_folder>/<label>/`` (recursively), sorted by path."""
     extensions = {e.lower() for e in extensions}
     tracks, ignored = [], []
-    label_folders = sorted(p.name for p in audio_folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    label_folders = sorted(p.name for p in audio_folder.iterdir() if p.is_dir() and not is_hidden(p.name))
     for entry in sorted(audio_folder.iterdir()):
-        if entry.is_file() and not _hidden(entry.name):
+        if entry.is_file() and not is_hidden(entry.name):
             ignored.append({"path": entry.name, "reason": "not inside a label folder"})
     for label in label_folders:
         for root, dirs, files in os.walk(audio_folder / label):
-            dirs[:] = sorted(d for d in dirs if not _hidden(d))
+            dirs[:] = sorted(d for d in dirs if not is_hidden(d))
             for name in sorted(files):
                 full = Path(root) / name
                 rel = full.relative_to(audio_folder).as_posix()
-                if _hidden(name):
+                if is_hidden(name):
                     ignored.append({"path": rel, "reason": "hidden file"})
                 elif full.suffix.lower() not in extensions:
                     ignored.append({"path": rel, "reason": f"not an audio extension ({full.suffix or 'none'})"})
@@ -352,10 +354,6 @@ class BuildOutcome:
     processed_now: int = 0
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _stored_settings(dataset: Path, state_file: Path) -> Optional[dict]:
     """The settings of the existing (or interrupted) build, if any."""
     if dataset.exists():
@@ -437,7 +435,7 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
         with h5py.File(dataset, "r") as h5:
             if h5.attrs.get("source_fingerprint") == source_fingerprint(config_fp, scan.tracks):
-                _log(f"{dataset} is up to date ({len(scan.tracks)} tracks); nothing to do")
+                log(f"{dataset} is up to date ({len(scan.tracks)} tracks); nothing to do")
                 return BuildOutcome(dataset, None)
 
     results: dict[str, TrackResult] = {}
@@ -451,7 +449,7 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
     workers = cfg.build.workers or len(os.sched_getaffinity(0))
     if results:
-        _log(f"resuming: {len(results)} of {len(scan.tracks)} tracks already done")
+        log(f"resuming: {len(results)} of {len(scan.tracks)} tracks already done")
     bar = tqdm(total=len(scan.tracks), initial=len(results), unit="track", desc="tracks",
                disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
 

@@ -28,6 +28,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
 
+def log(message: str) -> None:
+    """A progress or status message: stderr, at once (stdout is for results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def error(message: str) -> None:
     """One line on stderr."""
     print(f"error: {message}", file=sys.stderr, flush=True)

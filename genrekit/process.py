@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import h5py
 import numpy as np
 
-from genrekit import h5layout
+from genrekit import cli, h5layout
 from genrekit.atomic import fsync_path
 from genrekit.config import Config, build_settings, changed_keys, fingerprint, processing_settings
 from genrekit.errors import GenrekitError
@@ -65,10 +65,6 @@ IOV_MAX = 1024  # buffers per preadv/pwritev call (Linux's limit)
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- buffers
@@ -623,7 +619,7 @@ def write_processed(src: h5py.File, tmp: Path, cfg: Config, chunk_rows: Optional
 
 
 def process_dataset(cfg: Config, *, force: bool = False, chunk_rows: Optional[int] = None,
-                    progress: bool = True, log: Log = _stderr) -> ProcessOutcome:
+                    progress: bool = True, log: Log = cli.log) -> ProcessOutcome:
     """Write ``<output_folder>/processed.h5`` from ``dataset.h5`` unless it is up to date.
 
     Parameters

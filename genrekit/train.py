@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genrekit.atomic import write_json, write_text
+from genrekit.cli import log
 from genrekit import h5layout
 from genrekit.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
 from genrekit.config import Config, changed_keys, processing_settings, to_jsonable
@@ -51,10 +52,6 @@ PREDICTIONS_FILE = "predictions.npz"
 WORK_FOLDER = "training"  # in-progress state, removed when the run is complete
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 AGGREGATION = "sum"  # the article's track verdict: highest sum of slice scores
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- the data

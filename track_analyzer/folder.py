@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
+from genrekit.build import is_hidden
 from genrekit.errors import TrackError
 from genrekit.features import TrackSlices
 from track_analyzer.analyzer import Analyzer, SliceSettings, TrackAnalysis
@@ -22,18 +23,14 @@ from track_analyzer.analyzer import Analyzer, SliceSettings, TrackAnalysis
 Loaded = Union[TrackSlices, TrackError]
 
 
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or name == "__MACOSX"
-
-
 def find_audio_files(folder: Path, extensions: Iterable[str]) -> list[Path]:
     """Every audio file under ``folder`` (recursively, hidden files and folders left out), sorted."""
     extensions = {e.lower() for e in extensions}
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not _hidden(d)]
+        dirs[:] = [d for d in dirs if not is_hidden(d)]
         found += [Path(root) / name for name in files
-                  if not _hidden(name) and Path(name).suffix.lower() in extensions]
+                  if not is_hidden(name) and Path(name).suffix.lower() in extensions]
     return sorted(found)
 
 
