@@ -20,8 +20,10 @@ help:
 
 venv: $(STAMP)
 
-# Re-run only when requirements-lock.txt changed since the last install.
-$(STAMP): requirements-lock.txt
+# Re-run only when a requirements file changed since the last install.
+# requirements-nodeps.txt: packages installed for their data files only (musicnn's checkpoints),
+# without their declared dependencies, which cannot be installed beside ours.
+$(STAMP): requirements-lock.txt requirements-nodeps.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: no python3.11 found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; fi
 	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "error: $(PYTHON) is Python $$("$(PYTHON)" -c 'import platform; print(platform.python_version())'), the pinned requirements need 3.11; run make PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -30,6 +32,7 @@ $(STAMP): requirements-lock.txt
 	@[ -x "$(VENV_PYTHON)" ] || "$(PYTHON)" -m venv $(VENV) || \
 		{ echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the python3.11-venv package" >&2; exit 1; }
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input -r requirements-lock.txt
+	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input --no-deps -r requirements-nodeps.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)

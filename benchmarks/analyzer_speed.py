@@ -8,7 +8,11 @@ The model is the default-config CRNN (``genrekit.model.build_crnn``) with untrai
 weights (speed does not depend on them) and a bundle with the default features. Files
 go to ``benchmarks/out/analyzer_speed/`` (git-ignored) and are reused on later runs.
 
-    .venv/bin/python benchmarks/analyzer_speed.py [--repeats 3] [--folder-tracks 3]
+The same track then goes, in the same run, through the ready tagger ``musicnn-msd`` and
+through a run with ``model.backbone: musicnn-msd`` (its head untrained): their analysis
+time and multiply-adds per slice against the CRNN's (``--models``).
+
+    .venv/bin/python benchmarks/analyzer_speed.py [--repeats 3] [--folder-tracks 3] [--models crnn tagger backbone]
 
 Figures are wall-clock seconds; ``load average`` is printed because other processes on
 the machine slow every figure down.
@@ -67,21 +71,44 @@ def make_bundle(folder: Path, cfg: Config) -> Path:
     return folder
 
 
+def make_backbone_bundle(folder: Path) -> Path:
+    """A run folder with musicnn-msd as backbone and an untrained head, as train_crnn.py writes it."""
+    from genrekit import backbone
+    from genrekit.bundle import write_bundle
+    from genrekit.config import config_from_dict
+    from genrekit.normalization import NormStats
+
+    if (folder / "bundle.json").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = config_from_dict({"model": {"backbone": "musicnn-msd"}})
+    embedder = backbone.build_embedder(cfg.model)
+    model = backbone.build_classifier(embedder, backbone.build_head(embedder.output_shape[-1], len(LABELS),
+                                                                    cfg.model))
+    model.save(folder / "model.keras")
+    write_bundle(folder, labels=LABELS, features=cfg.features, slicing=cfg.slicing, normalization=NormStats("none"),
+                 silence_threshold_db=cfg.build.silence_threshold_db)
+    return folder
+
+
 def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     value = fn(*args, **kwargs)
     return value, time.perf_counter() - start
 
 
-def in_process(track: Path, bundle: Path, cfg: Config, repeats: int) -> None:
-    """Load once, then split each analysis into decode / features / inference."""
+def in_process(track: Path, bundle: Path | str, cfg: Config, repeats: int) -> np.ndarray:
+    """Load once, then split each analysis into decode / features / inference; return the steady
+    state seconds (decode, features, inference) and print them."""
     from genrekit.audio import decode
     from genrekit.features import slice_signal
+    from genrekit.model import multiply_adds
     from track_analyzer import Analyzer
 
     analyzer, load_s = timed(Analyzer, bundle, batch_size=cfg.analysis.batch_size)
-    print(f"in one process: model load + trace {load_s:.2f} s "
-          f"({analyzer.model.count_params():,} parameters)")
+    print(f"{bundle if isinstance(bundle, str) else Path(bundle).name}, in one process: model load + trace "
+          f"{load_s:.2f} s ({analyzer.model.count_params():,} parameters, "
+          f"{multiply_adds(analyzer.model) / 1e6:,.0f} M multiply-adds per slice)")
     settings = analyzer.slice_settings(cfg.analysis.overlap)
     rows = []
     for run in range(repeats):
@@ -96,9 +123,11 @@ def in_process(track: Path, bundle: Path, cfg: Config, repeats: int) -> None:
               f"for {len(slices.starts)} slices{note}")
     steady = np.median(np.array(rows[1:] or rows), axis=0)
     print(f"steady state (median of runs 2..): decode {steady[0]:.2f} s  features {steady[1]:.2f} s  "
-          f"inference {steady[2]:.2f} s  total {steady.sum():.2f} s  (target <= 1.5 s)")
+          f"inference {steady[2]:.2f} s  total {steady.sum():.2f} s  "
+          f"({1000 * steady[2] / len(slices.starts):.1f} ms of inference per slice)")
     result, analyze_s = timed(analyzer.analyze, track, overlap=cfg.analysis.overlap)
     print(f"Analyzer.analyze (the same path in one call): {analyze_s:.2f} s -> {result.summary()}")
+    return steady
 
 
 def cli(args: list[str]) -> tuple[float, float]:
@@ -120,6 +149,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="in-process analyses and CLI calls (default 3)")
     parser.add_argument("--folder-tracks", type=int, default=3,
                         help="copies of the track in the folder benchmark (0 skips it; default 3)")
+    parser.add_argument("--models", nargs="+", default=["crnn", "tagger", "backbone"],
+                        choices=["crnn", "tagger", "backbone"],
+                        help="models timed in one process: the CRNN (its CLI timings too), the musicnn-msd "
+                             "tagger, a musicnn-msd backbone run (default: all)")
     args = parser.parse_args()
 
     cfg = Config()
@@ -147,7 +180,17 @@ def main() -> None:
         print(f"CLI, folder of {args.folder_tracks} such tracks: {folder_s:.2f} s "
               f"({(folder_s - min(cli_times)) / max(1, args.folder_tracks - 1):.2f} s per extra track)")
 
-    in_process(track, bundle_folder, cfg, args.repeats)
+    models = {"crnn": lambda: bundle_folder, "tagger": lambda: "musicnn-msd",
+              "backbone": lambda: make_backbone_bundle(OUT / "backbone_model")}
+    steady = {}
+    for name in args.models:
+        print()
+        steady[name] = in_process(track, models[name](), cfg, args.repeats)
+    if "crnn" in steady:
+        for name in set(steady) - {"crnn"}:
+            ratio = steady[name] / steady["crnn"]
+            print(f"{name} / crnn, same run: features x{ratio[1]:.2f}, inference x{ratio[2]:.1f}, "
+                  f"total x{steady[name].sum() / steady['crnn'].sum():.1f}")
 
 
 if __name__ == "__main__":

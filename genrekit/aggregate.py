@@ -3,13 +3,17 @@
 ``sum`` adds the slices' softmax scores (the article's method); ``mean-log``
 averages log-probabilities (a product of probabilities, as if slices were
 independent evidence); ``vote`` counts each slice's top label.
+
+``mean`` averages the scores: the method for taggers (``musicnn-msd``), whose
+sigmoid outputs are one independent probability per tag, not a distribution
+over labels. Their track score is the tag's mean probability over the slices.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("sum", "mean-log", "vote")
+METHODS = ("sum", "mean-log", "vote", "mean")
 LOG_FLOOR = 1e-7
 
 
@@ -20,7 +24,7 @@ def aggregate(slice_scores: np.ndarray, method: str = "sum") -> np.ndarray:
     ----------
     slice_scores : np.ndarray, shape (n_slices, n_labels)
         Softmax outputs, one row per slice.
-    method : {"sum", "mean-log", "vote"}
+    method : {"sum", "mean-log", "vote", "mean"}
 
     Returns
     -------
@@ -32,6 +36,8 @@ def aggregate(slice_scores: np.ndarray, method: str = "sum") -> np.ndarray:
         raise ValueError(f"expected (n_slices >= 1, n_labels) scores, got shape {scores.shape}")
     if method == "sum":
         return scores.sum(axis=0)
+    if method == "mean":
+        return scores.mean(axis=0)
     if method == "mean-log":
         return np.log(np.maximum(scores, LOG_FLOOR)).mean(axis=0)
     if method == "vote":
@@ -39,9 +45,16 @@ def aggregate(slice_scores: np.ndarray, method: str = "sum") -> np.ndarray:
     raise ValueError(f"unknown aggregation {method!r} (choose from {', '.join(METHODS)})")
 
 
-def shares(track_scores: np.ndarray, method: str = "sum") -> np.ndarray:
-    """Track scores as shares that add up to 1 (for display: ``metal 71.3 %``)."""
+def shares(track_scores: np.ndarray, method: str = "sum", multi_label: bool = False) -> np.ndarray:
+    """Track scores as shares that add up to 1 (for display: ``metal 71.3 %``).
+
+    For a multi-label model (a tagger) the share of a tag is its mean probability
+    instead (``rock 62.0 %  guitar 41.5 %``): tags are not exclusive, so their
+    shares need not add up to 1.
+    """
     scores = np.asarray(track_scores, dtype=np.float64)
+    if multi_label:
+        return np.clip(scores, 0.0, 1.0)
     if method == "mean-log":  # geometric-mean probabilities, renormalized
         scores = np.exp(scores - scores.max())
     total = scores.sum()

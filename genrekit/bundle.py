@@ -10,6 +10,10 @@ exactly as stored in ``processed.h5``) and ``bundle.json``::
 ``features`` and ``slicing`` are the config sections the training data was built
 with; the analyzer takes them from here, never from the user's config, so its
 features match the training data.
+
+The pretrained taggers (``musicnn-msd``, ``musicnn-mtt``) have a bundle too, made
+in memory by :func:`pretrained_bundle` from musicnn's own input settings: they go
+through the very same analysis path as a trained run.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from genrekit.atomic import write_json
-from genrekit.config import (AnalysisConfig, Config, FeaturesConfig, SlicingConfig, _section_from_dict,
-                             to_jsonable, validate)
+from genrekit.config import (BACKBONE_FEATURES, BACKBONE_NORM_METHOD, BACKBONE_SLICE_DURATION, AnalysisConfig,
+                             BuildConfig, Config, FeaturesConfig, SlicingConfig, _section_from_dict, to_jsonable,
+                             validate)
 from genrekit.errors import ConfigError, GenrekitError
 from genrekit.features import slice_geometry
 from genrekit.normalization import NormStats
@@ -31,6 +36,7 @@ from genrekit.normalization import NormStats
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "model.keras"
 BUNDLE_VERSION = 1
+PRETRAINED = ("musicnn-msd", "musicnn-mtt")  # the ready taggers: --model musicnn-msd
 
 
 @dataclass(frozen=True)
@@ -43,16 +49,53 @@ class Bundle:
     input_shape: tuple[int, int, int]
     silence_threshold_db: float
     extra: dict  # anything else that was stored (fingerprints, dates)
+    pretrained: Optional[str] = None  # a ready tagger of PRETRAINED instead of a run folder
 
     @property
     def model_path(self) -> Path:
         return self.folder / MODEL_FILE
 
+    @property
+    def multi_label(self) -> bool:
+        """Sigmoid scores, one independent probability per label (taggers), not a softmax."""
+        return self.pretrained is not None
+
     def load_model(self):
-        """The trained Keras model (imports Keras on first use)."""
+        """The Keras model (imports Keras on first use)."""
         import keras
 
+        if self.pretrained is not None:
+            return pretrained_tagger(self.pretrained)
         return keras.saving.load_model(self.model_path, compile=False)
+
+
+def pretrained_tagger(name: str):
+    """A musicnn tagger taking processed spectrograms ``(187, 96, 1)``, like a trained run's model."""
+    import keras
+
+    from genrekit.musicnn import load_musicnn
+
+    tagger = load_musicnn(name)
+    inputs = keras.Input((*tagger.input_shape[1:], 1), name="spectrogram")
+    x = keras.layers.Reshape(tagger.input_shape[1:], name="drop_channel")(inputs)
+    return keras.Model(inputs, tagger(x), name=f"{tagger.name}_tagger")
+
+
+def pretrained_bundle(name: str) -> Bundle:
+    """The bundle of a ready tagger: musicnn's features and 3 s patches, no normalization, its 50 tags."""
+    from genrekit.musicnn import musicnn_tags
+
+    slicing = SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0)
+    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, BACKBONE_FEATURES)
+    return Bundle(Path(name), list(musicnn_tags(name)), BACKBONE_FEATURES, slicing, NormStats(BACKBONE_NORM_METHOD),
+                  (geometry.n_frames, geometry.n_mels, 1), BuildConfig().silence_threshold_db, {}, pretrained=name)
+
+
+def open_model(model: os.PathLike | str) -> Bundle:
+    """``--model``: a run folder, or the name of a ready tagger (:data:`PRETRAINED`) when no such folder exists."""
+    if str(model) in PRETRAINED and not Path(model).is_dir():
+        return pretrained_bundle(str(model))
+    return load_bundle(model)
 
 
 def write_bundle(folder: Path, *, labels: list[str], features: FeaturesConfig, slicing: SlicingConfig,

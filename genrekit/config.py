@@ -50,6 +50,10 @@ class FeaturesConfig:
     n_mels: int = 100
     fmin: float = 0.0
     fmax: Optional[float] = None
+    # "db": 10 log10(power) (our CRNN); "musicnn": log10(10000 * power + 1) of float16-rounded
+    # power, the scale of the pretrained musicnn taggers (genrekit.musicnn). Added after
+    # datasets existed: left out of their settings at its default, so they stay current.
+    log_scale: Literal["db", "musicnn"] = field(default="db", metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class BuildConfig:
 
 @dataclass(frozen=True)
 class ProcessingConfig:
-    norm_method: Literal["standard", "min_max", "non_zero_min_max"] = "standard"
+    norm_method: Literal["standard", "min_max", "non_zero_min_max", "none"] = "standard"
     shuffle: bool = True
     seed: int = 42
     memory_limit_mb: int = 512
@@ -84,6 +88,12 @@ class ModelConfig:
     gru_units: tuple[int, ...] = (96, 96)
     conv_dropout: float = 0.0
     dropout: float = 0.5
+    # A pretrained music model (genrekit.musicnn) under a new head instead of the CRNN. Keys added
+    # after runs existed: left out of their settings at their defaults, so those runs stay current.
+    backbone: Optional[Literal["musicnn-msd", "musicnn-mtt"]] = field(default=None, metadata={"omit_at_default": True})
+    backbone_trainable: bool = field(default=False, metadata={"omit_at_default": True})
+    backbone_output: Literal["pooled", "penultimate"] = field(default="pooled", metadata={"omit_at_default": True})
+    backbone_lr_factor: float = field(default=0.1, metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,8 @@ def config_from_dict(data: Any, base_dir: Path = Path("."), source: Optional[Pat
             raise ConfigError(f"{key}: unknown section (known: {', '.join(SECTIONS)})")
         sections[key] = _section_from_dict(SECTIONS[key], value, key)
     cfg = Config(**sections, source=source)
+    if cfg.model.backbone is not None:
+        cfg = fit_to_backbone(cfg, data)
     base_dir = base_dir.resolve()
     cfg = dataclasses.replace(
         cfg,
@@ -238,6 +250,45 @@ def config_from_dict(data: Any, base_dir: Path = Path("."), source: Optional[Pat
     )
     validate(cfg)
     return cfg
+
+
+# What a pretrained backbone takes as input: musicnn's log-mel patches (16 kHz, 512-point FFT, hop 256,
+# 96 slaney mel bands, log10(10000 x + 1)), 187 frames = 186 hops + one FFT = 48128 samples = 3.008 s,
+# not normalized (its first layer is a batch normalization trained on that scale).
+BACKBONE_FEATURES = FeaturesConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, fmin=0.0, fmax=None,
+                                   log_scale="musicnn")
+BACKBONE_SLICE_DURATION = 3.008
+BACKBONE_NORM_METHOD = "none"
+
+
+def backbone_inputs() -> dict[str, Any]:
+    """The dotted keys a backbone fixes, and the values it needs."""
+    needed = {f"features.{k}": getattr(BACKBONE_FEATURES, k) for k in
+              (f.name for f in dataclasses.fields(FeaturesConfig))}
+    needed["slicing.slice_duration"] = BACKBONE_SLICE_DURATION
+    needed["processing.norm_method"] = BACKBONE_NORM_METHOD
+    return needed
+
+
+def fit_to_backbone(cfg: Config, data: dict) -> Config:
+    """Give a config with ``model.backbone`` the backbone's features, slice length and normalization.
+
+    Keys the user left out get the backbone's values; a key set to another value is refused,
+    naming every such key and the value the backbone needs.
+    """
+    needed = backbone_inputs()
+    given = {f"{section}.{key}": getattr(getattr(cfg, section), key)
+             for section, values in data.items() if isinstance(values, dict) and section in SECTIONS
+             for key in values}
+    wrong = [key for key, value in needed.items() if key in given and given[key] != value]
+    if wrong:
+        shown = ", ".join(f"{key} {json.dumps(needed[key])} (not {json.dumps(given[key])})" for key in wrong)
+        raise ConfigError(f"model.backbone: {cfg.model.backbone} needs {shown}; set these keys so or leave "
+                          f"them out")
+    return dataclasses.replace(
+        cfg, features=BACKBONE_FEATURES,
+        slicing=dataclasses.replace(cfg.slicing, slice_duration=BACKBONE_SLICE_DURATION),
+        processing=dataclasses.replace(cfg.processing, norm_method=BACKBONE_NORM_METHOD))
 
 
 def load_config(path: os.PathLike | str) -> Config:
@@ -346,7 +397,9 @@ def require_audio_folder(cfg: Config) -> None:
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON values for a config (or one of its sections)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "source"}
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.name != "source"
+                and not (f.metadata.get("omit_at_default") and getattr(obj, f.name) == f.default)}
     if isinstance(obj, (tuple, list)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):

@@ -20,6 +20,8 @@ import h5py
 import keras
 import numpy as np
 
+from genrekit.features import stable_seed
+
 
 class SpectrogramBatches(keras.utils.PyDataset):
     """Batches ``(specs[..., None] as float32, labels)`` of one split of ``processed.h5``.
@@ -35,19 +37,23 @@ class SpectrogramBatches(keras.utils.PyDataset):
         ``i`` is rows ``[i * batch_size, (i + 1) * batch_size)`` (evaluation).
     seed : int
         Seed of the per-epoch shuffling.
+    add_channel : bool
+        Give each spectrogram a trailing channel axis (what the networks take); off for
+        feature vectors (a frozen backbone's, see :mod:`genrekit.backbone`).
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
     """
 
     def __init__(self, path: Path, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 **kwargs):
+                 add_channel: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.path = Path(path)
         self.split = split
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
+        self.add_channel = add_channel
         with h5py.File(self.path, "r") as h5:
             self.n_rows = int(h5[split]["labels"].shape[0])
             self.spec_shape = tuple(int(n) for n in h5[split]["specs"].shape[1:])
@@ -107,7 +113,8 @@ class SpectrogramBatches(keras.utils.PyDataset):
         ranges = self.batch_ranges(index)
         specs = np.concatenate([self.read_rows(a, b, "specs") for a, b in ranges])
         labels = np.concatenate([self.read_rows(a, b, "labels") for a, b in ranges])
-        return specs.astype(np.float32)[..., None], labels.astype(np.int32)
+        specs = specs.astype(np.float32)
+        return (specs[..., None] if self.add_channel else specs), labels.astype(np.int32)
 
     def close(self) -> None:
         if self._file is not None:
@@ -123,12 +130,24 @@ class SpectrogramBatches(keras.utils.PyDataset):
 
 
 class EpochSync(keras.callbacks.Callback):
-    """Tell a shuffled dataset which epoch ``fit`` is starting (also after a resume)."""
+    """Tell a shuffled dataset and the model's random layers which epoch ``fit`` is starting.
 
-    def __init__(self, dataset: SpectrogramBatches):
+    Keras' ``BackupAndRestore`` keeps weights and optimizer state, not the state of
+    the random generators of dropout layers: after a resume they would start over
+    and draw other masks than the uninterrupted run. Instead every generator starts
+    each epoch from a state that follows from ``(seed, epoch, its position)``, like
+    the batches do, so a resumed run computes exactly what an uninterrupted one does.
+    """
+
+    def __init__(self, dataset: SpectrogramBatches, seed: int):
         super().__init__()
         self.dataset = dataset
+        self.seed = int(seed)
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         if self.dataset.epoch != epoch:
             self.dataset.set_epoch(epoch)
+        generators = [v for v in self.model.variables if v.name == "seed_generator_state"]
+        for position, state in enumerate(generators):
+            start = stable_seed("dropout", self.seed, epoch, position) % 2 ** 31
+            state.assign(keras.ops.convert_to_tensor([start, 0], dtype=state.dtype))

@@ -7,10 +7,15 @@ Why slices are frame-aligned: the STFT runs without centring
 (``center=False``), so frame ``j`` covers samples ``[j*hop, j*hop + n_fft)`` and
 depends on nothing else. Slice starts are snapped down to a multiple of
 ``hop_length`` (at most one hop, 23 ms at the defaults), which makes a slice's
-spectrogram *exactly* a run of frames of the track's spectrogram. The track is
-then transformed once instead of once per overlapping slice, and the result is
-identical to transforming each slice on its own. The dB scale uses a fixed
-reference and floor (no per-array ``top_db``) for the same reason.
+spectrogram a run of frames of the track's spectrogram. The track is then
+transformed once instead of once per overlapping slice, with the result of
+transforming each slice on its own up to float32 rounding: the mel projection is
+one matrix product, and BLAS sums its 1025 terms per value in an order that
+depends on the width of the matrix (a few ulps, below 1e-5 dB). The dB scale uses
+a fixed reference and floor (no per-array ``top_db``) for the same reason.
+
+The same span always gives the same bits: the projection runs on one BLAS thread
+(:mod:`genrekit.blas`), so a build does not depend on its worker or core count.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Optional
 
 import numpy as np
 
+from genrekit import blas
 from genrekit.audio import decode, peak_dbfs
 from genrekit.config import FeaturesConfig, SlicingConfig
 from genrekit.errors import TrackError
@@ -64,15 +70,22 @@ def slice_start_frames(n_samples: int, geometry: SliceGeometry, hop_length: int)
 
 
 def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
-    """Log-mel spectrogram, time first: shape ``(frames, n_mels)``, float32, in dB."""
+    """Log-mel spectrogram, time first: shape ``(frames, n_mels)``, float32, in dB
+    (or on musicnn's scale with ``features.log_scale == "musicnn"``)."""
     import librosa  # heavy import; only workers that compute features pay it
 
-    power = librosa.feature.melspectrogram(
-        y=signal, sr=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
-        n_mels=features.n_mels, fmin=features.fmin, fmax=features.fmax, center=False, power=2.0,
-    )
-    db = librosa.power_to_db(power, ref=1.0, amin=AMIN, top_db=None)
-    return np.ascontiguousarray(db.T, dtype=np.float32)
+    with blas.single_threaded():  # the same sums whatever the core count (see genrekit.blas)
+        power = librosa.feature.melspectrogram(
+            y=signal, sr=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
+            n_mels=features.n_mels, fmin=features.fmin, fmax=features.fmax, center=False, power=2.0,
+        )
+    if features.log_scale == "musicnn":
+        from genrekit.musicnn import log_compress  # the pretrained musicnn taggers' scale
+
+        logged = log_compress(power)
+    else:
+        logged = librosa.power_to_db(power, ref=1.0, amin=AMIN, top_db=None)
+    return np.ascontiguousarray(logged.T, dtype=np.float32)
 
 
 def warm_up(features: FeaturesConfig) -> None:

@@ -104,14 +104,20 @@ def compile_crnn(model: keras.Model, learning_rate: float) -> keras.Model:
 
 
 def multiply_adds(model: keras.Model) -> int:
-    """Multiply-adds of one forward pass for one input (convolutions, GRUs, dense layers).
+    """Multiply-adds of one forward pass for one input (convolutions, GRUs, dense layers),
+    nested models included.
 
     Batch norm, pooling and activations are left out: they cost a few
     operations per value, against hundreds per value for the layers counted.
     """
     total = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, keras.Model):  # a nested model (a pretrained backbone, a head)
+            total += multiply_adds(layer)
+        elif isinstance(layer, layers.Conv1D):
+            steps, out_channels = layer.output.shape[1:]
+            total += steps * out_channels * layer.kernel_size[0] * layer.input.shape[-1]
+        elif isinstance(layer, layers.Conv2D):
             _, height, width, out_channels = layer.output.shape
             in_channels = layer.input.shape[-1]
             kh, kw = layer.kernel_size

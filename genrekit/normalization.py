@@ -10,6 +10,9 @@ min_max
     Global train minimum and maximum: ``(x - min) / (max - min)``, in [0, 1] on train.
 non_zero_min_max
     As ``min_max`` plus 0.001, in [0.001, 1.001] on train (SLAPP's method: no exact zeros).
+none
+    The values as they are: what a pretrained backbone (``model.backbone``) was trained on;
+    it normalizes its input itself.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-METHODS = ("standard", "min_max", "non_zero_min_max")
+METHODS = ("standard", "min_max", "non_zero_min_max", "none")
 STD_FLOOR = 1e-2  # dB: a band (nearly) constant in train must not blow val/test values up
 
 
@@ -60,7 +63,7 @@ class NormStats:
                 raise ValueError("standard normalization needs mean and std of equal length")
             if n_mels is not None and self.mean.shape != (n_mels,):
                 raise ValueError(f"normalization has {self.mean.shape[0]} bands, features have {n_mels}")
-        elif self.minimum is None or self.maximum is None:
+        elif self.method != "none" and (self.minimum is None or self.maximum is None):
             raise ValueError(f"{self.method} normalization needs min and max")
 
 
@@ -76,6 +79,8 @@ def apply(specs: np.ndarray, stats: NormStats, out: Optional[np.ndarray] = None)
         out = np.array(specs, dtype=np.float32, copy=True)
     else:
         np.copyto(out, specs)
+    if stats.method == "none":
+        return out
     if stats.method == "standard":
         out -= stats.mean.astype(np.float32)
         out /= np.maximum(stats.std, STD_FLOOR).astype(np.float32)

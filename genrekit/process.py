@@ -166,6 +166,8 @@ class StatsAccumulator:
 
     def summarize(self, chunk: np.ndarray, buffers: Optional[ChunkBuffers] = None) -> Any:
         """What :meth:`merge` needs from one chunk; changes nothing in ``self``."""
+        if self.method == "none":
+            return None
         if self.method == "standard":
             return chunk_moments(chunk, None if buffers is None else buffers.group)
         if chunk.dtype == np.float16 and buffers is not None:
@@ -177,6 +179,8 @@ class StatsAccumulator:
 
     def merge(self, summary: Any) -> None:
         """Add a chunk summary; summaries must come in row order."""
+        if self.method == "none":
+            return
         if self.method != "standard":
             self.minimum = min(self.minimum, summary[0])
             self.maximum = max(self.maximum, summary[1])
@@ -195,6 +199,8 @@ class StatsAccumulator:
 
     def result(self) -> NormStats:
         """The statistics so far; population standard deviation (ddof 0)."""
+        if self.method == "none":
+            return NormStats("none")
         if self.method == "standard":
             if self.count == 0:
                 raise ValueError("no rows seen")

@@ -26,14 +26,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import h5py
 import keras
 import numpy as np
 from tqdm import tqdm
 
-from genrekit.atomic import write_json, write_text
+from genrekit import backbone
+from genrekit.atomic import fsync_path, write_json, write_text
 from genrekit.cli import log
 from genrekit import h5layout
 from genrekit.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
@@ -108,8 +109,11 @@ def _read_processed(h5: h5py.File, path: Path, cfg: Config) -> ProcessedData:
     if len(labels) < 2:
         raise GenrekitError(f"{path}: {len(labels)} label(s); a classifier needs at least two")
     rows = {split: int(h5[split]["labels"].shape[0]) for split in h5layout.SPLITS}
+    # An empty validation or test split is what a share of 0 asks for (a final model trained on
+    # everything); an empty one that was asked for slices is a dataset too small for the shares.
+    shares = {"train": 1.0, "val": cfg.split.validation_share, "test": cfg.split.test_share}
     for split, count in rows.items():
-        if count == 0:
+        if count == 0 and shares[split] > 0:
             raise GenrekitError(f"{path}: the {split} split has no slices; add tracks or change "
                                 f"split.validation_share / split.test_share, then rebuild")
     per_label = np.bincount(h5["train"]["labels"][()], minlength=len(labels))  # int16, small
@@ -195,15 +199,16 @@ class TrainingState(keras.callbacks.Callback):
     """
 
     def __init__(self, state_path: Path, history_path: Path,
-                 early_stopping: keras.callbacks.EarlyStopping,
-                 reduce_lr: keras.callbacks.ReduceLROnPlateau,
+                 early_stopping: Optional[keras.callbacks.EarlyStopping],
+                 reduce_lr: Optional[keras.callbacks.ReduceLROnPlateau],
                  checkpoint: keras.callbacks.ModelCheckpoint):
         super().__init__()
         self.state_path = state_path
         self.history_path = history_path
-        self.watched = {"early_stopping": (early_stopping, ("wait", "best", "best_epoch")),
-                        "reduce_lr": (reduce_lr, ("wait", "best", "cooldown_counter")),
-                        "checkpoint": (checkpoint, ("best",))}
+        watched = {"early_stopping": (early_stopping, ("wait", "best", "best_epoch")),
+                   "reduce_lr": (reduce_lr, ("wait", "best", "cooldown_counter")),
+                   "checkpoint": (checkpoint, ("best",))}
+        self.watched = {name: entry for name, entry in watched.items() if entry[0] is not None}
         if state_path.is_file():
             self.state = json.loads(state_path.read_text(encoding="utf-8"))
         else:
@@ -317,6 +322,59 @@ class RunPlan:
     policy: str
 
 
+@dataclass(frozen=True)
+class Models:
+    """What one run trains, on which data, and how it becomes the saved model."""
+
+    trained: keras.Model  # compiled; fit on data_path
+    data_path: Path  # processed.h5, or a frozen backbone's features of its slices
+    add_channel: bool  # spectrograms get a channel axis; feature vectors do not
+    export: Callable[[], keras.Model]  # the float32 model taking a processed spectrogram
+
+
+def build_models(plan: RunPlan, work: Path) -> Models:
+    """The CRNN, or a pretrained backbone with a new head (``model.backbone``)."""
+    cfg, data = plan.cfg, plan.data
+    n_labels, learning_rate = len(data.labels), cfg.training.learning_rate
+    if cfg.model.backbone is None:
+        input_shape = (*data.spec_shape, 1)
+        crnn = compile_crnn(build_crnn(input_shape, n_labels, cfg.model, dtype=plan.policy), learning_rate)
+
+        def export() -> keras.Model:
+            # float32 whatever the training precision: the analyzer runs on CPUs
+            copy = build_crnn(input_shape, n_labels, cfg.model)
+            copy.set_weights(crnn.get_weights())
+            return copy
+        return Models(crnn, data.path, True, export)
+
+    embedder = backbone.build_embedder(cfg.model)
+    head = backbone.build_head(embedder.output_shape[-1], n_labels, cfg.model)
+    classifier = backbone.build_classifier(embedder, head)
+    if cfg.model.backbone_trainable:
+        optimizer = backbone.TwoRateAdam([v.path for v in embedder.trainable_variables],
+                                         cfg.model.backbone_lr_factor, learning_rate=learning_rate)
+        classifier.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return Models(classifier, data.path, True, lambda: classifier)
+    features = work / "backbone_features.h5"
+    if not features.is_file():
+        write_backbone_features(embedder, data, features)
+    return Models(compile_crnn(head, learning_rate), features, False, lambda: classifier)
+
+
+def write_backbone_features(embedder: keras.Model, data: ProcessedData, path: Path) -> None:
+    """A frozen backbone's features of every train and validation slice, once (atomically)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as h5:
+        for split in ("train", "val"):
+            with h5py.File(data.path, "r") as source:
+                labels = source[split]["labels"][()]
+            vectors = backbone.embed_split(embedder, data.path, split, progress=f"backbone features ({split})")
+            h5.create_dataset(f"{split}/specs", data=vectors)
+            h5.create_dataset(f"{split}/labels", data=labels)
+    fsync_path(tmp)
+    os.replace(tmp, path)
+
+
 def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dict:
     """Train (or resume) one model in ``folder`` and write its artifacts; return its report.
 
@@ -324,26 +382,30 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dic
     """
     if (folder / REPORT_FILE).is_file():
         return json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
-    cfg, data, training = plan.cfg, plan.data, plan.cfg.training
+    data, training = plan.data, plan.cfg.training
     work = folder / WORK_FOLDER
     work.mkdir(parents=True, exist_ok=True)
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    input_shape = (*data.spec_shape, 1)
-    model = compile_crnn(build_crnn(input_shape, len(data.labels), cfg.model, dtype=plan.policy),
-                         training.learning_rate)
-    train_data = SpectrogramBatches(data.path, "train", training.batch_size, shuffle=True, seed=seed)
-    val_data = SpectrogramBatches(data.path, "val", training.batch_size)
-
-    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=training.early_stopping_patience)
-    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=training.reduce_lr_factor,
-                                                  patience=training.reduce_lr_patience)
+    models = build_models(plan, work)
+    model = models.trained
+    train_data = SpectrogramBatches(models.data_path, "train", training.batch_size, shuffle=True, seed=seed,
+                                    add_channel=models.add_channel)
     best_path = work / "best.weights.h5"
-    checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
-                                                 save_weights_only=True)
+    if data.rows["val"]:
+        val_data = SpectrogramBatches(models.data_path, "val", training.batch_size, add_channel=models.add_channel)
+        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss",
+                                                       patience=training.early_stopping_patience)
+        reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=training.reduce_lr_factor,
+                                                      patience=training.reduce_lr_patience)
+        checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
+                                                     save_weights_only=True)
+    else:  # nothing to judge epochs by: train them all and keep the last
+        val_data = early_stopping = reduce_lr = None
+        checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), save_weights_only=True)
     state = TrainingState(work / "state.json", folder / HISTORY_FILE, early_stopping, reduce_lr, checkpoint)
-    callbacks = [EpochSync(train_data), early_stopping, reduce_lr, checkpoint]
+    callbacks = [EpochSync(train_data, seed), *filter(None, [early_stopping, reduce_lr]), checkpoint]
     if _tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder / "logs"), write_graph=False))
     else:
@@ -356,30 +418,42 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dic
         model.fit(train_data, validation_data=val_data, epochs=plan.epochs, callbacks=callbacks,
                   shuffle=False, verbose=0)  # SpectrogramBatches shuffles itself
     train_data.close()
-    val_data.close()
+    if val_data is not None:
+        val_data.close()
     if not best_path.is_file():
         raise GenrekitError(f"{folder}: no checkpoint was saved; run with --restart")
+    if not model.optimizer.built:  # a finished run resumed for its artifacts: the file holds optimizer state
+        model.optimizer.build(model.trainable_variables)
     model.load_weights(best_path)
-
-    # The saved model is float32 whatever the training precision: the analyzer runs on CPUs.
-    export = build_crnn(input_shape, len(data.labels), cfg.model)
-    export.set_weights(model.get_weights())
-    report = finish_run(plan, folder, export, state, seed)
+    report = finish_run(plan, folder, models.export(), state, seed)
     shutil.rmtree(work, ignore_errors=True)
     return report
 
 
-def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingState, seed: int) -> dict:
-    """Evaluate on the test split and write the run folder's artifacts (``report.json`` last)."""
-    cfg, data = plan.cfg, plan.data
-    test_data = SpectrogramBatches(data.path, "test", cfg.training.batch_size)
-    scores = model.predict(test_data, verbose=0).astype(np.float32)
+def predict_test_split(model: keras.Model, data: ProcessedData, batch_size: int) -> dict[str, np.ndarray]:
+    """The model's scores on every test slice, with the slices' labels, track ids and starts."""
+    test_data = SpectrogramBatches(data.path, "test", batch_size)
     n_test = data.rows["test"]
-    labels = test_data.read_rows(0, n_test, "labels").astype(np.int16)
-    track_ids = test_data.read_rows(0, n_test, "track_ids").astype(np.int32)
-    starts = test_data.read_rows(0, n_test, "slice_starts")
+    arrays = {"scores": model.predict(test_data, verbose=0).astype(np.float32),
+              "labels": test_data.read_rows(0, n_test, "labels").astype(np.int16),
+              "track_ids": test_data.read_rows(0, n_test, "track_ids").astype(np.int32),
+              "slice_starts": test_data.read_rows(0, n_test, "slice_starts")}
     test_data.close()
-    metrics = evaluate_predictions(scores, labels, track_ids, data.labels, AGGREGATION)
+    return arrays
+
+
+def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingState, seed: int) -> dict:
+    """Evaluate on the test split and write the run folder's artifacts (``report.json`` last).
+
+    Without a test split (``split.test_share: 0``) the model is saved but not evaluated: the
+    report's accuracies are ``null`` and there are no predictions or confusion matrices.
+    """
+    cfg, data = plan.cfg, plan.data
+    tested = data.rows["test"] > 0
+    if tested:
+        test = predict_test_split(model, data, cfg.training.batch_size)
+        metrics = evaluate_predictions(test["scores"], test["labels"], test["track_ids"], data.labels,
+                                       AGGREGATION)
 
     partial = folder / "model.partial.keras"  # Keras wants the .keras suffix
     model.save(partial)
@@ -388,26 +462,37 @@ def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingS
                  normalization=data.normalization, silence_threshold_db=data.silence_threshold_db,
                  **data.fingerprints, run_name=plan.run_name, seed=seed,
                  trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    np.savez(folder / PREDICTIONS_FILE, scores=scores, labels=labels, track_ids=track_ids,
-             slice_starts=starts, label_names=np.array(data.labels))
 
     history = state.history
     columns = {key: [row.get(key, float("nan")) for row in history] for key in HISTORY_COLUMNS}
     plot_curves(columns, folder / "curves.png")
-    plot_confusions({"test slices": np.array(metrics["slice"]["confusion_matrix"]),
-                     f"test tracks ({AGGREGATION} of slice scores)": np.array(metrics["track"]["confusion_matrix"])},
-                    data.labels, folder / "confusion.png")
+    if tested:
+        np.savez(folder / PREDICTIONS_FILE, **test, label_names=np.array(data.labels))
+        plot_confusions({"test slices": np.array(metrics["slice"]["confusion_matrix"]),
+                         f"test tracks ({AGGREGATION} of slice scores)":
+                             np.array(metrics["track"]["confusion_matrix"])},
+                        data.labels, folder / "confusion.png")
 
+    validated = data.rows["val"] > 0
+    notes = []
+    if not validated:
+        notes.append("no validation split (split.validation_share 0): trained every epoch without early "
+                     "stopping or learning-rate reduction; the model is the last epoch's")
+    if not tested:
+        notes.append("no test split (split.test_share 0): the model was not evaluated")
     val_losses = [row.get("val_loss", float("inf")) for row in history]
-    best = int(np.argmin(val_losses)) if history else None
+    best = int(np.argmin(val_losses)) if history and validated else None
     report = {
         "run_name": plan.run_name,
         "labels": data.labels,
-        "slice_accuracy": metrics["slice_accuracy"],
-        "track_accuracy": metrics["track_accuracy"],
+        "slice_accuracy": metrics["slice_accuracy"] if tested else None,
+        "track_accuracy": metrics["track_accuracy"] if tested else None,
         "aggregation": AGGREGATION,
-        "test_slices": int(n_test),
-        "test_tracks": int(len(np.unique(track_ids))),
+        "test_slices": int(data.rows["test"]),
+        "test_tracks": int(len(np.unique(test["track_ids"]))) if tested else 0,
+        "validated": validated,
+        "tested": tested,
+        "notes": notes,
         "seed": seed,
         "seeds": [seed],
         "epochs_requested": plan.epochs,
@@ -422,8 +507,8 @@ def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingS
         "device": plan.device.name,
         "precision": plan.policy,
         "keras_backend": keras.backend.backend(),
-        "slice": metrics["slice"],
-        "track": metrics["track"],
+        "slice": metrics["slice"] if tested else None,
+        "track": metrics["track"] if tested else None,
     }
     write_json(folder / REPORT_FILE, report)
     return report
@@ -498,14 +583,18 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         log("warning: mixed precision on the CPU is slow (training.mixed_precision is 'on')")
     log(f"training on {data.rows['train']} slices, validating on {data.rows['val']}, "
         f"testing on {data.rows['test']} ({len(data.labels)} labels)")
+    if not data.rows["val"]:
+        log(f"no validation split (split.validation_share is 0): training all {epochs} epochs, without early "
+            f"stopping or learning-rate reduction; the model is the last epoch's")
+    if not data.rows["test"]:
+        log("no test split (split.test_share is 0): the model will not be evaluated")
     folder.mkdir(parents=True, exist_ok=True)
     write_json(settings_path, settings)
     plan = RunPlan(cfg, data, run_name, epochs, device, policy)
 
     if training.runs == 1:
         report = train_single(plan, folder, training.seed)
-        print(f"{folder}: test accuracy {report['slice_accuracy']:.4f} on {report['test_slices']} slices, "
-              f"{report['track_accuracy']:.4f} on {report['test_tracks']} tracks")
+        print(f"{folder}: {result_line(report)}")
         return folder
 
     reports = []
@@ -515,8 +604,7 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         log(f"run {i + 1}/{training.runs} (seed {seed}): {sub}")
         report = train_single(plan, sub, seed, label=f"run {i + 1}/{training.runs} ")
         reports.append(report)
-        print(f"{sub}: test accuracy {report['slice_accuracy']:.4f} (slices), "
-              f"{report['track_accuracy']:.4f} (tracks)")
+        print(f"{sub}: {result_line(report)}")
     summary = summarize_runs(reports, [f"run-{i + 1:02d}" for i in range(training.runs)])
     for name in (MODEL_FILE, BUNDLE_FILE):  # the parent folder works as a model folder too
         tmp = folder / f"partial.{name}"
@@ -524,20 +612,31 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         os.replace(tmp, folder / name)
     write_json(folder / SUMMARY_FILE, summary)
     for key in ("slice_accuracy", "track_accuracy"):
-        print(f"{folder}: {key.replace('_', ' ')} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f} "
-              f"over {training.runs} runs")
+        if summary[key] is not None:
+            print(f"{folder}: {key.replace('_', ' ')} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f} "
+                  f"over {training.runs} runs")
     return folder
 
 
+def result_line(report: dict) -> str:
+    """What a finished run prints on stdout."""
+    if not report["tested"]:
+        return f"trained {report['epochs_trained']} epochs; no test split, so no test accuracy"
+    return (f"test accuracy {report['slice_accuracy']:.4f} on {report['test_slices']} slices, "
+            f"{report['track_accuracy']:.4f} on {report['test_tracks']} tracks")
+
+
 def summarize_runs(reports: list[dict], names: list[str]) -> dict:
-    """Mean and sample standard deviation of the runs' test metrics; the best run by validation loss."""
+    """Mean and sample standard deviation of the runs' test metrics (``None`` without a test split);
+    the best run by validation loss (the first one without a validation split)."""
     val_losses = [r["best_val_loss"] if r["best_val_loss"] is not None else float("inf") for r in reports]
     best = int(np.argmin(val_losses))
+    tested = all(r["tested"] for r in reports)
     return {
         "runs": len(reports),
         "seeds": [r["seed"] for r in reports],
-        "slice_accuracy": mean_std([r["slice_accuracy"] for r in reports]),
-        "track_accuracy": mean_std([r["track_accuracy"] for r in reports]),
+        "slice_accuracy": mean_std([r["slice_accuracy"] for r in reports]) if tested else None,
+        "track_accuracy": mean_std([r["track_accuracy"] for r in reports]) if tested else None,
         "best_val_loss": mean_std(val_losses),
         "epochs_trained": [r["epochs_trained"] for r in reports],
         "best_run": names[best],

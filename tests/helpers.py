@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+import h5py
 import numpy as np
 
 from genrekit.audio import ffmpeg_executable
@@ -108,3 +114,57 @@ def run_script(script: str, *args: str, timeout: float = 600, **kwargs: Any) -> 
     cmd = [sys.executable, *(script.split() if script.startswith("-m ") else [str(REPO_ROOT / script)]), *args]
     return subprocess.run(cmd, cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
                           timeout=timeout, **kwargs)
+
+
+def start_script(script: str, *args: str, **kwargs: Any) -> subprocess.Popen:
+    """Start a top-level script in a new process group (it and its workers can be killed together)."""
+    kwargs.setdefault("stdout", subprocess.DEVNULL)
+    kwargs.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, str(REPO_ROOT / script), *args], cwd=REPO_ROOT, env=script_env(),
+                            start_new_session=True, **kwargs)
+
+
+def kill_group_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 120) -> bool:
+    """``kill -9`` the script's whole process group as soon as ``condition()`` holds.
+
+    Returns False if the script finished first (the condition came too late to be seen).
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.002)
+        raise AssertionError(f"kill condition never met within {timeout} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def model_weights(folder: Path) -> dict[str, np.ndarray]:
+    """Every array of the weights inside ``model.keras``, by its path."""
+    with zipfile.ZipFile(folder / "model.keras") as archive:
+        data = archive.read("model.weights.h5")
+    weights = {}
+    with h5py.File(io.BytesIO(data), "r") as h5:
+        h5.visititems(lambda name, item: weights.setdefault(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return weights
+
+
+def after(seconds: float, condition):
+    """A condition that holds ``seconds`` after ``condition()`` first held."""
+    first_seen = []
+
+    def check() -> bool:
+        if not first_seen and condition():
+            first_seen.append(time.monotonic())
+        return bool(first_seen) and time.monotonic() - first_seen[0] >= seconds
+    return check

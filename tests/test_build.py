@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -16,7 +12,7 @@ import numpy as np
 import pytest
 
 from genrekit.h5layout import read_tracks
-from tests.helpers import (REPO_ROOT, make_corpus, noise, run_script, script_env, tone, write_audio,
+from tests.helpers import (kill_group_when, make_corpus, noise, run_script, start_script, tone, write_audio,
                            write_config)
 
 LABELS = {"bass": 5, "treble": 5, "hiss": 5}
@@ -138,25 +134,7 @@ def test_deterministic_and_independent_of_workers(corpus, clean_build, tmp_path)
 
 
 def _start_build(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO_ROOT / "build_dataset.py"), "--config", str(config),
-                             "--quiet", "--workers", "2"],
-                            cwd=REPO_ROOT, env=script_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def _kill_when(proc: subprocess.Popen, condition, timeout: float = 60) -> bool:
-    """kill -9 the build (and its workers) as soon as ``condition()`` holds; False if it finished first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.002)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("kill condition never met")
+    return start_script("build_dataset.py", "--config", str(config), "--quiet", "--workers", "2")
 
 
 def test_resume_after_kill_9(corpus, clean_build, tmp_path):
@@ -168,16 +146,16 @@ def test_resume_after_kill_9(corpus, clean_build, tmp_path):
         return sum(1 for _ in shards.rglob("*.npz")) if shards.exists() else 0
 
     # 1. killed at once, 2. after a few tracks were stored
-    assert _kill_when(_start_build(config), lambda: (out / ".build").exists())
+    assert kill_group_when(_start_build(config), lambda: (out / ".build").exists())
     assert not (out / "dataset.h5").exists()
-    assert _kill_when(_start_build(config), lambda: n_shards() >= 4)
+    assert kill_group_when(_start_build(config), lambda: n_shards() >= 4)
     done = n_shards()
     assert 4 <= done < 15 and not (out / "dataset.h5").exists()
 
     # 3. killed while dataset.h5 is being written (retry until we catch the write)
     tmp_file = out / "dataset.h5.tmp"
     for _ in range(10):
-        if _kill_when(_start_build(config), tmp_file.exists):
+        if kill_group_when(_start_build(config), tmp_file.exists):
             break
         (out / "dataset.h5").unlink()  # it finished first: make the next run assemble again
     else:

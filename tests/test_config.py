@@ -81,3 +81,36 @@ def test_settings_fingerprints_ignore_workers_and_memory():
     assert fingerprint(processing_settings(a)) == fingerprint(processing_settings(b))
     assert fingerprint(build_settings(a)) != fingerprint(build_settings(c))
     assert changed_keys(build_settings(a), build_settings(c)) == ["features.n_mels"]
+
+
+def test_a_backbone_brings_its_features_slices_and_normalization():
+    cfg = config_from_dict({"model": {"backbone": "musicnn-msd"}})
+    f = cfg.features
+    assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels, f.log_scale) == (16000, 512, 256, 96, "musicnn")
+    assert cfg.slicing.slice_duration == 3.008 and cfg.processing.norm_method == "none"
+    from genrekit.features import slice_geometry
+    assert slice_geometry(3.008, 0.0, f).spec_shape == (187, 96)  # musicnn's patch: 187 frames
+    # keys set to the values the backbone needs are fine; other keys of those sections stay the user's
+    same = config_from_dict({"model": {"backbone": "musicnn-mtt"}, "features": {"n_mels": 96},
+                             "slicing": {"overlap": 0.5}})
+    assert same.features == f and same.slicing.overlap == 0.5
+
+
+def test_a_backbone_refuses_other_features_naming_keys_and_values():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"model": {"backbone": "musicnn-msd"}, "features": {"n_mels": 128, "n_fft": 512},
+                          "slicing": {"slice_duration": 3.0}, "processing": {"norm_method": "standard"}})
+    message = str(err.value)
+    assert message.startswith("model.backbone: musicnn-msd needs ") and "\n" not in message
+    for part in ("features.n_mels 96 (not 128)", "slicing.slice_duration 3.008 (not 3.0)",
+                 'processing.norm_method "none" (not "standard")'):
+        assert part in message
+    assert "n_fft" not in message  # set to what the backbone needs
+
+
+def test_keys_added_later_leave_older_settings_unchanged():
+    """New keys at their defaults are left out of the settings, so existing datasets and runs stay current."""
+    settings = json.dumps(processing_settings(config_from_dict({})))
+    for key in ("log_scale", "backbone", "backbone_trainable", "backbone_output", "backbone_lr_factor"):
+        assert f'"{key}"' not in settings
+    assert '"log_scale"' in json.dumps(build_settings(config_from_dict({"model": {"backbone": "musicnn-msd"}})))

@@ -75,3 +75,13 @@ def test_plots_write_pngs(tmp_path):
                  plot_confusions({"slices": np.eye(3, dtype=int), "tracks": np.ones((3, 3), dtype=int)},
                                  LABELS, tmp_path / "two.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mean_aggregation_and_tagger_shares():
+    from genrekit.aggregate import aggregate, shares
+
+    tags = np.array([[0.9, 0.6, 0.1], [0.7, 0.8, 0.0]])  # sigmoid scores: not exclusive
+    np.testing.assert_allclose(aggregate(tags, "mean"), [0.8, 0.7, 0.05])
+    # a tagger's share of a tag is its mean probability; a softmax model's shares add up to 1
+    np.testing.assert_allclose(shares(aggregate(tags, "mean"), "mean", multi_label=True), [0.8, 0.7, 0.05])
+    assert shares(aggregate(SCORES[:3], "mean"), "mean").sum() == pytest.approx(1.0)

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -29,7 +25,7 @@ from genrekit.process import (
     rows_per_chunk,
 )
 from tests.h5fixtures import read_split, write_dataset
-from tests.helpers import REPO_ROOT, make_corpus, run_script, script_env, write_config
+from tests.helpers import kill_group_when, make_corpus, run_script, start_script, write_config
 
 ROWS = {"train": 203, "val": 40, "test": 31}  # 203: chunks and shuffle blocks do not divide it
 
@@ -273,45 +269,44 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- interruption
 
-def kill_mid_run(config: Path, output: Path) -> None:
-    """Start process_dataset.py, SIGKILL it while the shuffle's scratch file is being written."""
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "process_dataset.py"), "--config", str(config),
-                             "--quiet"], cwd=REPO_ROOT, env=script_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    scratch = output / "processed.h5.scratch"
-    deadline = time.monotonic() + 60
-    try:
-        while not (scratch.exists() and scratch.stat().st_size > 0):
-            assert proc.poll() is None, "process_dataset.py finished before it could be interrupted"
-            assert time.monotonic() < deadline, "no scratch file appeared"
-            time.sleep(0.002)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+def kill_processing_when(config: Path, condition) -> None:
+    """Start process_dataset.py and ``kill -9`` its process group as soon as ``condition()`` holds."""
+    proc = start_script("process_dataset.py", "--config", str(config), "--quiet")
+    assert kill_group_when(proc, condition, timeout=60), "process_dataset.py finished before it could be killed"
 
 
-def test_interrupted_run_leaves_no_partial_output_and_rerun_matches(tmp_path):
+def test_killed_at_any_instant_leaves_no_partial_output_and_rerun_matches(tmp_path):
     # ~25 MB of real-sized slices: long enough to be caught mid-run, small enough to stay quick.
     config = setup(tmp_path, rows={"train": 800, "val": 100, "test": 100}, spec_shape=(126, 100),
                    memory_limit_mb=16)
     cfg = load_config(config)
     output = cfg.paths.output_folder
+    tmp = output / "processed.h5.tmp"
+    scratch = output / "processed.h5.scratch"
+    assert process(config).returncode == 0
+    uninterrupted = array_digest(cfg.processed_path)
+    cfg.processed_path.unlink()
 
-    kill_mid_run(config, output)
-    assert not cfg.processed_path.exists()
-    rerun = process(config)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "left by an interrupted run" in rerun.stderr
-    after_interruption = array_digest(cfg.processed_path)
-    uninterrupted = process(config, "--force")
-    assert uninterrupted.returncode == 0
-    assert array_digest(cfg.processed_path) == after_interruption
-    assert sorted(p.name for p in output.iterdir()) == sorted([LOCK_NAME, "dataset.h5", "processed.h5"])
+    instants = {
+        "as the output file is created": tmp.exists,
+        "while the shuffle's scratch file is written": lambda: scratch.exists() and scratch.stat().st_size > 0,
+        "while the shuffled rows are written out": lambda: tmp.exists() and tmp.stat().st_size > 8 * 2 ** 20,
+    }
+    for instant, condition in instants.items():
+        kill_processing_when(config, condition)
+        assert not cfg.processed_path.exists(), instant
+        rerun = process(config)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "left by an interrupted run" in rerun.stderr, instant
+        assert array_digest(cfg.processed_path) == uninterrupted, instant
+        assert sorted(p.name for p in output.iterdir()) == sorted([LOCK_NAME, "dataset.h5", "processed.h5"])
+        if instant != list(instants)[-1]:
+            cfg.processed_path.unlink()
 
     # An interrupted rewrite leaves the previous processed.h5 whole and unchanged.
     write_config(config, paths={"output_folder": "out"}, processing={"memory_limit_mb": 16, "seed": 8})
-    kill_mid_run(config, output)
-    assert array_digest(cfg.processed_path) == after_interruption
+    kill_processing_when(config, instants["while the shuffle's scratch file is written"])
+    assert array_digest(cfg.processed_path) == uninterrupted
 
 
 # --------------------------------------------------------------------------- with the real build
@@ -344,3 +339,16 @@ def test_build_then_process_end_to_end(tmp_path):
         float16_close(out["test/specs"][()], (src["test/specs"][()].astype(np.float64) - stats.mean)
                       / np.maximum(stats.std, 1e-6))
     assert "up to date" in process(config).stderr
+
+
+def test_none_keeps_the_values_for_a_pretrained_backbone(tmp_path):
+    """norm_method "none" (what a backbone needs): the stored values, as float16, in every split."""
+    config = setup(tmp_path, norm_method="none")
+    raw = {split: read_split(load_config(config).dataset_path, split)["specs"] for split in ("val", "test")}
+    assert process(config).returncode == 0
+    out = {split: read_split(load_config(config).processed_path, split)["specs"] for split in ("val", "test")}
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(out[split], raw[split])
+    assert NormStats.from_dict({"method": "none"}).method == "none"
+    x = np.arange(6, dtype=np.float16).reshape(1, 2, 3)
+    np.testing.assert_array_equal(apply(x, NormStats("none")), x.astype(np.float32))

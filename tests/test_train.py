@@ -8,15 +8,11 @@ processed.h5 files written with h5py in the documented layout.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import importlib.util
 import io
 import json
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -29,7 +25,9 @@ from genrekit.config import Config, PathsConfig, fingerprint, load_config, proce
 from genrekit.errors import GenrekitError
 from genrekit.normalization import NormStats
 from tests.h5fixtures import write_dataset
-from tests.helpers import REPO_ROOT, script_env
+from tests.conftest import TINY_LABELS, TINY_RUN, run_pipeline, tiny_config
+from tests.helpers import (REPO_ROOT, after, kill_group_when, make_corpus, model_weights, read_history, run_script,
+                           start_script)
 
 RUN_FILES = ("model.keras", "bundle.json", "history.csv", "curves.png", "report.json", "confusion.png",
              "predictions.npz")
@@ -143,11 +141,6 @@ def test_precision_policy():
 
 # --------------------------------------------------------------------------- the run folder
 
-def read_history(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_run_folder_is_complete(trained_run):
     folder = trained_run.run_folder
     for name in RUN_FILES:
@@ -223,40 +216,84 @@ def own_output(trained_run, tmp_path) -> Path:
     return config
 
 
-def test_interrupted_run_resumes_where_it_stopped(own_output):
-    args = ["--config", str(own_output), "--run-name", "resume", "--epochs", "3"]
-    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "train_crnn.py"), *args], cwd=REPO_ROOT,
-                               env=script_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    seen = []
-    for line in process.stderr:  # the epoch line is printed after the epoch's backup is written
-        seen.append(line)
-        if "epoch 1/3: loss" in line:
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "".join(seen)
-    folder = own_output.parent / "output" / "models" / "resume"
-    assert not (folder / "report.json").exists() and (folder / "training").is_dir()
+def test_killed_at_any_instant_resumes_to_the_uninterrupted_result(own_output):
+    """kill -9 of train_crnn.py at three instants, then the same command: the same weights and history,
+    bit for bit, as a run that was never interrupted (same seed). On the CPU this holds by construction:
+    batches and dropout masks follow from (seed, epoch), weights and optimizer state come back from the
+    last epoch's backup, and TensorFlow's CPU kernels are deterministic for a given thread count."""
+    status, _, stderr = train_script("--config", str(own_output), "--run-name", "reference", "--epochs", "3")
+    assert status == 0, stderr
+    models = own_output.parent / "output" / "models"
+    reference = models / "reference"
+
+    args = ["--config", str(own_output), "--run-name", "resumed", "--epochs", "3"]
+    folder = models / "resumed"
+    history_rows = lambda: len(read_history(folder / "history.csv")) if (folder / "history.csv").is_file() else 0
+    instants = {
+        "before the first epoch ended": lambda: (folder / "run_settings.json").is_file(),
+        "in the middle of epoch 2": after(0.3, lambda: history_rows() >= 1),
+        "while the run folder is written": lambda: (folder / "model.keras").is_file(),
+    }
+    for instant, condition in instants.items():
+        process = start_script("train_crnn.py", *args)
+        assert kill_group_when(process, condition), f"train_crnn.py finished before it could be killed {instant}"
+        assert not (folder / "report.json").exists(), instant
+    assert history_rows() == 3  # the last kill came after the last epoch
 
     status, _, stderr = train_script(*args)
     assert status == 0, stderr
-    assert "device: CPU" in stderr
-    assert "resuming from the end of epoch 1" in stderr
-    assert "epoch 1/3: loss" not in stderr  # not trained again
-    assert [int(row["epoch"]) for row in read_history(folder / "history.csv")] == [1, 2, 3]
-    assert json.loads((folder / "report.json").read_text())["epochs_trained"] == 3
+    assert "epoch 3/3: loss" not in stderr  # not trained again
+    assert (folder / "history.csv").read_text() == (reference / "history.csv").read_text()
+    ours, theirs = model_weights(folder), model_weights(reference)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+    np.testing.assert_array_equal(np.load(folder / "predictions.npz")["scores"],
+                                  np.load(reference / "predictions.npz")["scores"])
     assert not (folder / "training").exists()
 
-    # the same run name with another model: refused, unless --restart
+
+def test_a_run_started_with_other_settings_is_refused_unless_restart(own_output):
+    args = ["--config", str(own_output), "--run-name", "changed", "--epochs", "1"]
+    assert train_script(*args)[0] == 0
+    folder = own_output.parent / "output" / "models" / "changed"
     data = json.loads(own_output.read_text())
     data["model"]["gru_units"] = [8]
     own_output.write_text(json.dumps(data))
     status, _, stderr = train_script(*args)
     assert status == 1 and "model.gru_units" in stderr and "--restart" in stderr
-    status, _, stderr = train_script(*args[:-1], "1", "--restart")  # --epochs 1
+    status, _, stderr = train_script(*args, "--restart")
     assert status == 0, stderr
     assert [int(row["epoch"]) for row in read_history(folder / "history.csv")] == [1]
     assert json.loads((folder / "run_settings.json").read_text())["model"]["gru_units"] == [8]
+
+
+def test_training_on_everything_without_validation_or_test_split(tmp_path):
+    """split shares of 0: a final model trained on all the data, which the analyzer then uses."""
+    make_corpus(tmp_path / "audio", TINY_LABELS, seconds=4.0, fmt="wav")
+    config = tiny_config(tmp_path, tmp_path / "audio", split={"validation_share": 0.0, "test_share": 0.0},
+                         training={"early_stopping_patience": 1, "reduce_lr_patience": 1})
+    run_pipeline(config, "build_dataset.py", "process_dataset.py")
+    status, stdout, stderr = train_script("--config", str(config), "--epochs", "3")
+    assert status == 0, stderr
+    assert "no validation split" in stderr and "no test split" in stderr
+    assert "no test split, so no test accuracy" in stdout
+    folder = tmp_path / "output" / "models" / TINY_RUN
+    report = json.loads((folder / "report.json").read_text())
+    assert (report["tested"], report["validated"]) == (False, False)
+    assert report["slice_accuracy"] is None and report["track_accuracy"] is None and report["test_slices"] == 0
+    assert report["epochs_trained"] == 3 and not report["stopped_early"]  # patience 1 would have stopped it
+    assert len(report["notes"]) == 2
+    history = read_history(folder / "history.csv")
+    assert [int(row["epoch"]) for row in history] == [1, 2, 3] and not history[0]["val_loss"]
+    assert not (folder / "predictions.npz").exists() and not (folder / "training").exists()
+
+    song = next((tmp_path / "audio" / "hiss").iterdir())
+    result = run_script("-m track_analyzer", str(song), "--config", str(config), "--model", str(folder),
+                        "--json", str(tmp_path / "a.json"))
+    assert result.returncode == 0, result.stderr
+    analysis = json.loads((tmp_path / "a.json").read_text())
+    assert analysis["labels"] == sorted(TINY_LABELS) and result.stdout.strip()
 
 
 def test_several_runs_report_mean_and_std(own_output):

@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple, Optional, Union
 import numpy as np
 
 from genrekit.aggregate import METHODS, aggregate, shares
-from genrekit.bundle import Bundle, load_bundle
+from genrekit.bundle import Bundle, open_model
 from genrekit.config import AnalysisConfig, FeaturesConfig, SlicingConfig
 from genrekit.errors import GenrekitError
 from genrekit.features import TrackSlices, load_track_slices, warm_up
@@ -43,7 +43,7 @@ class TrackAnalysis:
     path: Path
     labels: tuple[str, ...]  # model order
     starts: np.ndarray  # (n_slices,) seconds from the track start, ascending
-    scores: np.ndarray  # (n_slices, n_labels) softmax outputs
+    scores: np.ndarray  # (n_slices, n_labels) softmax outputs (sigmoid for a tagger)
     aggregation: str
     track_scores: np.ndarray  # (n_labels,) aggregated, model order
     shares: np.ndarray  # (n_labels,) display shares, model order
@@ -51,13 +51,16 @@ class TrackAnalysis:
     padded: bool  # shorter than one slice, padded as in the build
     slice_duration: float
     overlap: float
+    multi_label: bool = False  # a tagger's independent sigmoid scores, not a softmax
 
     @classmethod
     def from_scores(cls, path: Path, labels: tuple[str, ...], slices: TrackSlices, scores: np.ndarray,
-                    aggregation: str, slice_duration: float, overlap: float) -> "TrackAnalysis":
+                    aggregation: str, slice_duration: float, overlap: float,
+                    multi_label: bool = False) -> "TrackAnalysis":
         track_scores = aggregate(scores, aggregation)
         return cls(Path(path), tuple(labels), slices.starts, scores, aggregation, track_scores,
-                   shares(track_scores, aggregation), slices.duration, slices.padded, slice_duration, overlap)
+                   shares(track_scores, aggregation, multi_label), slices.duration, slices.padded,
+                   slice_duration, overlap, multi_label)
 
     @property
     def ranking(self) -> list[RankedLabel]:
@@ -125,6 +128,21 @@ def check_aggregation(method: str) -> str:
     if method not in METHODS:
         raise GenrekitError(f"unknown aggregation {method!r} (choose from {', '.join(METHODS)})")
     return method
+
+
+def choose_aggregation(bundle: Bundle, requested: Optional[str] = None) -> str:
+    """The aggregation for a model: ``requested``, or the default for its kind.
+
+    A genre model's softmax scores default to ``sum``. A tagger's sigmoid scores are one
+    independent probability per tag, so only their ``mean`` (the tag's mean probability
+    over the track) makes sense, and it is the only one allowed.
+    """
+    if bundle.multi_label:
+        if requested not in (None, "mean"):
+            raise GenrekitError(f"aggregation {requested!r}: {bundle.pretrained} is a tagger, whose tag "
+                                f"probabilities are aggregated by their mean ('mean')")
+        return "mean"
+    return check_aggregation(requested or DEFAULTS.aggregation)
 
 
 def load_model(bundle: Bundle):
@@ -204,7 +222,7 @@ class Analyzer:
                  warm_up_features: bool = True):
         if batch_size < 1:
             raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
-        self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
+        self.bundle = model if isinstance(model, Bundle) else open_model(model)
         self.batch_size = batch_size
         self.model = load_model(self.bundle)
         self._forward = compile_forward(self.model, self.bundle.input_shape)
@@ -232,22 +250,23 @@ class Analyzer:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def analyze_slices(self, path: os.PathLike | str, slices: TrackSlices, *, overlap: float = DEFAULTS.overlap,
-                       aggregation: str = DEFAULTS.aggregation) -> TrackAnalysis:
-        """Predict and aggregate slices already cut with :meth:`slice_settings` ``(overlap)``."""
-        check_aggregation(aggregation)
+                       aggregation: Optional[str] = None) -> TrackAnalysis:
+        """Predict and aggregate slices already cut with :meth:`slice_settings` ``(overlap)``;
+        ``aggregation`` defaults to ``sum`` (``mean`` for a tagger, see :func:`choose_aggregation`)."""
+        aggregation = choose_aggregation(self.bundle, aggregation)
         return TrackAnalysis.from_scores(Path(path), self.labels, slices, self.predict(slices.specs), aggregation,
-                                         self.bundle.slicing.slice_duration, overlap)
+                                         self.bundle.slicing.slice_duration, overlap, self.bundle.multi_label)
 
     def analyze(self, path: os.PathLike | str, *, overlap: float = DEFAULTS.overlap,
-                aggregation: str = DEFAULTS.aggregation) -> TrackAnalysis:
+                aggregation: Optional[str] = None) -> TrackAnalysis:
         """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file)."""
-        check_aggregation(aggregation)
+        aggregation = choose_aggregation(self.bundle, aggregation)
         slices = self.slice_settings(overlap).load(path)
         return self.analyze_slices(path, slices, overlap=overlap, aggregation=aggregation)
 
 
 def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Analyzer], *,
-            overlap: float = DEFAULTS.overlap, aggregation: str = DEFAULTS.aggregation,
+            overlap: float = DEFAULTS.overlap, aggregation: Optional[str] = None,
             batch_size: Optional[int] = None) -> TrackAnalysis:
     """Analyze one audio file with a trained model.
 
@@ -256,10 +275,12 @@ def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Anal
     path : path-like
         Any audio file the build accepts, of any length.
     model : path-like, Bundle or Analyzer
-        A run folder (``output/models/<run>``), or an :class:`Analyzer` to reuse a loaded model.
+        A run folder (``output/models/<run>``), a ready tagger's name (``"musicnn-msd"``,
+        ``"musicnn-mtt"``), or an :class:`Analyzer` to reuse a loaded model.
     overlap : float
         Seconds of overlap between analysis slices (default 2: a slice every second at 3 s slices).
-    aggregation : {"sum", "mean-log", "vote"}
+    aggregation : {"sum", "mean-log", "vote", "mean"}, optional
+        Default ``sum``; a tagger takes ``mean`` only.
     batch_size : int, optional
         Slices per forward pass when ``model`` is a folder (default 64).
 

@@ -19,12 +19,12 @@ import numpy as np
 
 from genrekit import cli
 from genrekit.aggregate import METHODS
-from genrekit.bundle import Bundle, load_bundle
+from genrekit.bundle import Bundle, open_model
 from genrekit.config import Config, load_config
 from genrekit.errors import GenrekitError, TrackError
 from genrekit.evaluate import classification_report, plot_confusion
 from track_analyzer import output
-from track_analyzer.analyzer import Analyzer, check_aggregation, slice_settings
+from track_analyzer.analyzer import Analyzer, choose_aggregation, slice_settings
 from track_analyzer.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
 
 DESCRIPTION = """\
@@ -45,11 +45,19 @@ Feature, slicing and normalization settings come from the model bundle, never fr
 the config only gives the "analysis" defaults (overlap, aggregation, batch_size, top_k) and
 build.audio_extensions (which files a folder holds). It is optional.
 
+Ready taggers, no training needed: --model musicnn-msd (Million Song Dataset) or musicnn-mtt
+(MagnaTagATune), the pretrained musicnn models (Pons & Serra 2019), rank 50 tags (genres such as
+rock, jazz, blues, Hip-Hop, but also instruments and moods) with musicnn's own features and 3 s
+patches. Tagging is not genre classification: tags are not exclusive, each slice gives every tag
+an independent probability, and a track's score for a tag is its mean probability over the
+slices (aggregation "mean", the only one for taggers), so the shares do not add up to 100 %.
+
 examples:
   python -m track_analyzer song.mp3 --model output/models/crnn
   python -m track_analyzer song.mp3 --model output/models/crnn --json song.json --plot song.png
   python -m track_analyzer music/ --model output/models/crnn --csv music.csv
   python -m track_analyzer --evaluate labelled/ --model output/models/crnn --csv eval.csv
+  python -m track_analyzer song.mp3 --model musicnn-msd --top-k 5 --json song-tags.json
 """
 
 
@@ -66,14 +74,16 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", nargs="?", type=Path, metavar="AUDIO",
                         help="an audio file, or a folder analyzed recursively")
     parser.add_argument("--model", type=Path, required=True, metavar="DIR",
-                        help="run folder written by train_crnn.py (bundle.json + model.keras)")
+                        help="run folder written by train_crnn.py (bundle.json + model.keras), or a ready "
+                             "tagger: musicnn-msd, musicnn-mtt")
     parser.add_argument("--evaluate", type=Path, metavar="FOLDER",
                         help="instead of AUDIO: a folder-per-label tree (<label>/<files>); reports track-level "
                              "accuracy and the confusion matrix (confusion.png next to --csv, or at --plot)")
     parser.add_argument("--overlap", type=float, metavar="SECONDS",
                         help="overlap of analysis slices (default: analysis.overlap, 2 s: a slice every second)")
     parser.add_argument("--aggregation", choices=METHODS,
-                        help="how slice scores make the verdict (default: analysis.aggregation, sum)")
+                        help="how slice scores make the verdict (default: analysis.aggregation, sum; "
+                             "taggers: mean, their only one)")
     parser.add_argument("--top-k", type=positive_int, metavar="K",
                         help="labels shown per track (default: analysis.top_k, 3)")
     parser.add_argument("--batch-size", type=positive_int, metavar="N",
@@ -109,12 +119,14 @@ def read_config(path: Path) -> Config:
     return load_config(path)
 
 
-def resolve_settings(args: argparse.Namespace) -> Settings:
+def resolve_settings(args: argparse.Namespace, bundle: Bundle) -> Settings:
     cfg = read_config(args.config)
     analysis = cfg.analysis
+    # the config's aggregation is for genre models; a tagger's is always the mean
+    requested = args.aggregation or (None if bundle.multi_label else analysis.aggregation)
     return Settings(
         overlap=analysis.overlap if args.overlap is None else args.overlap,
-        aggregation=check_aggregation(args.aggregation or analysis.aggregation),
+        aggregation=choose_aggregation(bundle, requested),
         top_k=args.top_k or analysis.top_k,
         batch_size=args.batch_size or analysis.batch_size,
         extensions=cfg.build.audio_extensions,
@@ -165,8 +177,7 @@ def load_analyzer(bundle: Bundle, batch_size: int) -> Analyzer:
 
 # --------------------------------------------------------------------------- modes
 
-def analyze_file(path: Path, args: argparse.Namespace, settings: Settings) -> None:
-    bundle = load_bundle(args.model)
+def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
     cutting = slice_settings(bundle, settings.overlap)
     # The track decodes in a worker process while this one imports Keras and loads the model.
     with SliceLoader([path], cutting, workers=1) as loader:
@@ -219,10 +230,9 @@ def outcome_dict(outcome: FileOutcome, root: Path, true_label: Optional[str] = N
     return entry
 
 
-def analyze_folder(folder: Path, args: argparse.Namespace, settings: Settings) -> None:
+def analyze_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
     if args.plot:
         raise GenrekitError("--plot draws one track's timeline: give a file, not a folder")
-    bundle = load_bundle(args.model)
     slice_settings(bundle, settings.overlap)  # refuse a bad overlap before any work
     paths = find_audio_files(folder, settings.extensions)
     if not paths:
@@ -253,8 +263,7 @@ def labelled_files(folder: Path, labels: Sequence[str], extensions: Sequence[str
     return {folder / t.path: t.label for t in scan.tracks if t.label in labels}
 
 
-def evaluate_folder(folder: Path, args: argparse.Namespace, settings: Settings) -> None:
-    bundle = load_bundle(args.model)
+def evaluate_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
     slice_settings(bundle, settings.overlap)
     truth = labelled_files(folder, bundle.labels, settings.extensions)
     if not truth:
@@ -286,17 +295,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if (args.input is None) == (args.evaluate is None):
         parser.error("give either an AUDIO file or folder, or --evaluate FOLDER")
-    settings = resolve_settings(args)
+    bundle = open_model(args.model)
+    settings = resolve_settings(args, bundle)
     if args.evaluate is not None:
         if not args.evaluate.is_dir():
             raise GenrekitError(f"{args.evaluate}: no such folder")
-        evaluate_folder(args.evaluate, args, settings)
+        evaluate_folder(args.evaluate, bundle, args, settings)
     elif args.input.is_dir():
-        analyze_folder(args.input, args, settings)
+        analyze_folder(args.input, bundle, args, settings)
     elif args.input.exists():
         if args.csv:
             raise GenrekitError("--csv is for a folder or --evaluate; for a file use --json")
-        analyze_file(args.input, args, settings)
+        analyze_file(args.input, bundle, args, settings)
     else:
         raise GenrekitError(f"{args.input}: no such file or folder")
     return 0

@@ -51,8 +51,12 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Pa
     return path
 
 
+TAGGER_LINES = 10  # tags drawn in a tagger's timeline
+
+
 def plot_timeline(result: TrackAnalysis, path: Path) -> Path:
-    """Save a PNG of each label's probability over the track (stacked, so the height is always 1).
+    """Save a PNG of each label's probability over the track (stacked, so the height is always 1;
+    for a tagger, whose tags are not exclusive, one line for each of its best tags).
 
     Each slice is drawn at its centre; where the colours change, the track changes character.
     """
@@ -68,7 +72,13 @@ def plot_timeline(result: TrackAnalysis, path: Path) -> Path:
         scores = np.repeat(scores, 2, axis=0)
     colors = matplotlib.colormaps["tab10" if len(result.labels) <= 10 else "tab20"].colors
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.stackplot(times, scores.T, labels=result.labels, colors=colors[:len(result.labels)], linewidth=0)
+    if result.multi_label:
+        # A tagger's tags are not exclusive: one line per tag, for the TAGGER_LINES best ones.
+        best = [result.labels.index(r.label) for r in result.ranking[:TAGGER_LINES]]
+        for color, index in zip(colors, best):
+            ax.plot(times, scores[:, index], color=color, label=result.labels[index])
+    else:
+        ax.stackplot(times, scores.T, labels=result.labels, colors=colors[:len(result.labels)], linewidth=0)
     ax.set_xlim(times[0], times[-1])
     ax.set_ylim(0, 1)
     ax.set_xlabel("time (s)")

@@ -1,0 +1,160 @@
+"""Generalization to artists never heard: the CRNN from scratch against the pretrained musicnn backbones.
+
+Trains on all 100 clips of ``../shared/data/gtzan_mini`` (10 genres; a 10 % validation share
+for early stopping, no test split) and evaluates on ``../shared/data/gtzan_other_artists``:
+88 clips of blues, jazz and classical by artists that are NOT in gtzan_mini. Rows:
+
+* ``crnn``: the default config, trained from scratch;
+* ``msd-frozen`` / ``mtt-frozen``: ``model.backbone: musicnn-msd`` / ``musicnn-mtt``, frozen,
+  a new head on its pooled features (``model.backbone_output: pooled``);
+* ``msd-frozen-penultimate``: the same on its 200-d penultimate features;
+* ``msd-finetuned``: musicnn-msd fine-tuned (``backbone_trainable: true``). On a 2-core CPU an
+  epoch over all slices costs about 15 minutes, so this row trains on 4 random slices per clip
+  (``slicing.max_slices``) for ``--finetune-epochs`` epochs (default 12), the head at a learning
+  rate of 1e-3 and the backbone at 1e-4 (few steps: the default 1e-4 barely moves a new head);
+* ``msd-zero-shot``: no training at all, the MSD tagger's tags mapped to genres (reference).
+
+Per row: per-genre recall on the other artists, their balanced accuracy (mean recall over
+the three genres), the accuracy over the 88 clips, and the training time. The model still
+chooses among all 10 genres. Caveat: the training genres are few artists each (blues is all
+John Lee Hooker, classical all Bach), so the from-scratch model learns those artists.
+
+Needs ``../shared`` (it says so and exits when it is absent). Runs the real scripts; work
+folders under ``--work``; results in ``<work>/results.json``. About 75 minutes on 2 cores.
+
+Usage::
+
+    .venv/bin/python benchmarks/accuracy_generalization.py [--rows crnn msd-frozen ...] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA = REPO_ROOT.parent / "shared" / "data"
+TRAIN = DATA / "gtzan_mini"
+OTHER = DATA / "gtzan_other_artists"
+DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "accuracy_generalization"
+GENRES = ("blues", "classical", "jazz")  # the genres gtzan_other_artists holds
+
+# The zero-shot mapping of MSD tags to GTZAN genres (variant B of shared/data/musicnn_reference):
+# a genre's score is the highest mean probability among its tags; reggae has no MSD tag.
+ZERO_SHOT_TAGS = {
+    "blues": ["blues"], "classical": ["instrumental"], "country": ["country"], "disco": ["dance", "funk"],
+    "hiphop": ["Hip-Hop"], "jazz": ["jazz"], "metal": ["metal", "heavy metal"], "pop": ["pop"],
+    "reggae": [], "rock": ["rock"],
+}
+
+
+def rows(finetune_epochs: int) -> dict[str, dict]:
+    """Config sections of every trained row (beside paths and split)."""
+    return {
+        "crnn": {},
+        "msd-frozen": {"model": {"backbone": "musicnn-msd"}},
+        "mtt-frozen": {"model": {"backbone": "musicnn-mtt"}},
+        "msd-frozen-penultimate": {"model": {"backbone": "musicnn-msd", "backbone_output": "penultimate"}},
+        "msd-finetuned": {"model": {"backbone": "musicnn-msd", "backbone_trainable": True},
+                          "slicing": {"max_slices": 4, "random_slice_selection": True},
+                          "training": {"epochs": finetune_epochs, "learning_rate": 1e-3}},
+    }
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"failed: {' '.join(args)}\n{result.stderr[-3000:]}")
+    return result
+
+
+def train_row(name: str, sections: dict, work: Path) -> tuple[Path, float]:
+    """Build, process and train one row; return its run folder and the seconds of train_crnn.py."""
+    backbone = sections.get("model", {}).get("backbone")
+    # one dataset per feature set, and one for a row with its own slicing
+    output = work / (("musicnn_data" if backbone else "crnn_data") + (f"_{name}" if "slicing" in sections else ""))
+    config = {
+        "paths": {"audio_folder": str(TRAIN), "output_folder": str(output)},
+        "split": {"validation_share": 0.1, "test_share": 0.0, "seed": 1},
+        **{key: value for key, value in sections.items() if key != "training"},
+        "training": {"run_name": name, **sections.get("training", {})},
+    }
+    path = work / f"{name}.json"
+    path.write_text(json.dumps(config, indent=2))
+    for script in ("build_dataset.py", "process_dataset.py"):
+        run(script, "--config", str(path))
+    started = time.perf_counter()
+    run("train_crnn.py", "--config", str(path))
+    # the whole training command: a frozen backbone's feature pass included, not only the epochs
+    return output / "models" / name, time.perf_counter() - started
+
+
+def evaluate(model: str, out: Path) -> list[tuple[str, str]]:
+    """``(true genre, predicted label)`` of every clip of gtzan_other_artists."""
+    run("-m", "track_analyzer", str(OTHER), "--model", model, "--json", str(out))
+    tracks = json.loads(out.read_text())["tracks"]
+    pairs = []
+    for track in tracks:
+        if track["status"] != "ok":
+            continue
+        truth = track["path"].split("/")[0]
+        if model.startswith("musicnn"):  # zero-shot: tags to genres
+            tag_scores = {r["label"]: r["score"] for r in track["ranking"]}
+            genre_scores = {g: max((tag_scores[t] for t in tags), default=-1.0) for g, tags in ZERO_SHOT_TAGS.items()}
+            predicted = max(genre_scores, key=genre_scores.get)
+        else:
+            predicted = track["ranking"][0]["label"]
+        pairs.append((truth, predicted))
+    return pairs
+
+
+def summarize(pairs: list[tuple[str, str]]) -> dict:
+    recall = {g: float(np.mean([p == g for t, p in pairs if t == g])) for g in GENRES}
+    return {"recall": recall, "balanced_accuracy": float(np.mean(list(recall.values()))),
+            "accuracy": float(np.mean([t == p for t, p in pairs])), "clips": len(pairs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", nargs="+", default=None, help="rows to run (default: all, and zero-shot)")
+    parser.add_argument("--finetune-epochs", type=int, default=12)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    args = parser.parse_args()
+    if not TRAIN.is_dir() or not OTHER.is_dir():
+        sys.exit(f"needs {TRAIN} and {OTHER} (../shared beside the repository); not found")
+    args.work.mkdir(parents=True, exist_ok=True)
+    results_path = args.work / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    trained = rows(args.finetune_epochs)
+    wanted = args.rows or [*trained, "msd-zero-shot"]
+    for name in wanted:
+        started = time.perf_counter()
+        if name == "msd-zero-shot":
+            model, seconds = "musicnn-msd", 0.0
+        else:
+            folder, seconds = train_row(name, trained[name], args.work)
+            model = str(folder)
+        summary = summarize(evaluate(model, args.work / f"{name}.eval.json"))
+        results[name] = {**summary, "training_seconds": seconds,
+                         "wall_seconds": round(time.perf_counter() - started, 1)}
+        results_path.write_text(json.dumps(results, indent=2))
+        print(f"{name}: balanced accuracy {summary['balanced_accuracy']:.3f}, "
+              + ", ".join(f"{g} {r:.2f}" for g, r in summary["recall"].items())
+              + f"; training {seconds:.0f} s", flush=True)
+
+    print("\n| model | blues | classical | jazz | balanced accuracy | accuracy (88 clips) | training |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(f"{100 * r['recall'][g]:.0f} %" for g in GENRES)
+              + f" | **{100 * r['balanced_accuracy']:.1f} %** | {100 * r['accuracy']:.1f} % "
+              f"| {r['training_seconds']:.0f} s |")
+
+
+if __name__ == "__main__":
+    main()

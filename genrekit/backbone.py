@@ -1,0 +1,115 @@
+"""A pretrained music model (musicnn) as the backbone of a genre classifier.
+
+With ``model.backbone: "musicnn-msd"`` (or ``"musicnn-mtt"``) the classifier is
+
+    spectrogram (187, 96, 1) -> musicnn up to its pooled or penultimate features -> head
+
+and the head is new: dropout, then a softmax over the dataset's labels. The
+backbone runs in inference mode (its batch norms keep their pretrained
+statistics, which a small corpus would only spoil).
+
+A frozen backbone (``model.backbone_trainable: false``, the default) computes the
+same features for a slice in every epoch, so training computes them once per
+slice (:func:`embed_split`) and fits the head on them: an epoch then costs a
+dense layer, not musicnn. Fine-tuning (``true``) trains the whole network on the
+spectrograms, the backbone at ``model.backbone_lr_factor`` times the head's
+learning rate (:class:`TwoRateAdam`).
+
+Every model here is made of ``keras.layers``: the exported ``model.keras`` loads
+like the CRNN's, and the analyzer uses it without knowing it holds a backbone.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import keras
+import numpy as np
+from keras import layers
+from tqdm import tqdm
+
+from genrekit.config import ModelConfig
+from genrekit.musicnn import N_MELS, PATCH_FRAMES, load_musicnn
+
+# musicnn's layer whose output feeds the head: the batch-normalized [max, mean] pooling of its
+# 753 features over time (1506 values), or its 200-d penultimate dense layer.
+FEATURE_LAYERS = {"pooled": "pooled_bn", "penultimate": "penultimate"}
+INPUT_SHAPE = (PATCH_FRAMES, N_MELS, 1)  # the spectrogram as stored in processed.h5, plus a channel
+
+
+def build_embedder(config: ModelConfig) -> keras.Model:
+    """The pretrained backbone: a spectrogram ``(187, 96, 1)`` in, its feature vector out."""
+    tagger = load_musicnn(config.backbone)
+    features = keras.Model(tagger.inputs, tagger.get_layer(FEATURE_LAYERS[config.backbone_output]).output,
+                           name="backbone_features")
+    inputs = keras.Input(INPUT_SHAPE, name="spectrogram")
+    x = layers.Reshape(INPUT_SHAPE[:2], name="drop_channel")(inputs)
+    # training=False: batch norms keep the pretrained statistics, also while fine-tuning
+    outputs = features(x, training=False)
+    embedder = keras.Model(inputs, outputs, name=config.backbone.replace("-", "_"))
+    embedder.trainable = config.backbone_trainable
+    return embedder
+
+
+def build_head(dimension: int, n_labels: int, config: ModelConfig) -> keras.Model:
+    """The new classifier on top of the backbone's features: dropout and a softmax."""
+    inputs = keras.Input((dimension,), name="backbone_features")
+    x = layers.Dropout(config.dropout, name="dropout")(inputs)
+    outputs = layers.Dense(n_labels, activation="softmax", dtype="float32", name="scores")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def build_classifier(embedder: keras.Model, head: keras.Model) -> keras.Model:
+    """Backbone and head as one model taking a processed spectrogram, like the CRNN."""
+    inputs = keras.Input(INPUT_SHAPE, name="spectrogram")
+    return keras.Model(inputs, head(embedder(inputs)), name="backbone_classifier")
+
+
+def embed_split(embedder: keras.Model, processed: Path, split: str, batch_size: int = 64,
+                progress: Optional[str] = None) -> np.ndarray:
+    """The backbone's features of every slice of one split of ``processed.h5``, in row order.
+
+    ``progress``: the description of a tqdm bar on stderr (none without it).
+    """
+    from genrekit.data import SpectrogramBatches
+
+    batches = SpectrogramBatches(processed, split, batch_size)
+    vectors = [np.zeros((0, embedder.output_shape[-1]), np.float32)]
+    try:
+        for i in tqdm(range(len(batches)), desc=progress, unit="batch", disable=progress is None,
+                      file=sys.stderr, leave=False):
+            vectors.append(keras.ops.convert_to_numpy(embedder(batches[i][0], training=False)))
+    finally:
+        batches.close()
+    return np.concatenate(vectors)
+
+
+class TwoRateAdam(keras.optimizers.Adam):
+    """Adam whose steps for some variables (the backbone's) are scaled by ``slow_factor``.
+
+    Keras has one learning rate per optimizer; fine-tuning wants a small one for the
+    pretrained layers and the full one for the new head. Adam's steps are invariant to
+    gradient scale, so the factor must act on the step, which is what this does.
+    """
+
+    def __init__(self, slow_paths=(), slow_factor: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.slow_paths = tuple(slow_paths)
+        self.slow_factor = float(slow_factor)
+        self._slow_indices: frozenset[int] = frozenset()
+
+    def build(self, variables):
+        super().build(variables)
+        slow = set(self.slow_paths)
+        self._slow_indices = frozenset(i for i, v in enumerate(variables) if v.path in slow)
+
+    def update_step(self, gradient, variable, learning_rate):
+        # by index: the TensorFlow backend passes its own variables here, which have no path
+        if self._get_variable_index(variable) in self._slow_indices:
+            learning_rate = keras.ops.multiply(learning_rate, self.slow_factor)
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "slow_paths": list(self.slow_paths), "slow_factor": self.slow_factor}

@@ -1,0 +1,111 @@
+"""genrekit.backbone: a pretrained musicnn under a new head, from pipeline_parameters.json to the analyzer.
+
+The pretrained weights come from the musicnn 0.1.0 wheel that ``make`` installs; without it
+these tests skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from genrekit.bundle import load_bundle
+from genrekit.config import BACKBONE_FEATURES, ModelConfig
+from tests.conftest import TINY_LABELS, run_pipeline
+from tests.helpers import (after, kill_group_when, make_corpus, model_weights, read_history, run_script, start_script,
+                           write_config)
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
+                                reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv")
+
+
+def backbone_config(root: Path, audio: Path, run_name: str, **model) -> Path:
+    return write_config(root / "pipeline_parameters.json",
+                        paths={"audio_folder": str(audio), "output_folder": str(root / "output")},
+                        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3},
+                        model={"backbone": "musicnn-msd", **model},
+                        training={"run_name": run_name, "epochs": 3, "batch_size": 16, "learning_rate": 0.003,
+                                  "seed": 1},
+                        analysis={"overlap": 1.0})
+
+
+def train(config: Path, *args: str):
+    return run_script("train_crnn.py", "--config", str(config), *args)
+
+
+def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
+    make_corpus(tmp_path / "audio", TINY_LABELS, seconds=8.0, fmt="wav")
+    config = backbone_config(tmp_path, tmp_path / "audio", "reference")
+    run_pipeline(config, "build_dataset.py", "process_dataset.py")
+    with h5py.File(tmp_path / "output" / "dataset.h5", "r") as h5:  # the build made musicnn's input
+        assert h5["train"]["specs"].shape[1:] == (187, 96)
+        assert json.loads(h5.attrs["features"])["log_scale"] == "musicnn"
+    result = train(config)
+    assert result.returncode == 0, result.stderr
+    assert "backbone features" in result.stderr  # computed once, not every epoch
+    models = tmp_path / "output" / "models"
+    reference = models / "reference"
+
+    # kill -9 in the middle of training, then the same command: the uninterrupted result
+    args = ["--config", str(config), "--run-name", "resumed"]
+    history = models / "resumed" / "history.csv"
+    process = start_script("train_crnn.py", *args)
+    assert kill_group_when(process, after(0.2, lambda: history.is_file())), "finished before it was killed"
+    assert not (models / "resumed" / "report.json").exists()
+    result = train(config, "--run-name", "resumed")
+    assert result.returncode == 0, result.stderr
+    assert history.read_text() == (reference / "history.csv").read_text()
+    ours, theirs = model_weights(models / "resumed"), model_weights(reference)
+    for name in theirs:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+    report = json.loads((reference / "report.json").read_text())
+    assert report["epochs_trained"] == 3 and report["test_slices"] > 0
+    assert report["multiply_adds_per_slice"] > 10 ** 9  # musicnn's front end: about 1.4 G per patch
+    bundle = load_bundle(reference)
+    assert bundle.features == BACKBONE_FEATURES and bundle.input_shape == (187, 96, 1)
+    assert bundle.normalization.method == "none"
+    song = next((tmp_path / "audio" / "hiss").iterdir())
+    result = run_script("-m track_analyzer", str(song), "--config", str(config), "--model", str(reference),
+                        "--json", str(tmp_path / "a.json"))
+    assert result.returncode == 0, result.stderr
+    analysis = json.loads((tmp_path / "a.json").read_text())
+    assert analysis["labels"] == sorted(TINY_LABELS) and len(read_history(reference / "history.csv")) == 3
+    assert sum(r["share"] for r in analysis["ranking"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_fine_tuning_moves_the_backbone_at_a_fraction_of_the_head_rate():
+    """TwoRateAdam: with factor 0 the backbone's weights stay put while the head learns;
+    with the default factor both move, the backbone by less."""
+    import keras
+
+    from genrekit import backbone
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 0.5, (8, 187, 96, 1)).astype(np.float32)
+    y = np.arange(8) % 3
+    embedder = backbone.build_embedder(ModelConfig(backbone="musicnn-msd", backbone_trainable=True,
+                                                   backbone_output="penultimate"))
+    head = backbone.build_head(embedder.output_shape[-1], 3, ModelConfig(dropout=0.0))
+    classifier = backbone.build_classifier(embedder, head)
+    slow = [v.path for v in embedder.trainable_variables]
+    assert slow and not set(slow) & {v.path for v in head.trainable_variables}
+    moved = {}
+    for factor in (0.0, 0.1):
+        start = [v.numpy().copy() for v in classifier.trainable_variables]
+        classifier.compile(optimizer=backbone.TwoRateAdam(slow, factor, learning_rate=1e-3),
+                           loss="sparse_categorical_crossentropy")
+        classifier.train_on_batch(x, y)
+        change = {v.path: float(np.max(np.abs(v.numpy() - s))) for v, s in zip(classifier.trainable_variables, start)}
+        moved[factor] = (max(change[p] for p in slow), max(c for p, c in change.items() if p not in slow))
+    assert moved[0.0][0] == 0.0 and moved[0.0][1] > 0
+    # Adam's first step moves every weight by about the learning rate: 1e-4 for the backbone, 1e-3 for the head
+    assert 0 < moved[0.1][0] <= 1.01e-4 and moved[0.1][1] > 5e-4
+    config = backbone.TwoRateAdam(slow, 0.1).get_config()
+    assert config["slow_factor"] == 0.1 and config["slow_paths"] == slow
