@@ -31,7 +31,7 @@ from keras import layers
 from tqdm import tqdm
 
 from genrekit.config import ModelConfig
-from genrekit.musicnn import N_MELS, PATCH_FRAMES, load_musicnn
+from genrekit.musicnn import N_MELS, PATCH_FRAMES, load_musicnn, with_channel_axis
 
 # musicnn's layer whose output feeds the head: the batch-normalized [max, mean] pooling of its
 # 753 features over time (1506 values), or its 200-d penultimate dense layer.
@@ -44,11 +44,8 @@ def build_embedder(config: ModelConfig) -> keras.Model:
     tagger = load_musicnn(config.backbone)
     features = keras.Model(tagger.inputs, tagger.get_layer(FEATURE_LAYERS[config.backbone_output]).output,
                            name="backbone_features")
-    inputs = keras.Input(INPUT_SHAPE, name="spectrogram")
-    x = layers.Reshape(INPUT_SHAPE[:2], name="drop_channel")(inputs)
-    # training=False: batch norms keep the pretrained statistics, also while fine-tuning
-    outputs = features(x, training=False)
-    embedder = keras.Model(inputs, outputs, name=config.backbone.replace("-", "_"))
+    # in inference mode: batch norms keep the pretrained statistics, also while fine-tuning
+    embedder = with_channel_axis(features, config.backbone.replace("-", "_"))
     embedder.trainable = config.backbone_trainable
     return embedder
 

@@ -71,14 +71,10 @@ class Bundle:
 
 def pretrained_tagger(name: str):
     """A musicnn tagger taking processed spectrograms ``(187, 96, 1)``, like a trained run's model."""
-    import keras
-
-    from genrekit.musicnn import load_musicnn
+    from genrekit.musicnn import load_musicnn, with_channel_axis
 
     tagger = load_musicnn(name)
-    inputs = keras.Input((*tagger.input_shape[1:], 1), name="spectrogram")
-    x = keras.layers.Reshape(tagger.input_shape[1:], name="drop_channel")(inputs)
-    return keras.Model(inputs, tagger(x), name=f"{tagger.name}_tagger")
+    return with_channel_axis(tagger, f"{tagger.name}_tagger")
 
 
 def pretrained_bundle(name: str) -> Bundle:

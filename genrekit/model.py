@@ -96,9 +96,10 @@ def build_crnn(input_shape: tuple[int, int, int], n_labels: int, config: ModelCo
     return keras.Model(inputs, outputs, name=name)
 
 
-def compile_crnn(model: keras.Model, learning_rate: float) -> keras.Model:
-    """Adam and sparse categorical cross-entropy on integer labels, tracking accuracy."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+def compile_crnn(model: keras.Model, learning_rate: float,
+                 optimizer: Optional[keras.optimizers.Optimizer] = None) -> keras.Model:
+    """Adam (or ``optimizer``) and sparse categorical cross-entropy on integer labels, tracking accuracy."""
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 

@@ -454,3 +454,17 @@ def load_musicnn(name: str = "musicnn-msd"):
     model = build_musicnn(name)
     load_musicnn_weights(model, name)
     return model
+
+
+def with_channel_axis(model, name: str):
+    """``model`` (a musicnn tagger or a part of one) taking ``(187, 96, 1)`` spectrograms.
+
+    ``processed.h5`` slices get a trailing channel axis on their way into every model of
+    this project (the analyzer, the training loader); musicnn's input has none. The model
+    runs in inference mode (``training=False``): its batch norms keep their statistics.
+    """
+    import keras
+
+    inputs = keras.Input((*model.input_shape[1:], 1), name="spectrogram")
+    x = keras.layers.Reshape(model.input_shape[1:], name="drop_channel")(inputs)
+    return keras.Model(inputs, model(x, training=False), name=name)

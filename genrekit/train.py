@@ -353,8 +353,7 @@ def build_models(plan: RunPlan, work: Path) -> Models:
     if cfg.model.backbone_trainable:
         optimizer = backbone.TwoRateAdam([v.path for v in embedder.trainable_variables],
                                          cfg.model.backbone_lr_factor, learning_rate=learning_rate)
-        classifier.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        return Models(classifier, data.path, True, lambda: classifier)
+        return Models(compile_crnn(classifier, learning_rate, optimizer), data.path, True, lambda: classifier)
     features = work / "backbone_features.h5"
     if not features.is_file():
         write_backbone_features(embedder, data, features)
