@@ -5,6 +5,7 @@ for early stopping, no test split) and evaluates on ``../shared/data/gtzan_other
 88 clips of blues, jazz and classical by artists that are NOT in gtzan_mini. Rows:
 
 * ``crnn``: the default config, trained from scratch;
+* ``crnn-before``: the CRNN defaults before augmentation and per-slice normalization;
 * ``msd-frozen`` / ``mtt-frozen``: ``model.backbone: musicnn-msd`` / ``musicnn-mtt``, frozen,
   a new head on its pooled features (``model.backbone_output: pooled``);
 * ``msd-frozen-penultimate``: the same on its 200-d penultimate features;
@@ -58,6 +59,10 @@ def rows(finetune_epochs: int) -> dict[str, dict]:
     """Config sections of every trained row (beside paths and split)."""
     return {
         "crnn": {},
+        # the defaults before issue 11: per-band standardization, no augmentation
+        "crnn-before": {"processing": {"norm_method": "standard"},
+                        "training": {"augmentation": {"gain_db": 0, "time_shift_frames": 0, "time_masks": 0,
+                                                      "frequency_masks": 0, "mixup_alpha": 0}}},
         "msd-frozen": {"model": {"backbone": "musicnn-msd"}},
         "mtt-frozen": {"model": {"backbone": "musicnn-mtt"}},
         "msd-frozen-penultimate": {"model": {"backbone": "musicnn-msd", "backbone_output": "penultimate"}},
@@ -77,8 +82,9 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def train_row(name: str, sections: dict, work: Path) -> tuple[Path, float]:
     """Build, process and train one row; return its run folder and the seconds of train_crnn.py."""
     backbone = sections.get("model", {}).get("backbone")
-    # one dataset per feature set, and one for a row with its own slicing
-    output = work / (("musicnn_data" if backbone else "crnn_data") + (f"_{name}" if "slicing" in sections else ""))
+    # one dataset per feature set, and one for a row with its own slicing or processing
+    own = "slicing" in sections or "processing" in sections
+    output = work / (("musicnn_data" if backbone else "crnn_data") + (f"_{name}" if own else ""))
     config = {
         "paths": {"audio_folder": str(TRAIN), "output_folder": str(output)},
         "split": {"validation_share": 0.1, "test_share": 0.0, "seed": 1},

@@ -5,7 +5,8 @@ float16, chunks of 32 rows, as ``genrekit.h5layout`` lays it out), then measures
 one run:
 
 * loader: ``genrekit.data.SpectrogramBatches`` over the train split, shuffled, batch
-  32, every batch of two epochs (fresh random offset and order each epoch);
+  32, every batch of two epochs (fresh random offset and order each epoch), once plain and
+  once with the config's ``training.augmentation`` (what training uses);
 * training: ``train_on_batch`` of the default CRNN (``pipeline_parameters.json``
   model section) on the CPU, after warm-up;
 * inference, for the analyzer's budget: one ``predict`` of 240 slices (a 4-minute
@@ -73,16 +74,22 @@ def main() -> int:
         write_split(path, args.rows, geometry.spec_shape, args.labels)
         size_mb = path.stat().st_size / 1e6
 
-        loader = SpectrogramBatches(path, "train", batch_size, shuffle=True, seed=0)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        batches = 0
-        for _ in range(2):
-            for i in range(len(loader)):
-                x, y = loader[i]
-                batches += 1
-            loader.on_epoch_end()
-        loader_rate = batches / (time.perf_counter() - started)
-        loader_cpu = (time.process_time() - cpu_started) / batches
+        def measure(loader: SpectrogramBatches) -> tuple[float, float]:
+            """Batches per second and CPU seconds per batch over two epochs."""
+            started, cpu_started = time.perf_counter(), time.process_time()
+            batches = 0
+            for _ in range(2):
+                for i in range(len(loader)):
+                    loader[i]
+                    batches += 1
+                loader.on_epoch_end()
+            return batches / (time.perf_counter() - started), (time.process_time() - cpu_started) / batches
+
+        plain_rate, plain_cpu = measure(SpectrogramBatches(path, "train", batch_size, shuffle=True, seed=0))
+        loader = SpectrogramBatches(path, "train", batch_size, shuffle=True, seed=0, n_labels=args.labels,
+                                    augmentation=cfg.training.augmentation,
+                                    gain_per_db=np.full(geometry.n_mels, 0.1, dtype=np.float32))
+        loader_rate, loader_cpu = measure(loader)
 
         keras.utils.set_random_seed(0)
         model = compile_crnn(build_crnn((*geometry.spec_shape, 1), args.labels, cfg.model),
@@ -106,10 +113,12 @@ def main() -> int:
     print(f"file: {args.rows} rows of {geometry.n_frames}x{geometry.n_mels} float16 ({size_mb:.0f} MB), "
           f"batch {batch_size}, {os.cpu_count()} CPU cores")
     # CPU seconds beside wall seconds: on a shared machine the wall clock also counts others' work.
-    print(f"loader:   {loader_rate:8.1f} batches/s ({1000 * loader_cpu:.1f} CPU ms per batch)")
+    print(f"loader:   {plain_rate:8.1f} batches/s ({1000 * plain_cpu:.1f} CPU ms per batch) without augmentation")
+    print(f"loader:   {loader_rate:8.1f} batches/s ({1000 * loader_cpu:.1f} CPU ms per batch) with the config's "
+          f"augmentation (what training uses)")
     print(f"training: {step_rate:8.2f} steps/s ({1000 / step_rate:.0f} ms per step, "
           f"{1000 * step_cpu:.0f} CPU ms, on up to {os.cpu_count()} cores)")
-    print(f"ratio:    {loader_rate / step_rate:8.1f}x (goal >= 20x)")
+    print(f"ratio:    {loader_rate / step_rate:8.1f}x with augmentation (goal >= 20x)")
     print(f"model: {model.count_params():,} parameters, {multiply_adds(model) / 1e6:.1f} M multiply-adds per slice")
     print(f"predict 240 slices (a 4-minute track): {predict_seconds:.2f} s wall, {predict_cpu:.2f} CPU s "
           f"(batch {cfg.analysis.batch_size})")

@@ -37,6 +37,7 @@ from genrekit.cli import log
 from genrekit.config import (Config, build_settings, changed_keys, fingerprint, to_jsonable)
 from genrekit.errors import GenrekitError, TrackError
 from genrekit.features import load_track_slices, slice_geometry, warm_up
+from genrekit.groups import derive_groups
 from genrekit.splits import SPLIT_NAMES, assign_splits, read_custom_splits, read_mapping
 
 WORK_DIR = ".build"
@@ -238,13 +239,21 @@ class Assembly:
     rows: list[dict]  # one per scanned track, in track-id order
     split_of: dict[str, str]
     unknown_custom: list[str] = field(default_factory=list)
+    groups: int = 0  # groups that split.group_file or split.group_by gave
+    ungrouped: list[str] = field(default_factory=list)  # tracks split.group_by found no group for
 
 
-def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg: Config) -> Assembly:
+def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg: Config,
+                  progress: bool = False) -> Assembly:
     usable = [t for t in tracks if results[t.path].ok]
     labels = sorted({t.label for t in usable})
     custom = read_custom_splits(cfg.split.custom_split_file) if cfg.split.custom_split_file else {}
-    groups = read_mapping(cfg.split.group_file, "group", "split.group_file") if cfg.split.group_file else {}
+    groups, ungrouped = {}, []
+    if cfg.split.group_file:
+        groups = read_mapping(cfg.split.group_file, "group", "split.group_file")
+    elif cfg.split.group_by:
+        groups, ungrouped = derive_groups(cfg.paths.audio_folder, (t.path for t in usable), cfg.split.group_by,
+                                          progress=progress)
     split_of = assign_splits(((t.path, t.label) for t in usable), cfg.split.validation_share,
                              cfg.split.test_share, cfg.split.seed, custom, groups)
     label_index = {name: i for i, name in enumerate(labels)}
@@ -256,7 +265,8 @@ def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg:
                      "split": split_of.get(track.path, ""), "duration": result.duration,
                      "n_slices": result.n_slices, "status": status})
     known = {t.path for t in tracks}
-    return Assembly(labels, rows, split_of, sorted(p for p in custom if p not in known))
+    return Assembly(labels, rows, split_of, sorted(p for p in custom if p not in known),
+                    len(set(groups.values())), ungrouped)
 
 
 def source_fingerprint(config_fp: str, tracks: list[TrackFile]) -> str:
@@ -342,6 +352,8 @@ def build_report(plan: Assembly, scan: Scan, results: dict[str, TrackResult], da
         "padded": [r["path"] for r in rows if r["status"] == "padded"],
         "ignored": scan.ignored,
         "custom_split_paths_not_found": plan.unknown_custom,
+        "groups": plan.groups,
+        "tracks_without_group": plan.ungrouped,
     }
 
 
@@ -472,7 +484,10 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
             executor.shutdown(wait=True, cancel_futures=True)
     fsync_path(shard_dir)
 
-    plan = plan_assembly(scan.tracks, results, cfg)
+    plan = plan_assembly(scan.tracks, results, cfg, progress=show_progress)
+    if plan.ungrouped:
+        log(f"split.group_by {cfg.split.group_by}: no group for {len(plan.ungrouped)} track(s), each split on "
+            f"its own (listed in {REPORT_FILE})")
     if not plan.labels:
         raise GenrekitError(f"{cfg.paths.audio_folder}: none of the {len(scan.tracks)} audio files could be used "
                             f"(see the skipped files above)")

@@ -7,6 +7,8 @@ what the model sees from epoch to epoch, every epoch starts the batches at a new
 random row offset (so batches are made of different rows) and visits them in a
 new random order. Both follow from ``(seed, epoch)`` alone, so a resumed
 training run sees the very batches it would have seen without interruption.
+Training batches can also be augmented (:mod:`genrekit.augment`), from a generator
+seeded by ``(seed, epoch, batch)``: the same holds for them.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import h5py
 import keras
 import numpy as np
 
+from genrekit.augment import augment_batch
+from genrekit.config import AugmentationConfig
 from genrekit.features import stable_seed
 
 
 class SpectrogramBatches(keras.utils.PyDataset):
-    """Batches ``(specs[..., None] as float32, labels)`` of one split of ``processed.h5``.
+    """Batches ``(specs[..., None] as float32, targets)`` of one split of ``processed.h5``.
 
     Parameters
     ----------
@@ -40,20 +44,34 @@ class SpectrogramBatches(keras.utils.PyDataset):
     add_channel : bool
         Give each spectrogram a trailing channel axis (what the networks take); off for
         feature vectors (a frozen backbone's, see :mod:`genrekit.backbone`).
+    n_labels : int, optional
+        Give targets as one-hot float32 rows of this width (what training compiles for,
+        and what mixup needs); without it, the int32 labels.
+    augmentation : AugmentationConfig, optional
+        Augment every batch (training only; needs ``n_labels``).
+    gain_per_db : (n_mels,) float32, optional
+        :func:`genrekit.augment.gain_per_db` of the split's normalization, for random gain.
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
     """
 
     def __init__(self, path: Path, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 add_channel: bool = True, **kwargs):
+                 add_channel: bool = True, n_labels: Optional[int] = None,
+                 augmentation: Optional[AugmentationConfig] = None, gain_per_db: Optional[np.ndarray] = None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if augmentation is not None and n_labels is None:
+            raise ValueError("augmentation needs n_labels (mixup makes soft targets)")
         self.path = Path(path)
         self.split = split
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.add_channel = add_channel
+        self.n_labels = n_labels
+        self.augmentation = augmentation
+        self.gain_per_db = gain_per_db
         with h5py.File(self.path, "r") as h5:
             self.n_rows = int(h5[split]["labels"].shape[0])
             self.spec_shape = tuple(int(n) for n in h5[split]["specs"].shape[1:])
@@ -111,10 +129,14 @@ class SpectrogramBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         ranges = self.batch_ranges(index)
-        specs = np.concatenate([self.read_rows(a, b, "specs") for a, b in ranges])
-        labels = np.concatenate([self.read_rows(a, b, "labels") for a, b in ranges])
-        specs = specs.astype(np.float32)
-        return (specs[..., None] if self.add_channel else specs), labels.astype(np.int32)
+        specs = np.concatenate([self.read_rows(a, b, "specs") for a, b in ranges]).astype(np.float32)
+        labels = np.concatenate([self.read_rows(a, b, "labels") for a, b in ranges]).astype(np.int32)
+        targets = labels if self.n_labels is None else np.eye(self.n_labels, dtype=np.float32)[labels]
+        if self.augmentation is not None:
+            track_ids = np.concatenate([self.read_rows(a, b, "track_ids") for a, b in ranges])
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            specs, targets = augment_batch(specs, targets, track_ids, rng, self.augmentation, self.gain_per_db)
+        return (specs[..., None] if self.add_channel else specs), targets
 
     def close(self) -> None:
         if self._file is not None:

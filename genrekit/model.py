@@ -98,9 +98,9 @@ def build_crnn(input_shape: tuple[int, int, int], n_labels: int, config: ModelCo
 
 def compile_crnn(model: keras.Model, learning_rate: float,
                  optimizer: Optional[keras.optimizers.Optimizer] = None) -> keras.Model:
-    """Adam (or ``optimizer``) and sparse categorical cross-entropy on integer labels, tracking accuracy."""
+    """Adam (or ``optimizer``) and categorical cross-entropy on one-hot (or mixed) targets, tracking accuracy."""
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
 

@@ -6,6 +6,10 @@ Methods
 -------
 standard
     Per-mel-band mean and standard deviation: ``(x - mean[band]) / std[band]``.
+per_slice
+    Each slice by its own mean and standard deviation over all its frames and bands. A
+    track's level (and any gain) drops out, so the model cannot key on loudness or
+    mastering; the spectral shape and dynamics within the slice remain. Needs no statistics.
 min_max
     Global train minimum and maximum: ``(x - min) / (max - min)``, in [0, 1] on train.
 non_zero_min_max
@@ -22,7 +26,8 @@ from typing import Optional
 
 import numpy as np
 
-METHODS = ("standard", "min_max", "non_zero_min_max", "none")
+METHODS = ("standard", "per_slice", "min_max", "non_zero_min_max", "none")
+STATELESS = ("none", "per_slice")  # methods that need no train statistics
 STD_FLOOR = 1e-2  # dB: a band (nearly) constant in train must not blow val/test values up
 
 
@@ -63,7 +68,7 @@ class NormStats:
                 raise ValueError("standard normalization needs mean and std of equal length")
             if n_mels is not None and self.mean.shape != (n_mels,):
                 raise ValueError(f"normalization has {self.mean.shape[0]} bands, features have {n_mels}")
-        elif self.method != "none" and (self.minimum is None or self.maximum is None):
+        elif self.method not in STATELESS and (self.minimum is None or self.maximum is None):
             raise ValueError(f"{self.method} normalization needs min and max")
 
 
@@ -80,6 +85,15 @@ def apply(specs: np.ndarray, stats: NormStats, out: Optional[np.ndarray] = None)
     else:
         np.copyto(out, specs)
     if stats.method == "none":
+        return out
+    if stats.method == "per_slice":
+        # float64 sums: the moments of ~13,000 values must not depend on summation order
+        # beyond float32 rounding of the result
+        axes = (-2, -1)
+        mean = out.mean(axis=axes, keepdims=True, dtype=np.float64)
+        std = out.std(axis=axes, keepdims=True, dtype=np.float64)
+        out -= mean.astype(np.float32)
+        out /= np.maximum(std, STD_FLOOR).astype(np.float32)
         return out
     if stats.method == "standard":
         out -= stats.mean.astype(np.float32)

@@ -51,7 +51,7 @@ from genrekit import cli, h5layout
 from genrekit.atomic import fsync_path
 from genrekit.config import Config, build_settings, changed_keys, fingerprint, processing_settings
 from genrekit.errors import GenrekitError
-from genrekit.normalization import NormStats, apply
+from genrekit.normalization import STATELESS, NormStats, apply
 
 LOCK_NAME = ".process.lock"
 TMP_SUFFIX = ".tmp"  # processed.h5.tmp: the file being written
@@ -166,7 +166,7 @@ class StatsAccumulator:
 
     def summarize(self, chunk: np.ndarray, buffers: Optional[ChunkBuffers] = None) -> Any:
         """What :meth:`merge` needs from one chunk; changes nothing in ``self``."""
-        if self.method == "none":
+        if self.method in STATELESS:
             return None
         if self.method == "standard":
             return chunk_moments(chunk, None if buffers is None else buffers.group)
@@ -179,7 +179,7 @@ class StatsAccumulator:
 
     def merge(self, summary: Any) -> None:
         """Add a chunk summary; summaries must come in row order."""
-        if self.method == "none":
+        if self.method in STATELESS:
             return
         if self.method != "standard":
             self.minimum = min(self.minimum, summary[0])
@@ -199,8 +199,8 @@ class StatsAccumulator:
 
     def result(self) -> NormStats:
         """The statistics so far; population standard deviation (ddof 0)."""
-        if self.method == "none":
-            return NormStats("none")
+        if self.method in STATELESS:
+            return NormStats(self.method)
         if self.method == "standard":
             if self.count == 0:
                 raise ValueError("no rows seen")

@@ -38,7 +38,8 @@ from genrekit.atomic import fsync_path, write_json, write_text
 from genrekit.cli import log
 from genrekit import h5layout
 from genrekit.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
-from genrekit.config import Config, changed_keys, processing_settings, to_jsonable
+from genrekit.config import AugmentationConfig, Config, changed_keys, processing_settings, to_jsonable
+from genrekit.augment import gain_per_db
 from genrekit.data import EpochSync, SpectrogramBatches
 from genrekit.errors import GenrekitError
 from genrekit.evaluate import evaluate_predictions, mean_std, plot_confusions, plot_curves
@@ -389,11 +390,15 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dic
     keras.utils.set_random_seed(seed)
     models = build_models(plan, work)
     model = models.trained
+    n_labels = len(data.labels)
+    augmentation = training.augmentation if plan.cfg.model.backbone is None else None
     train_data = SpectrogramBatches(models.data_path, "train", training.batch_size, shuffle=True, seed=seed,
-                                    add_channel=models.add_channel)
+                                    add_channel=models.add_channel, n_labels=n_labels, augmentation=augmentation,
+                                    gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]))
     best_path = work / "best.weights.h5"
     if data.rows["val"]:
-        val_data = SpectrogramBatches(models.data_path, "val", training.batch_size, add_channel=models.add_channel)
+        val_data = SpectrogramBatches(models.data_path, "val", training.batch_size, add_channel=models.add_channel,
+                                      n_labels=n_labels)
         early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss",
                                                        patience=training.early_stopping_patience)
         reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=training.reduce_lr_factor,
@@ -587,6 +592,8 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
             f"stopping or learning-rate reduction; the model is the last epoch's")
     if not data.rows["test"]:
         log("no test split (split.test_share is 0): the model will not be evaluated")
+    if cfg.model.backbone is not None and training.augmentation != AugmentationConfig():
+        log("training.augmentation is not applied with model.backbone")
     folder.mkdir(parents=True, exist_ok=True)
     write_json(settings_path, settings)
     plan = RunPlan(cfg, data, run_name, epochs, device, policy)

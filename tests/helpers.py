@@ -47,11 +47,13 @@ def pulses(seconds: float, bpm: float, sr: int = SR, seed: int = 0) -> np.ndarra
 
 
 def write_audio(path: Path, signal: np.ndarray, sr: int = SR, channels: int = 1,
-                out_rate: Optional[int] = None, bitrate: str = "128k") -> Path:
+                out_rate: Optional[int] = None, bitrate: str = "128k",
+                tags: Optional[dict[str, str]] = None) -> Path:
     """Write ``signal`` (mono float32) with the real ffmpeg; the suffix picks the format.
 
     ``channels=2`` writes a stereo file (the same signal, right channel slightly quieter);
-    ``out_rate`` resamples on the way (e.g. 44100 to mimic CD-rate mp3s).
+    ``out_rate`` resamples on the way (e.g. 44100 to mimic CD-rate mp3s); ``tags`` are
+    written as the format's metadata (ID3 for mp3, Vorbis comments for FLAC...).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,8 @@ def write_audio(path: Path, signal: np.ndarray, sr: int = SR, channels: int = 1,
         cmd += ["-ar", str(out_rate)]
     if path.suffix.lower() == ".mp3":
         cmd += ["-c:a", "libmp3lame", "-b:a", bitrate]
+    for key, value in (tags or {}).items():
+        cmd += ["-metadata", f"{key}={value}"]
     cmd.append(str(path))
     subprocess.run(cmd, input=data.tobytes(), check=True)
     return path

@@ -103,6 +103,23 @@ def test_min_max_methods_scale_train_to_unit_range(tmp_path, method, low):
         float16_close(out[split], (raw[split] - raw["train"].min()) / scale + low)
 
 
+def test_per_slice_standardizes_each_slice_and_drops_its_level(tmp_path):
+    config = setup(tmp_path, norm_method="per_slice", shuffle=False)
+    cfg = load_config(config)
+    run_quietly(config, chunk_rows=32)
+    with h5py.File(cfg.processed_path, "r") as h5:
+        assert h5layout.json_attr(h5, "normalization")["method"] == "per_slice"
+    for split in h5layout.SPLITS:
+        raw = read_split(cfg.dataset_path, split)["specs"].astype(np.float64)
+        out = read_split(cfg.processed_path, split)["specs"].astype(np.float64)
+        expected = (raw - raw.mean(axis=(1, 2), keepdims=True)) / raw.std(axis=(1, 2), keepdims=True)
+        float16_close(out, expected)
+        # the level of a slice is gone: 10 dB louder gives the same values
+        # (float32 rounding of dB values below 128 is under 1e-5 dB, over a spread of several dB)
+        louder = apply(raw.astype(np.float32) + 10, NormStats("per_slice"))
+        np.testing.assert_allclose(louder, apply(raw.astype(np.float32), NormStats("per_slice")), atol=1e-4)
+
+
 def test_statistics_are_stable_and_independent_of_chunking():
     rng = np.random.default_rng(1)
     # A huge offset against a small spread: a naive sum of squares would lose every digit.

@@ -17,9 +17,12 @@ def documented_defaults() -> dict[str, dict]:
     tables: dict[str, dict] = {}
     section = None
     for line in part.splitlines():
-        heading = re.match(r"### `(\w+)`", line)
-        if heading:
-            section = tables.setdefault(heading.group(1), {})
+        heading = re.match(r"### `([\w.]+)`", line)
+        if heading:  # `training.augmentation`: a section inside a section
+            name, *inner = heading.group(1).split(".")
+            section = tables.setdefault(name, {})
+            for key in inner:
+                section = section.setdefault(key, {})
             continue
         row = re.match(r"\| `(\w+)` \| `(.+?)` \|", line)
         if row and section is not None:
