@@ -116,9 +116,9 @@ class AugmentationConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     run_name: str = "crnn"
-    epochs: int = 60
+    epochs: int = 20
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-4
     early_stopping_patience: int = 10
     reduce_lr_patience: int = 4
     reduce_lr_factor: float = 0.5
