@@ -1,0 +1,90 @@
+"""Beyond one process pool: the build on a Dask cluster, training under tf.distribute (docs/SCALING.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from genrekit.cluster import check_storage
+from tests.helpers import make_corpus, run_script, start_script, write_config
+from tests.test_build import assert_same_content
+
+LABELS = {"bass": 4, "treble": 4, "hiss": 4}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """12 generated 4 s wav tracks under audio/<label>/."""
+    root = tmp_path_factory.mktemp("scaling_corpus")
+    make_corpus(root / "audio", LABELS, seconds=4.0, fmt="wav")
+    return root / "audio"
+
+
+def config_for(folder: Path, audio: Path, **build) -> Path:
+    return write_config(folder / "params.json",
+                        paths={"audio_folder": str(audio), "output_folder": str(folder / "out")},
+                        slicing={"slice_duration": 1.0, "overlap": 0.5}, features={"n_mels": 32},
+                        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3},
+                        analysis={"overlap": 0.5}, build=build)
+
+
+def test_dask_build_survives_a_killed_worker(corpus, tmp_path):
+    """Two single-threaded workers on 127.0.0.1; one is killed (SIGKILL) while it holds tracks. Dask runs
+    them again on the other worker, and dataset.h5 equals a serial local build's, bit for bit."""
+    from distributed import Client, LocalCluster
+
+    local = run_script("build_dataset.py", "--config", str(config_for(tmp_path / "local", corpus)), "--quiet",
+                       "--workers", "1")
+    assert local.returncode == 0, local.stderr
+
+    out = tmp_path / "dask" / "out"
+    config = config_for(tmp_path / "dask", corpus, executor="dask")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = client.run(os.getpid)
+        victim, victim_pid = sorted(pids.items())[0]
+        log = (tmp_path / "build.log").open("w+")
+        proc = start_script("build_dataset.py", "--config", str(config), "--quiet",
+                            "--scheduler", cluster.scheduler_address, stderr=log)
+        deadline = time.monotonic() + 60
+        while not client.processing(workers=[victim])[victim]:  # tracks assigned to it, one of them running
+            assert proc.poll() is None, "the build finished before the worker could be killed"
+            assert time.monotonic() < deadline, "the worker never got a track"
+            time.sleep(0.005)
+        os.kill(victim_pid, signal.SIGKILL)
+        assert not (out / "dataset.h5").exists()
+        try:
+            assert proc.wait(timeout=120) == 0, log.seek(0) or log.read()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert victim_pid not in client.run(os.getpid).values()  # it really died (its nanny started another)
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["tracks_used"] == 12 and report["tracks_skipped"] == 0
+    assert_same_content(tmp_path / "local" / "out" / "dataset.h5", out / "dataset.h5")
+
+
+def test_storage_check_names_what_a_worker_cannot_reach(tmp_path):
+    track = tmp_path / "a.wav"
+    track.write_bytes(b"RIFF")
+    assert check_storage(str(track), str(tmp_path)) is None
+    assert list(tmp_path.iterdir()) == [track]  # the probe file is gone
+    problem = check_storage(str(tmp_path / "missing.wav"), str(tmp_path))
+    assert problem.startswith(f"cannot read {tmp_path / 'missing.wav'}")
+    problem = check_storage(str(track), str(tmp_path / "no_such_folder"))
+    assert problem.startswith(f"cannot write into {tmp_path / 'no_such_folder'}")
+
+
+def test_unreachable_scheduler_is_one_line(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")  # dask's own setting, read by the build
+    result = run_script("build_dataset.py", "--config", str(config_for(tmp_path, corpus)), "--quiet",
+                        "--scheduler", "tcp://127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: build.dask_scheduler: cannot reach the Dask scheduler at "
+                                    "tcp://127.0.0.1:9"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
