@@ -88,3 +88,36 @@ def test_unreachable_scheduler_is_one_line(corpus, tmp_path, monkeypatch):
     assert result.stderr.startswith("error: build.dask_scheduler: cannot reach the Dask scheduler at "
                                     "tcp://127.0.0.1:9"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_assembly_copies_whole_blocks_across_track_boundaries(tmp_path):
+    """copy_shards gathers rows into blocks of whole chunks; rows of a track that straddle a block
+    boundary, and the last partial block, land where a plain concatenation puts them."""
+    import h5py
+    import numpy as np
+
+    from genrekit import h5layout
+    from genrekit.build import ASSEMBLY_BLOCK_CHUNKS, TrackFile, copy_shards, write_shard
+
+    rng = np.random.default_rng(5)
+    tracks = [TrackFile(f"x/{i:02d}.wav", "x", 1, 1) for i in range(30)]
+    slices = [int(rng.integers(1, 25)) for _ in tracks]
+    specs = [rng.uniform(-100, 40, (n, 4, 3)).astype(np.float16) for n in slices]
+    starts = [np.arange(n) * 2.0 + i for i, n in enumerate(slices)]
+    for track, s, t in zip(tracks, specs, starts):
+        write_shard(tmp_path, track, s, t, 30.0, False)
+    members = list(enumerate(tracks))[::-1]  # any order of track ids
+    rows = [{"label": i % 3} for i in range(len(tracks))]
+    n_rows = sum(slices)
+    assert n_rows > h5layout.SPEC_CHUNK_ROWS * ASSEMBLY_BLOCK_CHUNKS  # more than one block
+    with h5py.File(tmp_path / "d.h5", "w") as h5:
+        arrays = h5layout.create_split_arrays(h5.create_group("train"), n_rows, (4, 3))
+        done = []
+        copy_shards(arrays, members, rows, tmp_path, done.append)
+        assert len(done) == len(tracks)
+        order = [i for i, _ in members]
+        np.testing.assert_array_equal(arrays["specs"][()], np.concatenate([specs[i] for i in order]))
+        np.testing.assert_array_equal(arrays["slice_starts"][()], np.concatenate([starts[i] for i in order]))
+        np.testing.assert_array_equal(arrays["track_ids"][()], np.repeat(order, [slices[i] for i in order]))
+        np.testing.assert_array_equal(arrays["labels"][()], np.repeat([i % 3 for i in order],
+                                                                      [slices[i] for i in order]))
