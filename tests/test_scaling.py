@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from genrekit.cluster import check_storage
+from tests.conftest import TINY_RUN, run_pipeline, tiny_config
 from tests.helpers import make_corpus, run_script, start_script, write_config
 from tests.test_build import assert_same_content
 
@@ -33,14 +35,20 @@ def config_for(folder: Path, audio: Path, **build) -> Path:
                         analysis={"overlap": 0.5}, build=build)
 
 
-def test_dask_build_survives_a_killed_worker(corpus, tmp_path):
+@pytest.fixture(scope="module")
+def local_build(corpus, tmp_path_factory) -> Path:
+    """The corpus built serially with the local executor and the tiny pipeline config; returns the config."""
+    root = tmp_path_factory.mktemp("scaling_local")
+    config = tiny_config(root, corpus)
+    result = run_script("build_dataset.py", "--config", str(config), "--quiet", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    return config
+
+
+def test_dask_build_survives_a_killed_worker(corpus, local_build, tmp_path):
     """Two single-threaded workers on 127.0.0.1; one is killed (SIGKILL) while it holds tracks. Dask runs
     them again on the other worker, and dataset.h5 equals a serial local build's, bit for bit."""
     from distributed import Client, LocalCluster
-
-    local = run_script("build_dataset.py", "--config", str(config_for(tmp_path / "local", corpus)), "--quiet",
-                       "--workers", "1")
-    assert local.returncode == 0, local.stderr
 
     out = tmp_path / "dask" / "out"
     config = config_for(tmp_path / "dask", corpus, executor="dask")
@@ -66,7 +74,31 @@ def test_dask_build_survives_a_killed_worker(corpus, tmp_path):
         assert victim_pid not in client.run(os.getpid).values()  # it really died (its nanny started another)
     report = json.loads((out / "build_report.json").read_text())
     assert report["tracks_used"] == 12 and report["tracks_skipped"] == 0
-    assert_same_content(tmp_path / "local" / "out" / "dataset.h5", out / "dataset.h5")
+    assert_same_content(local_build.parent / "output" / "dataset.h5", out / "dataset.h5")
+
+
+def test_training_mirrored_over_two_logical_cpus(corpus, local_build, tmp_path, monkeypatch):
+    """training.distribute "auto" with the CPU split in two logical devices: MirroredStrategy trains,
+    the run folder is complete, records the replicas, and the analyzer uses it."""
+    monkeypatch.setenv("GENREKIT_LOGICAL_CPUS", "2")
+    config = tiny_config(tmp_path, corpus, training={"epochs": 1})
+    shutil.copytree(local_build.parent / "output", tmp_path / "output",
+                    ignore=shutil.ignore_patterns(".build*", "processed.h5", "models"))
+    run_pipeline(config, "process_dataset.py")
+    result = run_script("train_crnn.py", "--config", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy over 2 devices" in result.stderr and "global batch 16 x 2 = 32" in result.stderr
+    run = tmp_path / "output" / "models" / TINY_RUN
+    report = json.loads((run / "report.json").read_text())
+    assert report["replicas"] == 2 and report["global_batch_size"] == 32 and report["epochs_trained"] == 1
+    assert json.loads((run / "run_settings.json").read_text())["training"]["replicas"] == 2
+    assert {"model.keras", "bundle.json", "history.csv", "predictions.npz"} <= {p.name for p in run.iterdir()}
+    assert not (run / "training").exists()  # resume state removed once complete
+    song = next(corpus.glob("treble/*.wav"))
+    analyzed = run_script("-m track_analyzer", str(song), "--model", str(run), "--config", str(config),
+                          "--json", str(tmp_path / "a.json"))
+    assert analyzed.returncode == 0, analyzed.stderr
+    assert "treble" in json.loads((tmp_path / "a.json").read_text())["labels"]
 
 
 def test_storage_check_names_what_a_worker_cannot_reach(tmp_path):
