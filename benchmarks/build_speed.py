@@ -222,7 +222,7 @@ def assembly(sizes: list[int]) -> int:
         print(f"{n:>7} {size / 1e6:>10.0f} {wall:>7.2f} {floor:>7.2f} {wall / floor:>10.2f} {cpu:>6.2f} "
               f"{1000 * cpu / n:>12.2f} {rss / 1024:>9.0f}")
     if len(rows) > 1:
-        (n0, w0, c0, r0, *_), (n1, w1, c1, r1, *_) = rows[0], rows[-1]
+        (n0, _, c0, r0, *_), (n1, _, c1, r1, *_) = rows[0], rows[-1]
         print(f"{n1 - n0} extra tracks: {1000 * (c1 - c0) / (n1 - n0):.2f} ms of CPU per track; "
               f"peak memory ×{r1 / r0:.2f} for ×{n1 / n0:.0f} tracks")
     return 0
