@@ -13,6 +13,7 @@ import sys
 from genrekit import cli
 from genrekit.build import REPORT_FILE, build_dataset, summary_line
 from genrekit.config import require_audio_folder
+from genrekit.errors import ConfigError
 
 
 def main(argv=None) -> int:
@@ -22,15 +23,28 @@ def main(argv=None) -> int:
                              "finished tracks whose features are unaffected are reused")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes (overrides build.workers; default: all cores)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the tracks on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
+                             "(sets build.executor \"dask\" and build.dask_scheduler; the workers must see the "
+                             "audio and output folders at the same paths: see docs/SCALING.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be >= 1")
     cfg = cli.config_from_args(args)
-    if args.workers is not None:
-        if args.workers < 1:
-            parser.error("--workers must be >= 1")
+    if args.workers is not None or args.scheduler is not None:
         import dataclasses
 
-        cfg = dataclasses.replace(cfg, build=dataclasses.replace(cfg.build, workers=args.workers))
+        from genrekit.config import config_from_dict, to_jsonable
+
+        build = dataclasses.replace(cfg.build, workers=args.workers or cfg.build.workers)
+        if args.scheduler is not None:
+            build = dataclasses.replace(build, executor="dask", dask_scheduler=args.scheduler)
+            try:  # the same checks as the config key
+                config_from_dict({"build": to_jsonable(build)})
+            except ConfigError as exc:
+                raise ConfigError(f"--scheduler: {exc}") from None
+        cfg = dataclasses.replace(cfg, build=build)
     require_audio_folder(cfg)
     outcome = build_dataset(cfg, restart=args.restart, show_progress=not args.quiet)
     if outcome.report is not None:

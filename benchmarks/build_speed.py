@@ -11,7 +11,15 @@ Both run as fresh processes (Python start and imports included). Prints audio se
 wall second (× real time), ours / baseline, and the peak memory of each process tree
 (sampled from /proc), which must not grow with the number of tracks.
 
+With ``--assembly-tracks N [N ...]`` it measures the assembly alone instead (the step that copies
+the shards into ``dataset.h5``): for each N it writes N tiny audio files and, without decoding
+them, N shards of synthetic 30 s tracks (14 slices of 126 × 100 float16 each, what the default
+config makes of 30 s) through the build's own ``write_shard``; ``build_dataset.py`` then finds every
+track done and only assembles. Prints seconds, ms per track, MB/s and the peak memory of the
+process; the time per track and the memory must not grow with N.
+
 Usage: python benchmarks/build_speed.py [--sizes 30 240] [--workers N]
+       python benchmarks/build_speed.py --assembly-tracks 500 2000
 """
 
 from __future__ import annotations
@@ -138,11 +146,97 @@ def timed(cmd: list[str]) -> tuple[float, int, str]:
     return wall, peak[0], out
 
 
+ASSEMBLY_SLICES = 14  # a 30 s track with the default 3 s slices every 2 s
+
+
+def make_assembly_corpus(n_tracks: int) -> Path:
+    """N tiny audio files and their finished shards (synthetic spectrograms), cached."""
+    folder = OUT / f"assembly_{n_tracks}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    import soundfile
+
+    from genrekit.build import WORK_DIR, scan_audio_folder, shard_settings, write_shard
+    from genrekit.config import fingerprint, load_config
+    from genrekit.features import slice_geometry
+
+    shutil.rmtree(folder, ignore_errors=True)
+    audio = folder / "audio"
+    print(f"writing {n_tracks} tiny files and synthetic shards of {ASSEMBLY_SLICES} slices...", file=sys.stderr)
+    for i in range(n_tracks):
+        path = audio / GENRES[i % len(GENRES)] / f"track_{i:06d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, np.zeros(2205, dtype=np.float32), 22050)
+    config = folder / "params.json"
+    config.write_text(json.dumps({"paths": {"audio_folder": "audio", "output_folder": "output"}}))
+    cfg = load_config(config)
+    geometry = slice_geometry(cfg.slicing.slice_duration, cfg.slicing.overlap, cfg.features)
+    shard_dir = folder / "output" / WORK_DIR / "shards" / fingerprint(shard_settings(cfg))
+    shard_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    starts = np.arange(ASSEMBLY_SLICES) * (cfg.slicing.slice_duration - cfg.slicing.overlap)
+    for track in scan_audio_folder(audio, cfg.build.audio_extensions).tracks:
+        specs = rng.uniform(-100, 40, (ASSEMBLY_SLICES, *geometry.spec_shape)).astype(np.float16)
+        write_shard(shard_dir, track, specs, starts, 30.0, False)
+    done.touch()
+    return folder
+
+
+def disk_floor(folder: Path, n_bytes: int) -> float:
+    """Seconds to write ``n_bytes`` sequentially in 8 MiB blocks and fsync them: what any assembly
+    that writes the dataset once must pay on this disk."""
+    block = np.random.default_rng(1).integers(0, 255, 8 << 20, dtype=np.uint8).tobytes()
+    path = folder / "floor.bin"
+    start = time.perf_counter()
+    with open(path, "wb") as fh:
+        for _ in range(0, n_bytes, len(block)):
+            fh.write(block)
+        fh.flush()
+        os.fsync(fh.fileno())
+    wall = time.perf_counter() - start
+    path.unlink()
+    return wall
+
+
+def assembly(sizes: list[int]) -> int:
+    import resource
+
+    rows = []
+    for n in sizes:
+        folder = make_assembly_corpus(n)
+        (folder / "output" / "dataset.h5").unlink(missing_ok=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall, rss, _ = timed([sys.executable, str(ROOT / "build_dataset.py"), "--config",
+                              str(folder / "params.json"), "--quiet"])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        size = (folder / "output" / "dataset.h5").stat().st_size
+        rows.append((n, wall, cpu, rss, size, disk_floor(folder, size)))
+    print(f"assembly only: {ASSEMBLY_SLICES} slices of 126 x 100 per track, {os.cpu_count()} cores "
+          f"(the whole build_dataset.py call: start-up, scan, reading every shard, writing and fsync)")
+    print("floor: writing the same bytes sequentially and fsync, measured right after (the disk's cost)")
+    print(f"{'tracks':>7} {'dataset MB':>10} {'wall s':>7} {'floor s':>7} {'wall/floor':>10} {'CPU s':>6} "
+          f"{'CPU ms/track':>12} {'peak MiB':>9}")
+    for n, wall, cpu, rss, size, floor in rows:
+        print(f"{n:>7} {size / 1e6:>10.0f} {wall:>7.2f} {floor:>7.2f} {wall / floor:>10.2f} {cpu:>6.2f} "
+              f"{1000 * cpu / n:>12.2f} {rss / 1024:>9.0f}")
+    if len(rows) > 1:
+        (n0, _, c0, r0, *_), (n1, _, c1, r1, *_) = rows[0], rows[-1]
+        print(f"{n1 - n0} extra tracks: {1000 * (c1 - c0) / (n1 - n0):.2f} ms of CPU per track; "
+              f"peak memory ×{r1 / r0:.2f} for ×{n1 / n0:.0f} tracks")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[30, 240], help="corpus sizes in tracks")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--assembly-tracks", type=int, nargs="+", metavar="N",
+                        help="measure the assembly alone on synthetic shards of N tracks (e.g. 500 2000)")
     args = parser.parse_args()
+    if args.assembly_tracks:
+        return assembly(args.assembly_tracks)
 
     rows = []
     for n in args.sizes:

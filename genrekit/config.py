@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,11 @@ class BuildConfig:
     workers: Optional[int] = None
     audio_extensions: tuple[str, ...] = DEFAULT_AUDIO_EXTENSIONS
     silence_threshold_db: float = -60.0
+    # Where tracks run: "local" (a process pool of ``workers``) or "dask" (a dask.distributed
+    # cluster at ``dask_scheduler``, or a LocalCluster of ``workers`` processes when it is null).
+    # Neither changes dataset.h5, so neither is part of the build settings.
+    executor: Literal["local", "dask"] = field(default="local", metadata={"omit_at_default": True})
+    dask_scheduler: Optional[str] = field(default=None, metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,9 @@ class TrainingConfig:
     seed: int = 42
     runs: int = 1
     mixed_precision: Literal["auto", "on", "off"] = "auto"
+    # "auto": tf.distribute.MirroredStrategy over every visible GPU when there are several
+    # (global batch = batch_size x GPUs); "off": one device. Added after runs existed.
+    distribute: Literal["auto", "off"] = field(default="auto", metadata={"omit_at_default": True})
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
 
@@ -375,6 +384,11 @@ def validate(cfg: Config) -> None:
                  f"must look like '.mp3', got {ext!r}")
     _require(b.silence_threshold_db < 0, "build.silence_threshold_db",
              f"must be < 0 dBFS, got {b.silence_threshold_db}")
+    if b.dask_scheduler is not None:
+        _require(b.executor == "dask", "build.dask_scheduler",
+                 f"is only used with build.executor \"dask\" (build.executor is {b.executor!r})")
+        _require(bool(re.fullmatch(r"([a-z]+://)?[^\s/]+", b.dask_scheduler)), "build.dask_scheduler",
+                 f"must be a scheduler address like \"tcp://10.0.0.5:8786\", got {b.dask_scheduler!r}")
 
     _require(p.memory_limit_mb >= 16, "processing.memory_limit_mb", f"must be >= 16, got {p.memory_limit_mb}")
 

@@ -13,7 +13,6 @@ seeded by ``(seed, epoch, batch)``: the same holds for them.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Optional
@@ -51,6 +50,10 @@ class SpectrogramBatches(keras.utils.PyDataset):
         Augment every batch (training only; needs ``n_labels``).
     gain_per_db : (n_mels,) float32, optional
         :func:`genrekit.augment.gain_per_db` of the split's normalization, for random gain.
+    multiple_of : int
+        Cut every batch to a multiple of this many rows (the devices of a
+        ``tf.distribute`` strategy, which fails on batches it cannot split evenly): up to
+        ``multiple_of - 1`` rows of the last batch are left out.
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
@@ -59,10 +62,11 @@ class SpectrogramBatches(keras.utils.PyDataset):
     def __init__(self, path: Path, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                  add_channel: bool = True, n_labels: Optional[int] = None,
                  augmentation: Optional[AugmentationConfig] = None, gain_per_db: Optional[np.ndarray] = None,
-                 **kwargs):
+                 multiple_of: int = 1, **kwargs):
         super().__init__(**kwargs)
         if augmentation is not None and n_labels is None:
             raise ValueError("augmentation needs n_labels (mixup makes soft targets)")
+        self.multiple_of = int(multiple_of)
         self.path = Path(path)
         self.split = split
         self.batch_size = int(batch_size)
@@ -98,7 +102,8 @@ class SpectrogramBatches(keras.utils.PyDataset):
     # ------------------------------------------------------------------ batches
 
     def __len__(self) -> int:
-        return math.ceil(self.n_rows / self.batch_size)
+        last = self.n_rows % self.batch_size
+        return self.n_rows // self.batch_size + (last - last % self.multiple_of > 0)
 
     def batch_ranges(self, index: int) -> list[tuple[int, int]]:
         """The row ranges ``[(start, stop), ...]`` that make up batch ``index`` this epoch.
@@ -110,6 +115,7 @@ class SpectrogramBatches(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range (0..{len(self) - 1})")
         position = int(self._order[index]) * self.batch_size
         size = min(self.batch_size, self.n_rows - position)
+        size -= size % self.multiple_of
         start = (self._offset + position) % self.n_rows
         stop = start + size
         if stop <= self.n_rows:

@@ -18,6 +18,7 @@ folder too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -179,6 +180,39 @@ def detect_device() -> Device:
     return Device("CPU", False)
 
 
+LOGICAL_CPUS_ENV = "GENREKIT_LOGICAL_CPUS"  # test and debug hook: see distribution_strategy
+
+
+def distribution_strategy(setting: str):
+    """``tf.distribute.MirroredStrategy`` over every visible GPU when there are several, else None.
+
+    With ``training.distribute: "off"``, one GPU or none, or a backend other than TensorFlow: None
+    (Keras' default, one device). The environment variable ``GENREKIT_LOGICAL_CPUS=N`` (N >= 2)
+    instead splits the CPU into N logical devices and mirrors over them: the same code path as
+    several GPUs, so that it runs in tests and on machines without GPUs (no faster: the logical
+    devices share the cores). It must be set before TensorFlow starts, so it is read here, in a
+    fresh ``train_crnn.py`` process, before anything initializes TensorFlow's devices.
+    """
+    if setting == "off" or keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    logical_cpus = os.environ.get(LOGICAL_CPUS_ENV, "")
+    if logical_cpus:
+        if not logical_cpus.isdigit() or int(logical_cpus) < 2:
+            raise GenrekitError(f"{LOGICAL_CPUS_ENV}: must be an integer >= 2, got {logical_cpus!r}")
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(logical_cpus))])
+        except RuntimeError:  # devices already initialized (a second call in one process)
+            pass
+        devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else None
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus]) if len(gpus) > 1 else None
+
+
 def precision_policy(setting: str, device: Device) -> str:
     """Keras dtype policy: ``mixed_float16`` on GPUs with fast float16 (compute capability >= 7.0)."""
     if setting == "on":
@@ -321,6 +355,12 @@ class RunPlan:
     epochs: int
     device: Device
     policy: str
+    strategy: Optional[object] = None  # tf.distribute strategy over several devices, or None
+    replicas: int = 1  # devices the strategy mirrors over; each training step takes batch_size slices on each
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.training.batch_size * self.replicas
 
 
 @dataclass(frozen=True)
@@ -388,17 +428,19 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dic
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    models = build_models(plan, work)
+    with plan.strategy.scope() if plan.strategy is not None else contextlib.nullcontext():
+        models = build_models(plan, work)  # variables created in the scope are mirrored on every device
     model = models.trained
     n_labels = len(data.labels)
     augmentation = training.augmentation if plan.cfg.model.backbone is None else None
-    train_data = SpectrogramBatches(models.data_path, "train", training.batch_size, shuffle=True, seed=seed,
+    train_data = SpectrogramBatches(models.data_path, "train", plan.global_batch, shuffle=True, seed=seed,
                                     add_channel=models.add_channel, n_labels=n_labels, augmentation=augmentation,
-                                    gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]))
+                                    gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
+                                    multiple_of=plan.replicas)
     best_path = work / "best.weights.h5"
     if data.rows["val"]:
-        val_data = SpectrogramBatches(models.data_path, "val", training.batch_size, add_channel=models.add_channel,
-                                      n_labels=n_labels)
+        val_data = SpectrogramBatches(models.data_path, "val", plan.global_batch, add_channel=models.add_channel,
+                                      n_labels=n_labels, multiple_of=plan.replicas)
         early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss",
                                                        patience=training.early_stopping_patience)
         reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=training.reduce_lr_factor,
@@ -509,6 +551,8 @@ def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingS
         "parameters": int(model.count_params()),
         "multiply_adds_per_slice": multiply_adds(model),
         "device": plan.device.name,
+        "replicas": plan.replicas,
+        "global_batch_size": plan.global_batch,
         "precision": plan.policy,
         "keras_backend": keras.backend.backend(),
         "slice": metrics["slice"] if tested else None,
@@ -527,11 +571,14 @@ def _tensorboard_available() -> bool:
 
 # --------------------------------------------------------------------------- the command
 
-def run_settings(cfg: Config, data: ProcessedData) -> dict:
-    """What a run cannot change halfway: the model, the training settings (but ``epochs``), the data."""
+def run_settings(cfg: Config, data: ProcessedData, replicas: int = 1) -> dict:
+    """What a run cannot change halfway: the model, the training settings (but ``epochs``), the data,
+    and the number of devices it trains on when several (it sets the global batch)."""
     training = to_jsonable(cfg.training)
     for key in ("run_name", "epochs"):
         training.pop(key)
+    if replicas > 1:  # absent for one device, so runs made before training.distribute stay current
+        training["replicas"] = replicas
     return {"model": to_jsonable(cfg.model), "training": training, "data": data.fingerprints}
 
 
@@ -567,7 +614,10 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         log(f"{folder}: discarding the previous run (--restart)")
         shutil.rmtree(folder)
 
-    settings = run_settings(cfg, data)
+    device = detect_device()  # first: it sets GPU memory growth, which must precede device initialization
+    strategy = distribution_strategy(training.distribute)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    settings = run_settings(cfg, data, replicas)
     settings_path = folder / SETTINGS_FILE
     if settings_path.is_file():
         changed = changed_keys(json.loads(settings_path.read_text(encoding="utf-8")), settings)
@@ -579,10 +629,13 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         log(f"{folder}: this run is complete; nothing to do (--restart trains it again)")
         return folder
 
-    device = detect_device()
     policy = precision_policy(training.mixed_precision, device)
     log(f"device: {device.name}{'' if device.gpu else ' (no GPU found)'}; precision: {policy}; "
         f"keras backend: {keras.backend.backend()}")
+    if strategy is not None:
+        log(f"distributed: MirroredStrategy over {replicas} devices "
+            f"({', '.join(strategy.extended.worker_devices)}); global batch {training.batch_size} x {replicas} = "
+            f"{training.batch_size * replicas} slices per step")
     if policy == "mixed_float16" and not device.gpu:
         log("warning: mixed precision on the CPU is slow (training.mixed_precision is 'on')")
     log(f"training on {data.rows['train']} slices, validating on {data.rows['val']}, "
@@ -596,7 +649,7 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         log("training.augmentation is not applied with model.backbone")
     folder.mkdir(parents=True, exist_ok=True)
     write_json(settings_path, settings)
-    plan = RunPlan(cfg, data, run_name, epochs, device, policy)
+    plan = RunPlan(cfg, data, run_name, epochs, device, policy, strategy, replicas)
 
     if training.runs == 1:
         report = train_single(plan, folder, training.seed)

@@ -56,6 +56,10 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     ({"training": {"augmentation": []}}, "training.augmentation"),
     ({"analysis": {"overlap": 3.0}}, "analysis.overlap"),
     ({"analysis": {"aggregation": "max"}}, "analysis.aggregation"),
+    ({"build": {"executor": "ray"}}, "build.executor"),
+    ({"build": {"dask_scheduler": "tcp://10.0.0.5:8786"}}, "build.dask_scheduler"),  # executor is "local"
+    ({"build": {"executor": "dask", "dask_scheduler": "tcp://host:8786/path"}}, "build.dask_scheduler"),
+    ({"training": {"distribute": "on"}}, "training.distribute"),
     ({"features": {"hop": 256}}, "features.hop"),
     ({"feature": {}}, "feature"),
     ({"paths": []}, "paths"),
