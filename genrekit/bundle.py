@@ -7,6 +7,11 @@ exactly as stored in ``processed.h5``) and ``bundle.json``::
      "normalization": {...}, "input_shape": [frames, n_mels, 1],
      "silence_threshold_db": -60.0, "config_fingerprint": "...", "dataset_fingerprint": "..."}
 
+A classical baseline (``train_baselines.py``, :mod:`genrekit.baselines`) keeps ``model.npz``
+(plain arrays) instead of ``model.keras`` and adds ``"baseline": {"family", "params",
+"feature_set"}`` to ``bundle.json``; its model takes the spectrograms in dB (``normalization``
+``none``) and computes its feature vectors itself.
+
 ``features`` and ``slicing`` are the config sections the training data was built
 with; the analyzer takes them from here, never from the user's config, so its
 features match the training data.
@@ -35,6 +40,7 @@ from genrekit.normalization import NormStats
 
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "model.keras"
+BASELINE_FILE = "model.npz"  # a classical baseline's fitted arrays (genrekit.baselines)
 BUNDLE_VERSION = 1
 PRETRAINED = ("musicnn-msd", "musicnn-mtt")  # the ready taggers: --model musicnn-msd
 
@@ -50,10 +56,11 @@ class Bundle:
     silence_threshold_db: float
     extra: dict  # anything else that was stored (fingerprints, dates)
     pretrained: Optional[str] = None  # a ready tagger of PRETRAINED instead of a run folder
+    baseline: Optional[dict] = None  # a scikit-learn baseline (genrekit.baselines) instead of a Keras model
 
     @property
     def model_path(self) -> Path:
-        return self.folder / MODEL_FILE
+        return self.folder / (BASELINE_FILE if self.baseline is not None else MODEL_FILE)
 
     @property
     def multi_label(self) -> bool:
@@ -61,7 +68,11 @@ class Bundle:
         return self.pretrained is not None
 
     def load_model(self):
-        """The Keras model (imports Keras on first use)."""
+        """The Keras model (imports Keras on first use), or a baseline's NumPy model."""
+        if self.baseline is not None:  # arrays and JSON only: no Keras, no pickle
+            from genrekit.baselines import load_model
+
+            return load_model(self.model_path, self.baseline, self.features, len(self.labels))
         import keras
 
         if self.pretrained is not None:
@@ -119,12 +130,16 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
         raise GenrekitError(f"{folder}: model folder not found")
     if not path.is_file():
         raise GenrekitError(f"{path}: not found; is {folder} a run folder written by train_crnn.py?")
-    if not (folder / MODEL_FILE).is_file():
-        raise GenrekitError(f"{folder / MODEL_FILE}: not found; the run folder is incomplete")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise GenrekitError(f"{path}: unreadable bundle ({exc})") from None
+    baseline = data.pop("baseline", None)
+    if baseline is not None and not isinstance(baseline, dict):
+        raise GenrekitError(f"{path}: 'baseline' must be an object")
+    model_file = BASELINE_FILE if baseline is not None else MODEL_FILE
+    if not (folder / model_file).is_file():
+        raise GenrekitError(f"{folder / model_file}: not found; the run folder is incomplete")
 
     def need(key: str) -> Any:
         if key not in data or data[key] is None:
@@ -157,4 +172,5 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
         raise GenrekitError(f"{path}: input_shape {list(input_shape)} does not match the feature parameters "
                             f"({geometry.n_frames} frames x {geometry.n_mels} mels)")
     threshold = float(need("silence_threshold_db"))
-    return Bundle(folder, labels, features, slicing, normalization, input_shape, threshold, data)
+    return Bundle(folder, labels, features, slicing, normalization, input_shape, threshold, data,
+                  baseline=baseline)

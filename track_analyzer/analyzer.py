@@ -146,12 +146,17 @@ def choose_aggregation(bundle: Bundle, requested: Optional[str] = None) -> str:
 
 
 def load_model(bundle: Bundle):
-    """The bundle's Keras model, checked against the bundle's input shape and labels."""
+    """The bundle's Keras model, checked against the bundle's input shape and labels
+    (or a classical baseline's :class:`genrekit.baselines.BaselineModel`)."""
     try:
         model = bundle.load_model()
+    except GenrekitError:
+        raise
     except Exception as exc:  # keras raises many kinds (ValueError, OSError, zipfile errors...)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GenrekitError(f"{bundle.model_path}: cannot load the model ({reason})") from None
+    if bundle.baseline is not None:
+        return model
     input_shape = tuple(model.input_shape[1:])
     if input_shape != tuple(bundle.input_shape):
         raise GenrekitError(f"{bundle.model_path}: the model takes input {list(input_shape)}, but bundle.json "
@@ -193,6 +198,8 @@ def compile_forward(model, input_shape: tuple[int, ...]) -> Callable[[np.ndarray
     costs about as much as predicting a whole track on CPU). Other backends use
     ``predict_on_batch``.
     """
+    if not hasattr(model, "predict_on_batch"):  # a classical baseline: NumPy, no Keras
+        return model.predict
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -210,7 +217,8 @@ class Analyzer:
     Parameters
     ----------
     model : path-like or Bundle
-        A run folder written by ``train_crnn.py`` (``bundle.json`` + ``model.keras``).
+        A run folder written by ``train_crnn.py`` (``bundle.json`` + ``model.keras``) or
+        ``train_baselines.py`` (``bundle.json`` + ``model.npz``).
     batch_size : int
         Slices per forward pass.
     warm_up_features : bool

@@ -171,7 +171,8 @@ def import_keras() -> None:
 
 
 def load_analyzer(bundle: Bundle, batch_size: int) -> Analyzer:
-    import_keras()
+    if bundle.baseline is None:  # a classical baseline (train_baselines.py) needs NumPy only
+        import_keras()
     return Analyzer(bundle, batch_size=batch_size, warm_up_features=False)  # workers compute features
 
 
