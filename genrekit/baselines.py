@@ -608,6 +608,8 @@ def fit_one(cfg: Config, family: str, folder: Path, splits: dict[str, SplitFeatu
         "multiply_adds_per_slice": features_multiply_adds(frames, n_mels)
         + model_multiply_adds(family, arrays, n_features, len(labels)),
         "device": "CPU",
+        "replicas": 1,
+        "global_batch_size": None,  # no batches: scikit-learn fits on all training slices at once
         "precision": "float64",
         "keras_backend": None,
         "slice": metrics["slice"] if tested else None,
