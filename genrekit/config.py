@@ -55,6 +55,9 @@ class FeaturesConfig:
     # power, the scale of the pretrained musicnn taggers (genrekit.musicnn). Added after
     # datasets existed: left out of their settings at its default, so they stay current.
     log_scale: Literal["db", "musicnn"] = field(default="db", metadata={"omit_at_default": True})
+    # "log_mel": spectrogram slices (frames x n_mels); "waveform": the slice's samples as rows of
+    # hop_length samples (frames x hop_length), for model.architecture "cnn1d".
+    representation: Literal["log_mel", "waveform"] = field(default="log_mel", metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class ProcessingConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    # Keys added after runs existed are left out of their settings at their defaults (omit_at_default),
+    # so those runs stay current.
+    architecture: Literal["crnn", "cnn1d", "mobilenetv2"] = field(default="crnn", metadata={"omit_at_default": True})
     conv_filters: tuple[int, ...] = (16, 64, 128, 160)
     time_pools: tuple[int, ...] = (2, 2, 2, 1)
     kernel_size: int = 3
@@ -104,6 +110,9 @@ class ModelConfig:
     backbone_trainable: bool = field(default=False, metadata={"omit_at_default": True})
     backbone_output: Literal["pooled", "penultimate"] = field(default="pooled", metadata={"omit_at_default": True})
     backbone_lr_factor: float = field(default=0.1, metadata={"omit_at_default": True})
+    # mobilenetv2 only: width multiplier, and a user's own (e.g. ImageNet) weights file for the base
+    mobilenet_alpha: float = field(default=1.0, metadata={"omit_at_default": True})
+    pretrained_weights: Optional[Path] = field(default=None, metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -276,6 +285,7 @@ def config_from_dict(data: Any, base_dir: Path = Path("."), source: Optional[Pat
             custom_split_file=_resolve(cfg.split.custom_split_file, base_dir),
             group_file=_resolve(cfg.split.group_file, base_dir),
         ),
+        model=dataclasses.replace(cfg.model, pretrained_weights=_resolve(cfg.model.pretrained_weights, base_dir)),
     )
     validate(cfg)
     return cfg
@@ -392,6 +402,15 @@ def validate(cfg: Config) -> None:
 
     _require(p.memory_limit_mb >= 16, "processing.memory_limit_mb", f"must be >= 16, got {p.memory_limit_mb}")
 
+    waveform = f.representation == "waveform"
+    _require(waveform == (m.architecture == "cnn1d"), "model.architecture",
+             f"{m.architecture!r} needs features.representation "
+             f"{'waveform' if m.architecture == 'cnn1d' else 'log_mel'}, got {f.representation!r}")
+    _require(m.backbone is None or m.architecture == "crnn", "model.backbone",
+             f"replaces the network: leave model.architecture at \"crnn\", got {m.architecture!r}")
+    _require(m.pretrained_weights is None or m.architecture == "mobilenetv2", "model.pretrained_weights",
+             f"loads into model.architecture \"mobilenetv2\" only, got {m.architecture!r}")
+    _require(m.mobilenet_alpha > 0, "model.mobilenet_alpha", f"must be > 0, got {m.mobilenet_alpha}")
     _require(len(m.conv_filters) >= 1, "model.conv_filters", "must list at least one block")
     _require(all(n >= 1 for n in m.conv_filters), "model.conv_filters", "every entry must be >= 1")
     _require(len(m.time_pools) == len(m.conv_filters), "model.time_pools",

@@ -19,6 +19,7 @@ folder too.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -44,7 +45,7 @@ from genrekit.augment import gain_per_db
 from genrekit.data import EpochSync, SpectrogramBatches
 from genrekit.errors import GenrekitError
 from genrekit.evaluate import evaluate_predictions, mean_std, plot_confusions, plot_curves
-from genrekit.model import build_crnn, compile_crnn, multiply_adds
+from genrekit.model import build_model, compile_crnn, multiply_adds
 from genrekit.normalization import NormStats
 
 REPORT_FILE = "report.json"
@@ -374,19 +375,23 @@ class Models:
 
 
 def build_models(plan: RunPlan, work: Path) -> Models:
-    """The CRNN, or a pretrained backbone with a new head (``model.backbone``)."""
+    """The network of ``model.architecture``, or a pretrained backbone with a new head (``model.backbone``)."""
     cfg, data = plan.cfg, plan.data
     n_labels, learning_rate = len(data.labels), cfg.training.learning_rate
     if cfg.model.backbone is None:
         input_shape = (*data.spec_shape, 1)
-        crnn = compile_crnn(build_crnn(input_shape, n_labels, cfg.model, dtype=plan.policy), learning_rate)
+        try:
+            network = compile_crnn(build_model(input_shape, n_labels, cfg.model, dtype=plan.policy), learning_rate)
+        except ValueError as exc:  # pretrained weights that do not fit
+            raise GenrekitError(str(exc)) from None
 
         def export() -> keras.Model:
-            # float32 whatever the training precision: the analyzer runs on CPUs
-            copy = build_crnn(input_shape, n_labels, cfg.model)
-            copy.set_weights(crnn.get_weights())
+            # float32 whatever the training precision: the analyzer runs on CPUs. The weights come
+            # from the trained network, not again from model.pretrained_weights.
+            copy = build_model(input_shape, n_labels, dataclasses.replace(cfg.model, pretrained_weights=None))
+            copy.set_weights(network.get_weights())
             return copy
-        return Models(crnn, data.path, True, export)
+        return Models(network, data.path, True, export)
 
     embedder = backbone.build_embedder(cfg.model)
     head = backbone.build_head(embedder.output_shape[-1], n_labels, cfg.model)
