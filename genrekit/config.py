@@ -411,6 +411,10 @@ def validate(cfg: Config) -> None:
     _require(m.pretrained_weights is None or m.architecture == "mobilenetv2", "model.pretrained_weights",
              f"loads into model.architecture \"mobilenetv2\" only, got {m.architecture!r}")
     _require(m.mobilenet_alpha > 0, "model.mobilenet_alpha", f"must be > 0, got {m.mobilenet_alpha}")
+    if m.architecture == "mobilenetv2":  # keras.applications refuses inputs smaller than 32 x 32
+        n_frames = 1 + (round(s.slice_duration * f.sample_rate) - f.n_fft) // f.hop_length
+        _require(min(n_frames, f.n_mels) >= 32, "model.architecture",
+                 f"\"mobilenetv2\" needs at least 32 frames and 32 mel bands per slice, got {n_frames} x {f.n_mels}")
     _require(len(m.conv_filters) >= 1, "model.conv_filters", "must list at least one block")
     _require(all(n >= 1 for n in m.conv_filters), "model.conv_filters", "every entry must be >= 1")
     _require(len(m.time_pools) == len(m.conv_filters), "model.time_pools",

@@ -35,6 +35,7 @@ The code uses ``keras.layers`` only, so any Keras 3 backend runs it.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import keras
@@ -161,8 +162,12 @@ def build_mobilenetv2(input_shape: tuple[int, int, int], n_labels: int, config: 
     finally:
         keras.config.set_dtype_policy(previous)
     if config.pretrained_weights is not None:
+        if not config.pretrained_weights.is_file():
+            raise ValueError(f"model.pretrained_weights: {config.pretrained_weights}: no such file")
         try:
-            base.load_weights(config.pretrained_weights)
+            with warnings.catch_warnings():  # Keras notes containers without weights; a mismatch still raises
+                warnings.filterwarnings("ignore", message="Skipping nested container")
+                base.load_weights(config.pretrained_weights)
         except Exception as exc:  # h5py, shape and name mismatches all end here
             raise ValueError(f"model.pretrained_weights: {config.pretrained_weights} does not fit MobileNetV2 "
                              f"(alpha {config.mobilenet_alpha:g}, no top): {exc}") from exc

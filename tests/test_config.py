@@ -28,8 +28,10 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     path = tmp_path / "sub" / "p.json"
     path.parent.mkdir()
     path.write_text(json.dumps({"paths": {"audio_folder": "../music", "output_folder": "/abs/out"},
-                                "split": {"group_file": "groups.csv"}}))
+                                "split": {"group_file": "groups.csv"},
+                                "model": {"architecture": "mobilenetv2", "pretrained_weights": "w/imagenet.h5"}}))
     cfg = load_config(path)
+    assert cfg.model.pretrained_weights == tmp_path / "sub" / "w" / "imagenet.h5"
     assert cfg.paths.audio_folder.resolve() == (tmp_path / "music").resolve()
     assert cfg.paths.output_folder == Path("/abs/out")
     assert cfg.split.group_file == tmp_path / "sub" / "groups.csv"
@@ -48,6 +50,11 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     ({"split": {"validation_share": 1}}, "split.validation_share"),
     ({"processing": {"norm_method": "zscore"}}, "processing.norm_method"),
     ({"model": {"time_pools": [2, 2]}}, "model.time_pools"),
+    ({"model": {"architecture": "resnet"}}, "model.architecture"),
+    ({"model": {"architecture": "mobilenetv2"}, "features": {"n_mels": 16}}, "model.architecture"),
+    ({"model": {"architecture": "mobilenetv2", "mobilenet_alpha": 0}}, "model.mobilenet_alpha"),
+    ({"model": {"architecture": "mobilenetv2", "backbone": "musicnn-msd"}}, "model.backbone"),
+    ({"model": {"pretrained_weights": "imagenet.h5"}}, "model.pretrained_weights"),  # the CRNN takes none
     ({"training": {"batch_size": 0}}, "training.batch_size"),
     ({"training": {"run_name": "a/b"}}, "training.run_name"),
     ({"training": {"augmentation": {"mixup_alpha": -0.1}}}, "training.augmentation.mixup_alpha"),

@@ -1,4 +1,4 @@
-"""The CRNN: shapes, the frequency pooling, size and cost at the defaults."""
+"""The networks: the CRNN's shapes, frequency pooling, size and cost at the defaults; the 1D CNN and MobileNetV2."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from genrekit.config import FeaturesConfig, ModelConfig
 from genrekit.features import slice_geometry
-from genrekit.model import build_crnn, frequency_pools, multiply_adds
+from genrekit.model import CNN1D_STEM_STRIDE, build_crnn, build_model, frequency_pools, multiply_adds
 
 
 @pytest.mark.parametrize("n_mels", [1, 2, 7, 32, 40, 64, 96, 100, 128, 257])
@@ -71,3 +71,59 @@ def test_mixed_precision_keeps_float32_scores():
     assert model.get_layer("conv1").kernel.dtype == "float32"  # variables stay float32
     assert model.get_layer("scores").compute_dtype == "float32"
     assert model.output.dtype == "float32"
+
+
+# --------------------------------------------------------------------------- other architectures
+
+def test_cnn1d_joins_the_rows_into_one_signal():
+    """A waveform slice stored as rows of hop_length samples is read as one signal: the stem convolution
+    sees rows * row_samples samples, strided by 4, and the output is a softmax over the labels."""
+    model = build_model((6, 32, 1), 3, ModelConfig(architecture="cnn1d", conv_filters=(4, 8)))
+    assert model.get_layer("to_signal").output.shape[1:] == (6 * 32, 1)
+    assert model.get_layer("conv1").output.shape[1:] == (6 * 32 // CNN1D_STEM_STRIDE, 4)
+    x = np.random.default_rng(0).standard_normal((2, 6, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(model(x, training=False)).sum(axis=1), 1.0, rtol=1e-5)
+    # stem: 48 steps x 4 filters x 9 taps; pool 4 -> 12 steps; conv2: 12 x 8 x 3 taps x 4; dense 16 x 3
+    assert multiply_adds(model) == 48 * 4 * 9 + 12 * 8 * 3 * 4 + 16 * 3
+
+
+def test_mobilenetv2_takes_the_spectrogram_as_three_channels():
+    model = build_model((126, 100, 1), 10, ModelConfig(architecture="mobilenetv2"))
+    assert model.input_shape == (None, 126, 100, 1) and model.output_shape == (None, 10)
+    assert model.get_layer("to_rgb").output.shape[-1] == 3
+    assert 2.0e6 <= model.count_params() <= 2.5e6  # MobileNetV2 1.0 without its top, and a dense layer
+    assert 50e6 <= multiply_adds(model) <= 120e6  # depthwise convolutions counted, nested base included
+
+
+@pytest.mark.parametrize("file_format", ["keras3", "legacy_h5"])
+def test_mobilenetv2_loads_pretrained_weights_and_names_a_file_that_does_not_fit(tmp_path, file_format):
+    """model.pretrained_weights: a weights file of the no-top base (here written by the test, in Keras 3's
+    format and in the legacy HDF5 layout of Keras's own ImageNet downloads) fills the base; a file of
+    another width is refused naming the key."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    base = keras.applications.MobileNetV2(input_shape=(40, 32, 3), alpha=0.35, include_top=False, weights=None,
+                                          pooling="avg")
+    rng = np.random.default_rng(0)
+    base.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in base.get_weights()])
+    if file_format == "keras3":
+        path = tmp_path / "imagenet_like.weights.h5"
+        base.save_weights(path)
+    else:  # as mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5
+        path = tmp_path / "imagenet_like_no_top.h5"
+        with h5py.File(path, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, base)
+
+    model = build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.35,
+                                                    pretrained_weights=path))
+    loaded = model.get_layer(base.name).get_weights()
+    assert len(loaded) == len(base.get_weights())
+    for ours, theirs in zip(loaded, base.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)  # a copy of the file's values
+    with pytest.raises(ValueError, match="model.pretrained_weights: .*missing.h5: no such file"):
+        build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", pretrained_weights=tmp_path / "missing.h5"))
+    with pytest.raises(ValueError, match="model.pretrained_weights: .*imagenet_like"):
+        build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.5,
+                                                pretrained_weights=path))

@@ -25,9 +25,10 @@ from genrekit.config import Config, PathsConfig, fingerprint, load_config, proce
 from genrekit.errors import GenrekitError
 from genrekit.normalization import NormStats
 from tests.h5fixtures import write_dataset
+from track_analyzer.analyzer import analyze
 from tests.conftest import TINY_LABELS, TINY_RUN, run_pipeline, tiny_config
-from tests.helpers import (REPO_ROOT, after, kill_group_when, make_corpus, model_weights, read_history, run_script,
-                           start_script)
+from tests.helpers import (REPO_ROOT, after, kill_group_when, label_signal, make_corpus, model_weights, read_history,
+                           run_script, start_script, write_audio)
 
 RUN_FILES = ("model.keras", "bundle.json", "history.csv", "curves.png", "report.json", "confusion.png",
              "predictions.npz")
@@ -318,3 +319,32 @@ def test_several_runs_report_mean_and_std(own_output):
     for i in (1, 2):
         for name in RUN_FILES:
             assert (folder / f"run-0{i}" / name).is_file()
+
+
+def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analyzer(own_output, tmp_path):
+    """model.architecture "mobilenetv2" with model.pretrained_weights (a file the test writes, as a user's
+    ImageNet file): train_crnn.py trains it from those weights, writes the usual run folder, and
+    track_analyzer gives a verdict with it."""
+    import keras
+
+    base = keras.applications.MobileNetV2(input_shape=(40, 32, 3), alpha=0.35, include_top=False, weights=None,
+                                          pooling="avg")
+    weights = tmp_path / "mine_no_top.weights.h5"
+    base.save_weights(weights)
+    data = json.loads(own_output.read_text())
+    data["model"] = {"architecture": "mobilenetv2", "mobilenet_alpha": 0.35, "pretrained_weights": str(weights)}
+    own_output.write_text(json.dumps(data))
+
+    status, stdout, stderr = train_script("--config", str(own_output), "--run-name", "mobile", "--epochs", "1")
+    assert status == 0, stderr
+    folder = own_output.parent / "output" / "models" / "mobile"
+    assert all((folder / name).is_file() for name in RUN_FILES)
+    report = json.loads((folder / "report.json").read_text())
+    assert report["epochs_trained"] == 1 and 0 <= report["slice_accuracy"] <= 1
+    assert json.loads((folder / "run_settings.json").read_text())["model"]["architecture"] == "mobilenetv2"
+    assert "test accuracy" in stdout
+
+    song = tmp_path / "song.wav"
+    write_audio(song, label_signal(1, 3.0, seed=9))
+    verdict = analyze(song, folder, overlap=0.5)  # in this process: the CLI is tested elsewhere
+    assert verdict.labels == tuple(sorted(TINY_LABELS)) and verdict.scores.shape == (5, 3)
