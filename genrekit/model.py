@@ -161,6 +161,12 @@ def build_mobilenetv2(input_shape: tuple[int, int, int], n_labels: int, config: 
                                               include_top=False, weights=None, pooling="avg")
     finally:
         keras.config.set_dtype_policy(previous)
+    for layer in base.layers:
+        # 0.9, not Keras's 0.999 for MobileNetV2: on a small dataset (tens of steps per epoch) the
+        # moving statistics would stay near their start for hundreds of steps, and every validation
+        # and test prediction with them would be at chance level (as for the CRNN's batch norm).
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = 0.9
     if config.pretrained_weights is not None:
         if not config.pretrained_weights.is_file():
             raise ValueError(f"model.pretrained_weights: {config.pretrained_weights}: no such file")

@@ -127,3 +127,10 @@ def test_mobilenetv2_loads_pretrained_weights_and_names_a_file_that_does_not_fit
     with pytest.raises(ValueError, match="model.pretrained_weights: .*imagenet_like"):
         build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.5,
                                                 pretrained_weights=path))
+
+
+def test_mobilenetv2_batch_norm_follows_a_small_dataset():
+    model = build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.35))
+    momenta = {layer.momentum for layer in model.get_layer("mobilenetv2_0.35_40").layers
+               if type(layer).__name__ == "BatchNormalization"}
+    assert momenta == {0.9}
