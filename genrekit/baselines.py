@@ -483,6 +483,9 @@ def train_baselines(cfg: Config, *, families: tuple[str, ...] = FAMILIES, prefix
         if len(labels) < 2:
             raise GenrekitError(f"{path}: {len(labels)} label(s); a classifier needs at least two")
         features = FeaturesConfig(**{k: v for k, v in h5layout.json_attr(h5, "features").items()})
+        if features.representation != "log_mel":
+            raise GenrekitError(f"{path}: features.representation is {features.representation!r}; the baselines' "
+                                f"features come from log-mel spectrograms (build with \"log_mel\")")
         slicing = SlicingConfig(**h5layout.json_attr(h5, "slicing"))
         dataset_fp = str(h5.attrs["dataset_fingerprint"])
         fingerprints = {"config_fingerprint": str(h5.attrs["config_fingerprint"]), "dataset_fingerprint": dataset_fp}

@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 from genrekit.atomic import write_json
 from genrekit.config import (BACKBONE_FEATURES, BACKBONE_NORM_METHOD, BACKBONE_SLICE_DURATION, AnalysisConfig,
-                             BuildConfig, Config, FeaturesConfig, SlicingConfig, _section_from_dict, to_jsonable,
+                             BuildConfig, Config, FeaturesConfig, ModelConfig, SlicingConfig, _section_from_dict, to_jsonable,
                              validate)
 from genrekit.errors import ConfigError, GenrekitError
 from genrekit.features import slice_geometry
@@ -157,16 +157,18 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
         slicing = _section_from_dict(SlicingConfig, need("slicing"), "slicing")
         # Only the bundle's own sections are checked: the default analysis overlap (2 s) must not
         # refuse a model trained on short slices (the analyzer checks its own overlap).
-        validate(dataclasses.replace(Config(), features=features, slicing=slicing,
+        # The network is the saved model's; only one that reads waveforms checks out with them.
+        network = ModelConfig(architecture="cnn1d" if features.representation == "waveform" else "crnn")
+        validate(dataclasses.replace(Config(), features=features, slicing=slicing, model=network,
                                      analysis=AnalysisConfig(overlap=0.0)))
     except ConfigError as exc:
         raise GenrekitError(f"{path}: inconsistent feature parameters: {exc}") from None
+    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, features)
     try:
         normalization = NormStats.from_dict(need("normalization"))
-        normalization.check(features.n_mels)
+        normalization.check(geometry.n_mels)  # mel bands, or samples per waveform row
     except ValueError as exc:
         raise GenrekitError(f"{path}: bad normalization: {exc}") from None
-    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, features)
     input_shape = tuple(need("input_shape"))
     if input_shape != (geometry.n_frames, geometry.n_mels, 1):
         raise GenrekitError(f"{path}: input_shape {list(input_shape)} does not match the feature parameters "

@@ -1,4 +1,5 @@
-"""Cut a signal into overlapping slices and turn each into a log-mel spectrogram.
+"""Cut a signal into overlapping slices and turn each into a log-mel spectrogram (or, with
+``features.representation: "waveform"``, keep its samples).
 
 The same functions serve ``build_dataset.py`` and ``track_analyzer``, so a model
 never sees features made differently from its training data.
@@ -16,6 +17,12 @@ a fixed reference and floor (no per-array ``top_db``) for the same reason.
 
 The same span always gives the same bits: the projection runs on one BLAS thread
 (:mod:`genrekit.blas`), so a build does not depend on its worker or core count.
+
+Waveform slices take the same path: a "frame" is then a row of ``hop_length`` consecutive
+samples, so a slice is ``slice_samples // hop_length`` rows (the last partial row dropped:
+at most one hop) starting at the same hop-aligned sample as its spectrogram would. The
+arrays keep the ``(frames, bands)`` layout every later step expects, with the row's
+samples in place of the mel bands.
 """
 
 from __future__ import annotations
@@ -41,8 +48,8 @@ class SliceGeometry:
 
     slice_samples: int
     step_samples: int
-    n_frames: int  # spectrogram frames per slice (the model's time axis)
-    n_mels: int
+    n_frames: int  # spectrogram frames (or waveform rows) per slice: the model's time axis
+    n_mels: int  # mel bands (or samples per waveform row)
 
     @property
     def spec_shape(self) -> tuple[int, int]:
@@ -53,6 +60,8 @@ def slice_geometry(slice_duration: float, overlap: float, features: FeaturesConf
     sr = features.sample_rate
     slice_samples = int(round(slice_duration * sr))
     step_samples = max(1, int(round((slice_duration - overlap) * sr)))
+    if features.representation == "waveform":
+        return SliceGeometry(slice_samples, step_samples, slice_samples // features.hop_length, features.hop_length)
     n_frames = 1 + (slice_samples - features.n_fft) // features.hop_length
     return SliceGeometry(slice_samples, step_samples, n_frames, features.n_mels)
 
@@ -88,6 +97,22 @@ def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
     return np.ascontiguousarray(logged.T, dtype=np.float32)
 
 
+def waveform_rows(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """The signal as rows of ``hop_length`` samples: shape ``(len // hop_length, hop_length)``, float32
+    (a trailing partial row is dropped)."""
+    hop = features.hop_length
+    rows = len(signal) // hop
+    return np.ascontiguousarray(signal[:rows * hop], dtype=np.float32).reshape(rows, hop)
+
+
+def frames_of(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """The time-first frames a slice is cut from: log-mel frames, or waveform rows
+    (``features.representation``)."""
+    if features.representation == "waveform":
+        return waveform_rows(signal, features)
+    return log_mel(signal, features)
+
+
 def warm_up(features: FeaturesConfig) -> None:
     """Import librosa and run one tiny transform: forked workers then inherit a ready library
     instead of each paying seconds of imports (scipy.signal) and numba cache loading."""
@@ -113,7 +138,7 @@ def stable_seed(*parts: object) -> int:
 class TrackSlices:
     """The slices of one track."""
 
-    specs: np.ndarray  # (n_slices, n_frames, n_mels) float32, dB
+    specs: np.ndarray  # (n_slices, n_frames, n_mels) float32, dB (or waveform rows, see the module notes)
     starts: np.ndarray  # (n_slices,) float64, seconds from the track start
     duration: float  # seconds of decoded audio, before any padding
     padded: bool  # the track was shorter than one slice and was padded
@@ -129,7 +154,8 @@ def slice_signal(
     random_selection: bool = False,
     selection_key: str = "",
 ) -> TrackSlices:
-    """Cut a decoded signal into slices and compute each slice's log-mel spectrogram.
+    """Cut a decoded signal into slices and compute each slice's log-mel spectrogram (or its
+    waveform rows, with ``features.representation: "waveform"``).
 
     Parameters
     ----------
@@ -164,7 +190,7 @@ def slice_signal(
     # One transform over the span the kept slices cover; each slice is a run of its frames.
     first = int(starts[0])
     span = signal[first * hop: int(starts[-1]) * hop + geometry.slice_samples]
-    frames = log_mel(span, features)
+    frames = frames_of(span, features)
     index = (starts - first)[:, None] + np.arange(geometry.n_frames)[None, :]
     specs = frames[index]
     return TrackSlices(specs=specs, starts=starts * hop / features.sample_rate,

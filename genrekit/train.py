@@ -438,6 +438,9 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dic
     model = models.trained
     n_labels = len(data.labels)
     augmentation = training.augmentation if plan.cfg.model.backbone is None else None
+    if augmentation is not None and plan.cfg.features.representation == "waveform":
+        # a dB offset and mel-band stripes mean nothing on samples; time masks, shifts and mixup do
+        augmentation = dataclasses.replace(augmentation, gain_db=0.0, frequency_masks=0)
     train_data = SpectrogramBatches(models.data_path, "train", plan.global_batch, shuffle=True, seed=seed,
                                     add_channel=models.add_channel, n_labels=n_labels, augmentation=augmentation,
                                     gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
@@ -652,6 +655,10 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         log("no test split (split.test_share is 0): the model will not be evaluated")
     if cfg.model.backbone is not None and training.augmentation != AugmentationConfig():
         log("training.augmentation is not applied with model.backbone")
+    aug = training.augmentation
+    if cfg.features.representation == "waveform" and (aug.gain_db or aug.frequency_masks):
+        log("waveform slices: training.augmentation.gain_db and frequency_masks do not apply (time masks, "
+            "time shifts and mixup do)")
     folder.mkdir(parents=True, exist_ok=True)
     write_json(settings_path, settings)
     plan = RunPlan(cfg, data, run_name, epochs, device, policy, strategy, replicas)

@@ -51,6 +51,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     ({"processing": {"norm_method": "zscore"}}, "processing.norm_method"),
     ({"model": {"time_pools": [2, 2]}}, "model.time_pools"),
     ({"model": {"architecture": "resnet"}}, "model.architecture"),
+    ({"model": {"architecture": "cnn1d"}}, "model.architecture"),  # needs waveform slices
+    ({"features": {"representation": "waveform"}}, "model.architecture"),  # the CRNN reads spectrograms
     ({"model": {"architecture": "mobilenetv2"}, "features": {"n_mels": 16}}, "model.architecture"),
     ({"model": {"architecture": "mobilenetv2", "mobilenet_alpha": 0}}, "model.mobilenet_alpha"),
     ({"model": {"architecture": "mobilenetv2", "backbone": "musicnn-msd"}}, "model.backbone"),

@@ -100,3 +100,19 @@ def test_max_slices_first_or_seeded_random():
     np.testing.assert_array_equal(a.starts, b.starts)
     assert len(a.starts) == 4 and np.all(np.diff(a.starts) > 0) and not np.array_equal(a.starts, c.starts)
     np.testing.assert_array_equal(a.specs, b.specs)
+
+
+def test_waveform_slices_are_the_samples_at_the_spectrogram_starts():
+    """features.representation "waveform": each slice holds its samples as rows of hop_length samples
+    (a copy, so bit-equal), from the same hop-aligned starts as the log-mel slices."""
+    waveform = dataclasses.replace(CFG.features, representation="waveform")
+    g = slice_geometry(3.0, 1.0, waveform)
+    assert (g.n_frames, g.n_mels) == (66150 // 512, 512)  # 129 rows; the last partial row is dropped
+    signal = noise(30.0)
+    ts = slice_signal(signal, CFG.slicing, waveform, max_slices=6, random_selection=True, selection_key="x")
+    assert ts.specs.shape == (6, 129, 512) and ts.specs.dtype == np.float32
+    np.testing.assert_array_equal(ts.starts, slice_signal(signal, CFG.slicing, CFG.features, max_slices=6,
+                                                          random_selection=True, selection_key="x").starts)
+    for rows, start in zip(ts.specs, ts.starts):
+        first = int(round(start * SR))
+        np.testing.assert_array_equal(rows.reshape(-1), signal[first:first + 129 * 512])

@@ -348,3 +348,34 @@ def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analy
     write_audio(song, label_signal(1, 3.0, seed=9))
     verdict = analyze(song, folder, overlap=0.5)  # in this process: the CLI is tested elsewhere
     assert verdict.labels == tuple(sorted(TINY_LABELS)) and verdict.scores.shape == (5, 3)
+
+
+def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
+    """features.representation "waveform" + model.architecture "cnn1d": the build stores each slice's
+    samples (rows of hop_length), processing standardizes each slice, train_crnn.py trains the 1D CNN
+    and writes the usual run folder, and the analyzer cuts a new file the same way. The classical
+    baselines, which need log-mel spectrograms, refuse the dataset in one line."""
+    make_corpus(tmp_path / "audio", TINY_LABELS, seconds=4.0, fmt="wav")
+    config = tiny_config(tmp_path, tmp_path / "audio", features={"representation": "waveform", "sample_rate": 8000},
+                         processing={"norm_method": "per_slice"},
+                         model={"architecture": "cnn1d", "conv_filters": [4, 8]}, training={"epochs": 1})
+    run_pipeline(config, "build_dataset.py", "process_dataset.py")
+    cfg = load_config(config)
+    with h5py.File(cfg.dataset_path, "r") as h5:
+        assert h5["train/specs"].shape[1:] == (8000 // 512, 512)  # 15 rows of 512 samples: 0.96 s of 1 s
+    with h5py.File(cfg.processed_path, "r") as h5:
+        rows = h5["train/specs"][()].astype(np.float64)
+    np.testing.assert_allclose(rows.std(axis=(1, 2)), 1.0, rtol=2e-3)  # float16 storage: 1e-3 relative
+
+    status, stdout, stderr = train_script("--config", str(config))
+    assert status == 0, stderr
+    assert "gain_db and frequency_masks do not apply" in stderr
+    folder = tmp_path / "output" / "models" / TINY_RUN
+    assert all((folder / name).is_file() for name in RUN_FILES) and "test accuracy" in stdout
+    assert load_bundle(folder).input_shape == (15, 512, 1)
+    verdict = analyze(next((tmp_path / "audio" / "bass").iterdir()), folder, overlap=0.5)
+    assert verdict.labels == tuple(sorted(TINY_LABELS)) and verdict.scores.shape == (7, 3)  # 4 s: a slice per 0.5 s
+
+    result = run_script("train_baselines.py", "--config", str(config), "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "features.representation is 'waveform'" in result.stderr
