@@ -16,11 +16,7 @@ Usage::
 
     .venv/bin/python benchmarks/generalization_curves.py --name aug --epochs 30 \\
         [--norm standard] [--augmentation '{"mixup_alpha": 0.4}' | --augmentation off] \\
-        [--model '{"conv_dropout": 0.1}'] [--learning-rate 1e-4] [--split random|artists] [--ema 0.995]
-
-With ``--ema M`` the optimizer keeps an exponential moving average of the weights (Keras's
-``use_ema``, momentum ``M`` per step), and every evaluation scores both the current weights
-(``other``) and the averaged ones (``other_ema``): a paired comparison within one training.
+        [--model '{"conv_dropout": 0.1}'] [--learning-rate 1e-4] [--split random|artists]
 """
 
 from __future__ import annotations
@@ -81,7 +77,6 @@ def main() -> int:
     parser.add_argument("--split", choices=("random", "artists"), default="random",
                         help="validation clips drawn at random, or by artist with artists.csv")
     parser.add_argument("--analysis-overlap", type=float, default=2.0)
-    parser.add_argument("--ema", type=float, default=None, help="momentum of a weight moving average, e.g. 0.995")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args()
@@ -120,20 +115,7 @@ def main() -> int:
     keras.utils.set_random_seed(args.seed)
     augmentation = None if args.augmentation == "off" else AugmentationConfig(**json.loads(args.augmentation))
     model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.model).items()})
-    optimizer = keras.optimizers.Adam(args.learning_rate, use_ema=args.ema is not None,
-                                      ema_momentum=args.ema or 0.99)
-    model = compile_crnn(build_crnn((*spec_shape, 1), len(labels), model_config), args.learning_rate, optimizer)
-
-    def other_artists_ema(model) -> dict:
-        """The same evaluation with the moving average swapped in for the trainable weights."""
-        current = [v.numpy() for v in model.trainable_variables]
-        for variable, average in zip(model.trainable_variables, optimizer._model_variables_moving_average):
-            variable.assign(average)
-        try:
-            return {f"{k}_ema": v for k, v in other_artists(model).items()}
-        finally:
-            for variable, value in zip(model.trainable_variables, current):
-                variable.assign(value)
+    model = compile_crnn(build_crnn((*spec_shape, 1), len(labels), model_config), args.learning_rate)
     train = SpectrogramBatches(cfg.processed_path, "train", 32, shuffle=True, seed=args.seed, n_labels=len(labels),
                                augmentation=augmentation, gain_per_db=gain_per_db(stats, spec_shape[-1]))
     val = SpectrogramBatches(cfg.processed_path, "val", 32, n_labels=len(labels))
@@ -144,8 +126,6 @@ def main() -> int:
             row = {"epoch": epoch + 1, **{k: round(float(v), 4) for k, v in (logs or {}).items()}}
             if (epoch + 1) % args.every == 0 or epoch + 1 == args.epochs:
                 row.update(other_artists(self.model))
-                if args.ema is not None:
-                    row.update(other_artists_ema(self.model))
             rows.append(row)
             print(json.dumps(row), flush=True)
 

@@ -33,7 +33,7 @@ Needs ``../shared`` (says so and exits otherwise). Work folders and ``results.js
 
 Usage::
 
-    .venv/bin/python benchmarks/model_zoo.py [--rows crnn cnn1d ...] [--epochs N] [--work DIR]
+    .venv/bin/python benchmarks/model_zoo.py [--rows crnn cnn1d ...] [--epochs N] [--work DIR] [--table]
 """
 
 from __future__ import annotations
@@ -93,8 +93,10 @@ def write_config(work: Path, dataset: str, name: str, sections: dict, epochs: in
 
 
 def test_tracks(work: Path, dataset: str) -> list[str]:
+    from genrekit.h5layout import read_tracks
+
     with h5py.File(work / dataset / "dataset.h5", "r") as h5:
-        return sorted(p.decode() if isinstance(p, bytes) else str(p) for p in h5["test"]["track_paths"][()])
+        return sorted(track["path"] for track in read_tracks(h5) if track["split"] == "test")
 
 
 def train_row(name: str, work: Path, epochs: int | None) -> tuple[Path, float]:
@@ -142,13 +144,14 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", choices=[*BASELINES, *NETWORKS], default=[*BASELINES, *NETWORKS])
     parser.add_argument("--epochs", type=int, default=None, help="override training.epochs (default: the config's)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    parser.add_argument("--table", action="store_true", help="only print the table of the rows measured so far")
     args = parser.parse_args()
     if not TRAIN.is_dir() or not OTHER.is_dir():
         sys.exit(f"needs {TRAIN} and {OTHER} (../shared beside the repository); not found")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args.work.mkdir(parents=True, exist_ok=True)
     results_path = args.work / "results.json"
-    for name in args.rows:
+    for name in [] if args.table else args.rows:
         folder, seconds = train_row(name, args.work, args.epochs)
         report = json.loads((folder / "report.json").read_text())
         other = evaluate_other_artists(folder)
