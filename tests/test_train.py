@@ -352,13 +352,13 @@ def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analy
 
 def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
     """features.representation "waveform" + model.architecture "cnn1d": the build stores each slice's
-    samples (rows of hop_length), processing standardizes each slice, train_crnn.py trains the 1D CNN
-    and writes the usual run folder, and the analyzer cuts a new file the same way. The classical
+    samples (rows of hop_length), processing standardizes each slice, train_crnn.py trains the 1D CNN,
+    resumes it after kill -9 and writes the usual run folder, and the analyzer cuts a new file the same way. The classical
     baselines, which need log-mel spectrograms, refuse the dataset in one line."""
     make_corpus(tmp_path / "audio", TINY_LABELS, seconds=4.0, fmt="wav")
     config = tiny_config(tmp_path, tmp_path / "audio", features={"representation": "waveform", "sample_rate": 8000},
                          processing={"norm_method": "per_slice"},
-                         model={"architecture": "cnn1d", "conv_filters": [4, 8]}, training={"epochs": 1})
+                         model={"architecture": "cnn1d", "conv_filters": [4, 8]})
     run_pipeline(config, "build_dataset.py", "process_dataset.py")
     cfg = load_config(config)
     with h5py.File(cfg.dataset_path, "r") as h5:
@@ -367,10 +367,18 @@ def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
         rows = h5["train/specs"][()].astype(np.float64)
     np.testing.assert_allclose(rows.std(axis=(1, 2)), 1.0, rtol=2e-3)  # float16 storage: 1e-3 relative
 
-    status, stdout, stderr = train_script("--config", str(config))
+    # killed -9 during training, then the same command resumes; on the CPU the epochs it had saved
+    # come out the same, bit for bit
+    folder = tmp_path / "output" / "models" / TINY_RUN
+    history = folder / "history.csv"
+    process = start_script("train_crnn.py", "--config", str(config), "--epochs", "3")
+    assert kill_group_when(process, after(0.3, history.is_file)), "train_crnn.py finished before it was killed"
+    assert not (folder / "report.json").exists()
+    first_rows = read_history(history)
+    status, stdout, stderr = train_script("--config", str(config), "--epochs", "3")
     assert status == 0, stderr
     assert "gain_db and frequency_masks do not apply" in stderr
-    folder = tmp_path / "output" / "models" / TINY_RUN
+    assert read_history(history)[:len(first_rows)] == first_rows and len(read_history(history)) == 3
     assert all((folder / name).is_file() for name in RUN_FILES) and "test accuracy" in stdout
     assert load_bundle(folder).input_shape == (15, 512, 1)
     verdict = analyze(next((tmp_path / "audio" / "bass").iterdir()), folder, overlap=0.5)
