@@ -16,7 +16,12 @@ Usage::
 
     .venv/bin/python benchmarks/generalization_curves.py --name aug --epochs 30 \\
         [--norm standard] [--augmentation '{"mixup_alpha": 0.4}' | --augmentation off] \\
-        [--model '{"conv_dropout": 0.1}'] [--learning-rate 1e-4] [--split random|artists]
+        [--model '{"conv_dropout": 0.1}'] [--learning-rate 1e-4] [--split random|artists] [--swa-from 12]
+
+With ``--swa-from E`` the weights of every epoch from ``E`` on are also averaged (stochastic
+weight averaging; batch-norm statistics recomputed on the unaugmented train slices), and every
+evaluation from then on scores the average too (``other_swa``): a paired comparison within one
+training.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ def main() -> int:
     parser.add_argument("--split", choices=("random", "artists"), default="random",
                         help="validation clips drawn at random, or by artist with artists.csv")
     parser.add_argument("--analysis-overlap", type=float, default=2.0)
+    parser.add_argument("--swa-from", type=int, default=None, help="average the weights of the epochs from this one on")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args()
@@ -120,11 +126,36 @@ def main() -> int:
                                augmentation=augmentation, gain_per_db=gain_per_db(stats, spec_shape[-1]))
     val = SpectrogramBatches(cfg.processed_path, "val", 32, n_labels=len(labels))
     rows = []
+    average = {"weights": None, "epochs": 0, "model": None}
+
+    def add_to_average(model) -> None:
+        n = average["epochs"]
+        current = model.get_weights()
+        average["weights"] = current if n == 0 else [(a * n + w) / (n + 1) for a, w in zip(average["weights"], current)]
+        average["epochs"] = n + 1
+
+    def other_artists_swa(model) -> dict:
+        """The running average of the weights, batch-norm statistics recomputed, evaluated the same way."""
+        if average["model"] is None:
+            average["model"] = keras.models.clone_model(model)
+        swa = average["model"]
+        swa.set_weights(average["weights"])
+        plain = SpectrogramBatches(cfg.processed_path, "train", 32, n_labels=len(labels))
+        for _ in range(3):  # momentum 0.9: three passes forget the averaged statistics
+            for i in range(len(plain)):
+                swa(plain[i][0], training=True)
+        plain.close()
+        return {f"{k}_swa": v for k, v in other_artists(swa).items()}
 
     class Evaluate(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             row = {"epoch": epoch + 1, **{k: round(float(v), 4) for k, v in (logs or {}).items()}}
-            if (epoch + 1) % args.every == 0 or epoch + 1 == args.epochs:
+            evaluate = (epoch + 1) % args.every == 0 or epoch + 1 == args.epochs
+            if args.swa_from is not None and epoch + 1 >= args.swa_from:
+                add_to_average(self.model)  # every epoch joins the average
+                if evaluate:
+                    row.update(other_artists_swa(self.model))
+            if evaluate:
                 row.update(other_artists(self.model))
             rows.append(row)
             print(json.dumps(row), flush=True)

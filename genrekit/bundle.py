@@ -32,8 +32,8 @@ from typing import Any, Optional
 
 from genrekit.atomic import write_json
 from genrekit.config import (BACKBONE_FEATURES, BACKBONE_NORM_METHOD, BACKBONE_SLICE_DURATION, AnalysisConfig,
-                             BuildConfig, Config, FeaturesConfig, ModelConfig, SlicingConfig, _section_from_dict, to_jsonable,
-                             validate)
+                             BuildConfig, Config, FeaturesConfig, ModelConfig, SlicingConfig, _section_from_dict,
+                             to_jsonable, validate)
 from genrekit.errors import ConfigError, GenrekitError
 from genrekit.features import slice_geometry
 from genrekit.normalization import NormStats

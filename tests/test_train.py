@@ -25,10 +25,10 @@ from genrekit.config import Config, PathsConfig, fingerprint, load_config, proce
 from genrekit.errors import GenrekitError
 from genrekit.normalization import NormStats
 from tests.h5fixtures import write_dataset
-from track_analyzer.analyzer import analyze
 from tests.conftest import TINY_LABELS, TINY_RUN, run_pipeline, tiny_config
 from tests.helpers import (REPO_ROOT, after, kill_group_when, label_signal, make_corpus, model_weights, read_history,
                            run_script, start_script, write_audio)
+from track_analyzer.analyzer import analyze
 
 RUN_FILES = ("model.keras", "bundle.json", "history.csv", "curves.png", "report.json", "confusion.png",
              "predictions.npz")
@@ -353,8 +353,8 @@ def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analy
 def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
     """features.representation "waveform" + model.architecture "cnn1d": the build stores each slice's
     samples (rows of hop_length), processing standardizes each slice, train_crnn.py trains the 1D CNN,
-    resumes it after kill -9 and writes the usual run folder, and the analyzer cuts a new file the same way. The classical
-    baselines, which need log-mel spectrograms, refuse the dataset in one line."""
+    resumes it after kill -9 and writes the usual run folder, and the analyzer cuts a new file the same
+    way. The classical baselines, which need log-mel spectrograms, refuse the dataset in one line."""
     make_corpus(tmp_path / "audio", TINY_LABELS, seconds=4.0, fmt="wav")
     config = tiny_config(tmp_path, tmp_path / "audio", features={"representation": "waveform", "sample_rate": 8000},
                          processing={"norm_method": "per_slice"},
