@@ -24,7 +24,6 @@ the same :func:`slice_features`, no Keras.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -40,7 +39,7 @@ import numpy as np
 
 from genrekit.atomic import write_json
 from genrekit.cli import log
-from genrekit.config import Config, FeaturesConfig, SlicingConfig, changed_keys, to_jsonable
+from genrekit.config import Config, FeaturesConfig, SlicingConfig, changed_keys
 from genrekit.errors import GenrekitError
 
 FAMILIES = ("logreg", "knn", "gnb", "svm")
@@ -468,8 +467,6 @@ def train_baselines(cfg: Config, *, families: tuple[str, ...] = FAMILIES, prefix
     Path
         The summary file ``<output_folder>/models/baselines.json``.
     """
-    import h5py
-
     from genrekit import h5layout
     from genrekit.process import _check_build_settings, _open_dataset
 
