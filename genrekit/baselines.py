@@ -41,6 +41,7 @@ from genrekit.atomic import write_json
 from genrekit.cli import log
 from genrekit.config import Config, FeaturesConfig, SlicingConfig, changed_keys
 from genrekit.errors import GenrekitError
+from genrekit.evaluate import test_accuracy_text
 
 FAMILIES = ("logreg", "knn", "gnb", "svm")
 FAMILY_NAMES = {"logreg": "logistic regression", "knn": "k nearest neighbours", "gnb": "Gaussian naive Bayes",
@@ -537,8 +538,7 @@ def _finished(cfg: Config, run_name: str, settings: dict) -> bool:
 def summary_line(report: dict) -> str:
     if not report["tested"]:
         return f"{report['model']} {report['hyperparameters']}; no test split, so no test accuracy"
-    return (f"{report['model']} {report['hyperparameters']}: test accuracy {report['slice_accuracy']:.4f} on "
-            f"{report['test_slices']} slices, {report['track_accuracy']:.4f} on {report['test_tracks']} tracks")
+    return f"{report['model']} {report['hyperparameters']}: {test_accuracy_text(report)}"
 
 
 def fit_one(cfg: Config, family: str, folder: Path, splits: dict[str, SplitFeatures], labels: list[str],

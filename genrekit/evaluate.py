@@ -94,6 +94,12 @@ def evaluate_predictions(slice_scores: np.ndarray, slice_labels: np.ndarray, tra
     }
 
 
+def test_accuracy_text(report: Mapping) -> str:
+    """A run report's test figures in words: ``test accuracy 0.8540 on 280 slices, 0.9500 on 20 tracks``."""
+    return (f"test accuracy {report['slice_accuracy']:.4f} on {report['test_slices']} slices, "
+            f"{report['track_accuracy']:.4f} on {report['test_tracks']} tracks")
+
+
 def mean_std(values: Sequence[float]) -> dict:
     """``{"mean", "std", "values"}``; ``std`` is the sample standard deviation (0 for one value)."""
     array = np.asarray(values, dtype=np.float64)

@@ -44,7 +44,7 @@ from genrekit.config import AugmentationConfig, Config, changed_keys, processing
 from genrekit.augment import gain_per_db
 from genrekit.data import EpochSync, SpectrogramBatches
 from genrekit.errors import GenrekitError
-from genrekit.evaluate import evaluate_predictions, mean_std, plot_confusions, plot_curves
+from genrekit.evaluate import evaluate_predictions, mean_std, plot_confusions, plot_curves, test_accuracy_text
 from genrekit.model import build_model, compile_crnn, multiply_adds
 from genrekit.normalization import NormStats
 
@@ -693,8 +693,7 @@ def result_line(report: dict) -> str:
     """What a finished run prints on stdout."""
     if not report["tested"]:
         return f"trained {report['epochs_trained']} epochs; no test split, so no test accuracy"
-    return (f"test accuracy {report['slice_accuracy']:.4f} on {report['test_slices']} slices, "
-            f"{report['track_accuracy']:.4f} on {report['test_tracks']} tracks")
+    return test_accuracy_text(report)
 
 
 def summarize_runs(reports: list[dict], names: list[str]) -> dict:
