@@ -356,10 +356,8 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-def validate(cfg: Config) -> None:
-    """Range and consistency checks that types alone cannot express."""
-    s, f, sp, b, p, m, t, a = (cfg.slicing, cfg.features, cfg.split, cfg.build,
-                               cfg.processing, cfg.model, cfg.training, cfg.analysis)
+def validate_slicing_and_features(s: SlicingConfig, f: FeaturesConfig) -> None:
+    """The checks of :func:`validate` on how audio becomes slices: those a model bundle also needs."""
     _require(s.slice_duration > 0, "slicing.slice_duration", f"must be > 0, got {s.slice_duration}")
     _require(s.overlap >= 0, "slicing.overlap", f"must be >= 0, got {s.overlap}")
     _require(s.overlap < s.slice_duration, "slicing.overlap",
@@ -380,6 +378,13 @@ def validate(cfg: Config) -> None:
     slice_samples = round(s.slice_duration * f.sample_rate)
     _require(slice_samples >= f.n_fft, "slicing.slice_duration",
              f"must hold at least one FFT frame (n_fft {f.n_fft} samples), got {s.slice_duration} s")
+
+
+def validate(cfg: Config) -> None:
+    """Range and consistency checks that types alone cannot express."""
+    s, f, sp, b, p, m, t, a = (cfg.slicing, cfg.features, cfg.split, cfg.build,
+                               cfg.processing, cfg.model, cfg.training, cfg.analysis)
+    validate_slicing_and_features(s, f)
     for key, share in (("split.validation_share", sp.validation_share), ("split.test_share", sp.test_share)):
         _require(0 <= share < 1, key, f"must be in [0, 1), got {share}")
     _require(sp.group_by is None or sp.group_file is None, "split.group_by",
