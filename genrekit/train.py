@@ -374,6 +374,17 @@ class Models:
     export: Callable[[], keras.Model]  # the float32 model taking a processed spectrogram
 
 
+def applied_augmentation(cfg: Config) -> Optional[AugmentationConfig]:
+    """The ``training.augmentation`` that training batches get: none under a backbone (a frozen one
+    trains on cached features), and on waveform slices no gain or frequency masks (a dB offset and
+    mel-band stripes mean nothing on samples; time masks, shifts and mixup do)."""
+    if cfg.model.backbone is not None:
+        return None
+    if cfg.features.representation == "waveform":
+        return dataclasses.replace(cfg.training.augmentation, gain_db=0.0, frequency_masks=0)
+    return cfg.training.augmentation
+
+
 def build_models(plan: RunPlan, work: Path) -> Models:
     """The network of ``model.architecture``, or a pretrained backbone with a new head (``model.backbone``)."""
     cfg, data = plan.cfg, plan.data
@@ -437,10 +448,7 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dic
         models = build_models(plan, work)  # variables created in the scope are mirrored on every device
     model = models.trained
     n_labels = len(data.labels)
-    augmentation = training.augmentation if plan.cfg.model.backbone is None else None
-    if augmentation is not None and plan.cfg.features.representation == "waveform":
-        # a dB offset and mel-band stripes mean nothing on samples; time masks, shifts and mixup do
-        augmentation = dataclasses.replace(augmentation, gain_db=0.0, frequency_masks=0)
+    augmentation = applied_augmentation(plan.cfg)
     train_data = SpectrogramBatches(models.data_path, "train", plan.global_batch, shuffle=True, seed=seed,
                                     add_channel=models.add_channel, n_labels=n_labels, augmentation=augmentation,
                                     gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
@@ -653,10 +661,10 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
             f"stopping or learning-rate reduction; the model is the last epoch's")
     if not data.rows["test"]:
         log("no test split (split.test_share is 0): the model will not be evaluated")
-    if cfg.model.backbone is not None and training.augmentation != AugmentationConfig():
+    applied = applied_augmentation(cfg)
+    if applied is None and training.augmentation != AugmentationConfig():
         log("training.augmentation is not applied with model.backbone")
-    aug = training.augmentation
-    if cfg.features.representation == "waveform" and (aug.gain_db or aug.frequency_masks):
+    elif applied is not None and applied != training.augmentation:
         log("waveform slices: training.augmentation.gain_db and frequency_masks do not apply (time masks, "
             "time shifts and mixup do)")
     folder.mkdir(parents=True, exist_ok=True)
