@@ -41,21 +41,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+import accuracy_generalization as other_artists  # beside this script: data paths, run, summarize
+from accuracy_generalization import OTHER, REPO_ROOT, TRAIN, run
+
 sys.path.insert(0, str(REPO_ROOT))
-DATA = REPO_ROOT.parent / "shared" / "data"
-TRAIN = DATA / "gtzan_mini"
-OTHER = DATA / "gtzan_other_artists"
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "model_zoo"
-GENRES = ("blues", "classical", "jazz")  # the genres gtzan_other_artists holds
 BASELINES = ("logreg", "knn", "gnb", "svm")
 SPLIT = {"validation_share": 0.1, "test_share": 0.2, "seed": 42}
 
@@ -71,12 +67,6 @@ NETWORKS = {
     "cnn1d": ("waveform", {"model": {"architecture": "cnn1d"}}),
     "msd-frozen": ("musicnn", {"model": {"backbone": "musicnn-msd"}}),
 }
-
-
-def run(*args: str) -> None:
-    result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"failed: {' '.join(args)}\n{result.stderr[-3000:]}")
 
 
 def write_config(work: Path, dataset: str, name: str, sections: dict, epochs: int | None) -> Path:
@@ -132,10 +122,8 @@ def evaluate_other_artists(folder: Path) -> dict:
         model_seconds += time.perf_counter() - loaded
         audio_seconds += slices.duration
         pairs.append((clip.parent.name, verdict.top_label))
-    recall = {g: float(np.mean([p == g for t, p in pairs if t == g])) for g in GENRES}
     minutes = audio_seconds / 60
-    return {"recall": recall, "balanced_accuracy": float(np.mean(list(recall.values()))), "clips": len(pairs),
-            "features_seconds_per_audio_minute": feature_seconds / minutes,
+    return {**other_artists.summarize(pairs), "features_seconds_per_audio_minute": feature_seconds / minutes,
             "model_seconds_per_audio_minute": model_seconds / minutes}
 
 
