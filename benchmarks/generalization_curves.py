@@ -46,9 +46,8 @@ from genrekit.features import load_track_slices  # noqa: E402
 from genrekit.normalization import NormStats, apply  # noqa: E402
 from genrekit.process import process_dataset  # noqa: E402
 
-DATA = REPO_ROOT.parent / "shared" / "data"
-TRAIN, OTHER = DATA / "gtzan_mini", DATA / "gtzan_other_artists"
-GENRES = ("blues", "classical", "jazz")
+from accuracy_generalization import GENRES, OTHER, TRAIN  # noqa: E402  (beside this script)
+
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "generalization_curves"
 
 
