@@ -106,6 +106,8 @@ def write_fold(folder: Path, base_config: dict, audio_folder: Path, split: dict[
     config["paths"] = {"audio_folder": str(audio_folder), "output_folder": str(folder / "output")}
     config.setdefault("split", {})["custom_split_file"] = str(split_file)
     config["split"]["group_file"] = None
+    # one model per fold (its report.json holds the fold's test figures), not training.runs' ensemble
+    config.setdefault("training", {})["runs"] = 1
     path = folder / "pipeline_parameters.json"
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path
@@ -207,9 +209,11 @@ def main() -> int:
             work, name = args.work / "other_artists", args.run_name
         folder, _ = other_artists.train_row(name, sections, work)
         summary = other_artists.summarize(other_artists.evaluate(str(folder), args.work / "other_artists.eval.json"))
-        report = json.loads((folder / "report.json").read_text())
-        results["other_artists"] = {**summary, "run": str(folder), "training_seconds": report["training_seconds"],
-                                    "epochs_trained": report["epochs_trained"]}
+        reports = [json.loads(path.read_text()) for path in sorted(folder.glob("report.json"))
+                   or sorted(folder.glob("run-*/report.json"))]  # one run, or training.runs of them
+        results["other_artists"] = {**summary, "run": str(folder),
+                                    "training_seconds": sum(r["training_seconds"] for r in reports),
+                                    "epochs_trained": sum(r["epochs_trained"] for r in reports)}
         results_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
     if "cross_validation" in results:

@@ -5,7 +5,10 @@ Generates 30 s, 44.1 kHz stereo mp3s (cached under benchmarks/out/), then, for t
 
 * baseline: a process pool with the same worker count that decodes each file
   (soundfile + soxr, as the build does) and computes one log-mel spectrogram of the whole track;
-* ours: ``build_dataset.py`` from scratch (slicing, features, shards, splits, dataset.h5).
+* ours: ``build_dataset.py`` from scratch (slicing, features, shards, splits, dataset.h5), without
+  build-time copies (``audio_augmentation`` off);
+* ours + copies: the same with the default ``audio_augmentation`` (four pitch-shifted or
+  time-stretched copies of every train track, 80 % of the tracks): what they cost on top.
 
 Both run as fresh processes (Python start and imports included). Prints audio seconds per
 wall second (× real time), ours / baseline, and the peak memory of each process tree
@@ -246,19 +249,31 @@ def main() -> int:
         out = OUT / f"build_{n}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        config = out / "params.json"
-        config.write_text(json.dumps({"paths": {"audio_folder": str(corpus), "output_folder": str(out / "output")},
-                                      "build": {"workers": args.workers}}))
-        ours_wall, ours_rss, _ = timed([sys.executable, str(ROOT / "build_dataset.py"), "--config", str(config),
-                                        "--quiet"])
-        rows.append((n, audio_seconds, base_wall, ours_wall, base_rss, ours_rss))
+        walls = []
+        for name, copies in (("plain", {"pitch_shift_semitones": [], "time_stretch_rates": []}), ("copies", {})):
+            config = out / f"{name}.json"
+            config.write_text(json.dumps({"paths": {"audio_folder": str(corpus),
+                                                    "output_folder": str(out / f"output_{name}")},
+                                          "build": {"workers": args.workers}, "audio_augmentation": copies}))
+            wall, rss, _ = timed([sys.executable, str(ROOT / "build_dataset.py"), "--config", str(config), "--quiet"])
+            walls.append((wall, rss))
+        (ours_wall, ours_rss), (copies_wall, copies_rss) = walls
+        rows.append((n, audio_seconds, base_wall, ours_wall, base_rss, ours_rss, copies_wall, copies_rss))
 
     print(f"build speed: 30 s 44.1 kHz stereo mp3s, {args.workers} workers, {os.cpu_count()} cores")
     print(f"{'tracks':>6} {'baseline s':>10} {'ours s':>8} {'ours/base':>9} {'ours ×RT':>9} "
           f"{'base ×RT':>9} {'peak MiB base':>13} {'peak MiB ours':>13}")
-    for n, audio, base, ours, base_rss, ours_rss in rows:
+    for n, audio, base, ours, base_rss, ours_rss, *_ in rows:
         print(f"{n:>6} {base:>10.2f} {ours:>8.2f} {ours / base:>9.2f} {audio / ours:>9.0f} {audio / base:>9.0f} "
               f"{base_rss / 1024:>13.0f} {ours_rss / 1024:>13.0f}")
+    print("\nwith the default audio_augmentation (4 copies of each train track: pitch -2/+2 semitones, "
+          "stretch 0.9/1.1):")
+    print(f"{'tracks':>6} {'ours s':>8} {'+copies s':>9} {'+copies/ours':>12} {'per copy, s':>11} "
+          f"{'peak MiB':>8}")
+    for n, audio, base, ours, base_rss, ours_rss, copies, copies_rss in rows:
+        n_copies = 4 * round(0.8 * n)  # the default split: 80 % of the tracks train
+        print(f"{n:>6} {ours:>8.2f} {copies:>9.2f} {copies / ours:>12.2f} "
+              f"{(copies - ours) * args.workers / n_copies:>11.3f} {copies_rss / 1024:>8.0f}")
     if len(rows) > 1:
         growth = rows[-1][5] / rows[0][5]
         print(f"peak memory, ours, {rows[-1][0]} vs {rows[0][0]} tracks: ×{growth:.2f}")

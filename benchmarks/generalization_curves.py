@@ -46,7 +46,7 @@ from genrekit.features import load_track_slices  # noqa: E402
 from genrekit.normalization import NormStats, apply  # noqa: E402
 from genrekit.process import process_dataset  # noqa: E402
 
-from accuracy_generalization import GENRES, OTHER, TRAIN  # noqa: E402  (beside this script)
+from accuracy_generalization import GENRES, NO_COPIES, OTHER, TRAIN  # noqa: E402  (beside this script)
 
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "generalization_curves"
 
@@ -99,6 +99,7 @@ def main() -> int:
         split["group_file"] = str(TRAIN / "artists.csv")
     output = args.work / f"{args.split}_{args.norm}"
     cfg = config_from_dict({"paths": {"audio_folder": str(TRAIN), "output_folder": str(output)}, "split": split,
+                            "audio_augmentation": NO_COPIES,  # the curves were measured without build-time copies
                             "processing": {"norm_method": args.norm}}, REPO_ROOT)
     build_dataset(cfg, show_progress=False)
     process_dataset(cfg, progress=False)

@@ -48,7 +48,7 @@ from pathlib import Path
 import h5py
 
 import accuracy_generalization as other_artists  # beside this script: data paths, run, summarize
-from accuracy_generalization import OTHER, REPO_ROOT, TRAIN, run
+from accuracy_generalization import NO_COPIES, OTHER, REPO_ROOT, TRAIN, run
 
 sys.path.insert(0, str(REPO_ROOT))
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "model_zoo"
@@ -71,11 +71,14 @@ NETWORKS = {
 
 def write_config(work: Path, dataset: str, name: str, sections: dict, epochs: int | None) -> Path:
     """A config for one row: the dataset's sections, the row's own, the shared split."""
-    merged: dict = {"paths": {"audio_folder": str(TRAIN), "output_folder": str(work / dataset)}, "split": SPLIT}
+    # measured before build-time copies (audio_augmentation) and the 3-run ensemble existed: one run,
+    # no copies, for every family alike
+    merged: dict = {"paths": {"audio_folder": str(TRAIN), "output_folder": str(work / dataset)}, "split": SPLIT,
+                    "audio_augmentation": NO_COPIES}
     for extra in (DATASETS[dataset], sections):
         for section, values in extra.items():
             merged[section] = {**merged.get(section, {}), **values}
-    merged["training"] = {**merged.get("training", {}), "run_name": name,
+    merged["training"] = {**merged.get("training", {}), "run_name": name, "runs": 1,
                           **({"epochs": epochs} if epochs else {})}
     path = work / f"{name}.json"
     path.write_text(json.dumps(merged, indent=2))

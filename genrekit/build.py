@@ -39,7 +39,7 @@ from genrekit.atomic import fsync_path, write_bytes
 from genrekit.cli import log
 from genrekit.config import (Config, build_settings, changed_keys, fingerprint, to_jsonable)
 from genrekit.errors import GenrekitError, TrackError
-from genrekit.features import load_track_slices, slice_geometry, warm_up
+from genrekit.features import AudioVariant, audio_variants, load_track_slices, slice_geometry, warm_up
 from genrekit.groups import derive_groups
 from genrekit.splits import SPLIT_NAMES, assign_splits, read_custom_splits, read_mapping
 
@@ -71,6 +71,12 @@ class TrackFile:
     @property
     def key(self) -> str:
         return hashlib.sha1(self.path.encode("utf-8")).hexdigest()[:20]
+
+    def variant_key(self, variant: Optional[AudioVariant]) -> str:
+        """The shard name of the track, or of one of its build-time copies."""
+        if variant is None:
+            return self.key
+        return hashlib.sha1(f"{self.path}\x1f{variant.name}".encode("utf-8")).hexdigest()[:20]
 
 
 @dataclass
@@ -122,6 +128,7 @@ class TrackResult:
     duration: float = 0.0
     padded: bool = False
     reason: str = ""
+    variant: Optional[AudioVariant] = None  # a build-time copy of the track (audio_augmentation)
 
 
 def shard_settings(cfg: Config) -> dict:
@@ -130,34 +137,44 @@ def shard_settings(cfg: Config) -> dict:
             "silence_threshold_db": cfg.build.silence_threshold_db}
 
 
-def _shard_paths(shard_dir: Path, track: TrackFile) -> tuple[Path, Path]:
-    return shard_dir / f"{track.key}.npz", shard_dir / f"{track.key}.fail.json"
+def _shard_paths(shard_dir: Path, track: TrackFile, variant: Optional[AudioVariant] = None) -> tuple[Path, Path]:
+    key = track.variant_key(variant)
+    return shard_dir / f"{key}.npz", shard_dir / f"{key}.fail.json"
 
 
-def _matches(meta: dict, track: TrackFile) -> bool:
-    return (meta.get("path"), meta.get("size"), meta.get("mtime_ns")) == (track.path, track.size, track.mtime_ns)
+def _meta(track: TrackFile, variant: Optional[AudioVariant]) -> dict:
+    """What identifies a shard's source: the file's path, size and mtime (and the copy's variant)."""
+    meta = {"path": track.path, "size": track.size, "mtime_ns": track.mtime_ns}
+    return meta if variant is None else {**meta, "variant": variant.name}
 
 
-def read_finished(shard_dir: Path, track: TrackFile) -> Optional[TrackResult]:
-    """The stored result of a track processed before, or None if it must be (re)done."""
-    shard, failure = _shard_paths(shard_dir, track)
+def _matches(meta: dict, track: TrackFile, variant: Optional[AudioVariant]) -> bool:
+    return all(meta.get(key) == value for key, value in _meta(track, variant).items())
+
+
+def read_finished(shard_dir: Path, track: TrackFile, variant: Optional[AudioVariant] = None) -> Optional[TrackResult]:
+    """The stored result of a track (or copy) processed before, or None if it must be (re)done."""
+    shard, failure = _shard_paths(shard_dir, track, variant)
     try:
         if shard.exists():
             with np.load(shard) as data:
                 meta = json.loads(str(data["meta"]))
-            if _matches(meta, track):
-                return TrackResult(track.path, True, meta["n_slices"], meta["duration"], meta["padded"])
+            if _matches(meta, track, variant):
+                return TrackResult(track.path, True, meta["n_slices"], meta["duration"], meta["padded"],
+                                   variant=variant)
         elif failure.exists():
             meta = json.loads(failure.read_text(encoding="utf-8"))
-            if _matches(meta, track):
-                return TrackResult(track.path, False, reason=meta["reason"])
+            if _matches(meta, track, variant):
+                return TrackResult(track.path, False, reason=meta["reason"], variant=variant)
     except (OSError, ValueError, KeyError):
         pass  # unreadable: redo the track
     return None
 
 
-def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Config) -> TrackResult:
-    """Decode, slice and transform one track, and store the result atomically in its shard.
+def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Config,
+                  variant: Optional[AudioVariant] = None) -> TrackResult:
+    """Decode, slice and transform one track (or, with ``variant``, one build-time copy of it), and
+    store the result atomically in its shard.
 
     A pure function of the file and the config: it can run in any process or on any machine
     that sees ``audio_folder`` and ``shard_dir``.
@@ -167,33 +184,31 @@ def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Co
 
         missing = audio_folder if not audio_folder.is_dir() else shard_dir
         raise GenrekitError(f"{missing}: not found on the worker {socket.gethostname()}; {SHARED_STORAGE}")
-    shard, failure = _shard_paths(shard_dir, track)
-    meta = {"path": track.path, "size": track.size, "mtime_ns": track.mtime_ns}
+    shard, failure = _shard_paths(shard_dir, track, variant)
     try:
         slices = load_track_slices(
             audio_folder / track.path, cfg.slicing, cfg.features,
             silence_threshold_db=cfg.build.silence_threshold_db,
             max_slices=cfg.slicing.max_slices, random_selection=cfg.slicing.random_slice_selection,
-            selection_key=track.path,
+            selection_key=track.path, variant=variant,
         )
     except TrackError as exc:
-        write_bytes(failure, json.dumps({**meta, "reason": str(exc)}).encode("utf-8"))
+        write_bytes(failure, json.dumps({**_meta(track, variant), "reason": str(exc)}).encode("utf-8"))
         shard.unlink(missing_ok=True)
-        return TrackResult(track.path, False, reason=str(exc))
-    return write_shard(shard_dir, track, slices.specs, slices.starts, slices.duration, slices.padded)
+        return TrackResult(track.path, False, reason=str(exc), variant=variant)
+    return write_shard(shard_dir, track, slices.specs, slices.starts, slices.duration, slices.padded, variant)
 
 
 def write_shard(shard_dir: Path, track: TrackFile, specs: np.ndarray, starts: np.ndarray, duration: float,
-                padded: bool) -> TrackResult:
-    """Store one track's slices (``specs``: slices x frames x mels, dB) atomically as its shard."""
-    shard, failure = _shard_paths(shard_dir, track)
-    meta = {"path": track.path, "size": track.size, "mtime_ns": track.mtime_ns,
-            "n_slices": len(starts), "duration": duration, "padded": padded}
+                padded: bool, variant: Optional[AudioVariant] = None) -> TrackResult:
+    """Store one track's (or copy's) slices (``specs``: slices x frames x mels, dB) atomically as its shard."""
+    shard, failure = _shard_paths(shard_dir, track, variant)
+    meta = {**_meta(track, variant), "n_slices": len(starts), "duration": duration, "padded": padded}
     buffer = io.BytesIO()
     np.savez(buffer, specs=specs.astype(np.float16), starts=starts, meta=json.dumps(meta))
     write_bytes(shard, buffer.getvalue())
     failure.unlink(missing_ok=True)
-    return TrackResult(track.path, True, meta["n_slices"], duration, padded)
+    return TrackResult(track.path, True, meta["n_slices"], duration, padded, variant=variant)
 
 
 def _worker_init() -> None:
@@ -239,7 +254,7 @@ def open_executor(cfg: Config, workers: int, probe_track: Path, shard_dir: Path)
 
 
 def run_tracks(
-    todo: list[TrackFile],
+    todo: list[tuple[TrackFile, Optional[AudioVariant]]],
     audio_folder: Path,
     shard_dir: Path,
     cfg: Config,
@@ -247,12 +262,13 @@ def run_tracks(
     on_done: Callable[[TrackResult], None],
     max_in_flight: int,
 ) -> None:
-    """Process ``todo`` on ``executor``, keeping a bounded number of tasks in flight."""
+    """Process ``todo`` (tracks, or build-time copies of them) on ``executor``, keeping a bounded
+    number of tasks in flight."""
     pending: set[cf.Future] = set()
     tracks = iter(todo)
     while True:
-        for track in tracks:
-            pending.add(executor.submit(process_track, track, audio_folder, shard_dir, cfg))
+        for track, variant in tracks:
+            pending.add(executor.submit(process_track, track, audio_folder, shard_dir, cfg, variant))
             if len(pending) >= max_in_flight:
                 break
         if not pending:
@@ -274,6 +290,12 @@ class Assembly:
     unknown_custom: list[str] = field(default_factory=list)
     groups: int = 0  # groups that split.group_file or split.group_by gave
     ungrouped: list[str] = field(default_factory=list)  # tracks split.group_by found no group for
+    variants: list[AudioVariant] = field(default_factory=list)  # audio_augmentation's copies of train tracks
+    copies: dict[tuple[str, str], TrackResult] = field(default_factory=dict)  # (path, variant name): result
+
+    def train_copies(self, tracks: list[TrackFile]) -> list[tuple[TrackFile, AudioVariant]]:
+        """The copies the train split gets: every variant of every train track, in track order."""
+        return [(t, v) for t in tracks if self.split_of.get(t.path) == "train" for v in self.variants]
 
 
 def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg: Config,
@@ -299,7 +321,7 @@ def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg:
                      "n_slices": result.n_slices, "status": status})
     known = {t.path for t in tracks}
     return Assembly(labels, rows, split_of, sorted(p for p in custom if p not in known),
-                    len(set(groups.values())), ungrouped)
+                    len(set(groups.values())), ungrouped, audio_variants(cfg.audio_augmentation))
 
 
 def source_fingerprint(config_fp: str, tracks: list[TrackFile]) -> str:
@@ -307,10 +329,13 @@ def source_fingerprint(config_fp: str, tracks: list[TrackFile]) -> str:
     return fingerprint({"config": config_fp, "files": [[t.path, t.size, t.mtime_ns] for t in tracks]})
 
 
-def dataset_fingerprint(config_fp: str, rows: list[dict], tracks: list[TrackFile]) -> str:
-    return fingerprint({"config": config_fp,
-                        "tracks": [[t.path, t.size, t.mtime_ns, r["status"], r["n_slices"]]
-                                   for t, r in zip(tracks, rows)]})
+def dataset_fingerprint(config_fp: str, rows: list[dict], tracks: list[TrackFile],
+                        copies: dict[tuple[str, str], TrackResult]) -> str:
+    content = {"config": config_fp, "tracks": [[t.path, t.size, t.mtime_ns, r["status"], r["n_slices"]]
+                                               for t, r in zip(tracks, rows)]}
+    if copies:  # absent without copies, so the fingerprints of datasets built before them stay the same
+        content["copies"] = sorted([path, name, r.n_slices] for (path, name), r in copies.items() if r.ok)
+    return fingerprint(content)
 
 
 def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir: Path, cfg: Config,
@@ -330,21 +355,32 @@ def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir
         h5layout.set_json_attr(h5, "split", to_jsonable(cfg.split))
         h5layout.set_json_attr(h5, "build_settings", settings)
         h5.attrs["config_fingerprint"] = config_fp
-        h5.attrs["dataset_fingerprint"] = dataset_fingerprint(config_fp, plan.rows, tracks)
+        h5.attrs["dataset_fingerprint"] = dataset_fingerprint(config_fp, plan.rows, tracks, plan.copies)
         h5.attrs["source_fingerprint"] = source_fingerprint(config_fp, tracks)
         h5.attrs["silence_threshold_db"] = cfg.build.silence_threshold_db
         h5.attrs["spec_shape"] = list(geometry.spec_shape)
+        if plan.variants:
+            h5layout.set_json_attr(h5, "audio_variants", ["original"] + [v.name for v in plan.variants])
 
         table = np.zeros(len(plan.rows), dtype=h5layout.TRACKS_DTYPE)
         for i, row in enumerate(plan.rows):
             table[i] = tuple(row[name] for name in h5layout.TRACKS_DTYPE.names)
         h5.create_dataset("tracks", data=table)
 
+        track_id = {t.path: i for i, t in enumerate(tracks)}
+        variant_index = {v.name: i + 1 for i, v in enumerate(plan.variants)}
         for split in SPLIT_NAMES:
-            members = [(i, t) for i, (t, r) in enumerate(zip(tracks, plan.rows)) if r["split"] == split]
-            n_rows = sum(plan.rows[i]["n_slices"] for i, _ in members)
-            arrays = h5layout.create_split_arrays(h5.create_group(split), n_rows, geometry.spec_shape)
-            copy_shards(arrays, members, plan.rows, shard_dir, progress)
+            # (track id, shard, variant index, slices): the tracks in track-id order, then (train only)
+            # their copies, variant after variant
+            members = [(i, _shard_paths(shard_dir, t)[0], 0, r["n_slices"])
+                       for i, (t, r) in enumerate(zip(tracks, plan.rows)) if r["split"] == split]
+            if split == "train":
+                members += [(track_id[t.path], _shard_paths(shard_dir, t, v)[0], variant_index[v.name],
+                             plan.copies[t.path, v.name].n_slices)
+                            for t, v in plan.train_copies(tracks) if plan.copies[t.path, v.name].ok]
+            arrays = h5layout.create_split_arrays(h5.create_group(split), sum(m[3] for m in members),
+                                                  geometry.spec_shape, variants=split == "train" and bool(plan.variants))
+            copy_shards(arrays, members, plan.rows, progress)
         h5.flush()
     fsync_path(path)
 
@@ -352,9 +388,10 @@ def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir
 ASSEMBLY_BLOCK_CHUNKS = 8  # rows gathered per HDF5 write, in chunks (8 x 32 rows: 6.4 MB at 126 x 100)
 
 
-def copy_shards(arrays: dict, members: list[tuple[int, TrackFile]], rows: list[dict], shard_dir: Path,
+def copy_shards(arrays: dict, members: list[tuple[int, Path, int, int]], rows: list[dict],
                 progress: Callable[[int], None]) -> None:
-    """Copy the shards of ``members`` (in order) into one split's arrays, in whole chunks.
+    """Copy the shards of ``members`` (track id, shard, variant index, slices; in order) into one
+    split's arrays, in whole chunks.
 
     Rows are gathered in a buffer of :data:`ASSEMBLY_BLOCK_CHUNKS` chunks and written block by
     block, so every write covers whole chunks (HDF5 never reads a chunk back to fill it) and the
@@ -372,8 +409,8 @@ def copy_shards(arrays: dict, members: list[tuple[int, TrackFile]], rows: list[d
             array[written:written + filled] = buffers[name][:filled]
         written, filled = written + filled, 0
 
-    for track_id, track in members:
-        with np.load(_shard_paths(shard_dir, track)[0]) as data:
+    for track_id, shard, variant, _ in members:
+        with np.load(shard) as data:
             track_rows = {"specs": data["specs"], "slice_starts": data["starts"]}
         n = len(track_rows["slice_starts"])
         taken = 0
@@ -384,6 +421,8 @@ def copy_shards(arrays: dict, members: list[tuple[int, TrackFile]], rows: list[d
             buffers["slice_starts"][filled:end] = track_rows["slice_starts"][taken:taken + step]
             buffers["labels"][filled:end] = rows[track_id]["label"]
             buffers["track_ids"][filled:end] = track_id
+            if "variants" in buffers:
+                buffers["variants"][filled:end] = variant
             filled, taken = end, taken + step
             if filled == block:
                 flush()
@@ -420,6 +459,14 @@ def build_report(plan: Assembly, scan: Scan, results: dict[str, TrackResult], da
         "custom_split_paths_not_found": plan.unknown_custom,
         "groups": plan.groups,
         "tracks_without_group": plan.ungrouped,
+        # build-time copies of the train tracks (audio_augmentation): in /train, marked by /train/variants
+        "audio_augmentation": {
+            "variants": [v.name for v in plan.variants],
+            "copies": sum(r.ok for r in plan.copies.values()),
+            "slices": sum(r.n_slices for r in plan.copies.values() if r.ok),
+            "skipped": [{"path": path, "variant": name, "reason": r.reason}
+                        for (path, name), r in plan.copies.items() if not r.ok],
+        },
     }
 
 
@@ -516,48 +563,69 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
                 log(f"{dataset} is up to date ({len(scan.tracks)} tracks); nothing to do")
                 return BuildOutcome(dataset, None)
 
-    results: dict[str, TrackResult] = {}
-    todo = []
-    for track in scan.tracks:
-        finished = read_finished(shard_dir, track)
-        if finished is None:
-            todo.append(track)
-        else:
-            results[track.path] = finished
-
     workers = cfg.build.workers or len(os.sched_getaffinity(0))
-    if results:
-        log(f"resuming: {len(results)} of {len(scan.tracks)} tracks already done")
-    bar = tqdm(total=len(scan.tracks), initial=len(results), unit="track", desc="tracks",
-               disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
+    with ExitStack() as stack:
+        opened: list[tuple[cf.Executor, int]] = [] if executor is None else [(executor, workers)]
 
-    def on_done(result: TrackResult) -> None:
-        results[result.path] = result
-        if not result.ok:
-            bar.write(f"skipped {result.path}: {result.reason}", file=sys.stderr)
-        bar.update(1)
+        def process(todo: list[tuple[TrackFile, Optional[AudioVariant]]], finished: int, desc: str) -> list[TrackResult]:
+            """Run ``todo`` (the executor is opened for the first that needs it) under one progress bar."""
+            done: list[TrackResult] = []
+            bar = tqdm(total=len(todo) + finished, initial=finished, unit="track", desc=desc,
+                       disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
 
-    try:
-        with ExitStack() as stack:
-            slots = workers
-            if executor is None and todo:
-                executor, slots = stack.enter_context(open_executor(
-                    cfg, min(workers, len(todo)), cfg.paths.audio_folder / todo[0].path, shard_dir))
-            if todo:
-                run_tracks(todo, cfg.paths.audio_folder, shard_dir, cfg, executor, on_done, 4 * slots)
-    finally:
-        bar.close()
-    fsync_path(shard_dir)
+            def on_done(result: TrackResult) -> None:
+                done.append(result)
+                if not result.ok:
+                    what = result.path if result.variant is None else f"{result.path} ({result.variant.name})"
+                    bar.write(f"skipped {what}: {result.reason}", file=sys.stderr)
+                bar.update(1)
 
-    plan = plan_assembly(scan.tracks, results, cfg, progress=show_progress)
-    if plan.ungrouped:
-        log(f"split.group_by {cfg.split.group_by}: no group for {len(plan.ungrouped)} track(s), each split on "
-            f"its own (listed in {REPORT_FILE})")
-    if not plan.labels:
-        raise GenrekitError(f"{cfg.paths.audio_folder}: none of the {len(scan.tracks)} audio files could be used "
-                            f"(see the skipped files above)")
+            try:
+                if todo and not opened:
+                    opened.append(stack.enter_context(open_executor(
+                        cfg, min(workers, len(todo)), cfg.paths.audio_folder / todo[0][0].path, shard_dir)))
+                if todo:
+                    run_tracks(todo, cfg.paths.audio_folder, shard_dir, cfg, opened[0][0], on_done,
+                               4 * opened[0][1])
+            finally:
+                bar.close()
+            fsync_path(shard_dir)
+            return done
+
+        results: dict[str, TrackResult] = {}
+        todo = []
+        for track in scan.tracks:
+            finished = read_finished(shard_dir, track)
+            if finished is None:
+                todo.append((track, None))
+            else:
+                results[track.path] = finished
+        if results:
+            log(f"resuming: {len(results)} of {len(scan.tracks)} tracks already done")
+        results.update((r.path, r) for r in process(todo, len(results), "tracks"))
+
+        plan = plan_assembly(scan.tracks, results, cfg, progress=show_progress)
+        if plan.ungrouped:
+            log(f"split.group_by {cfg.split.group_by}: no group for {len(plan.ungrouped)} track(s), each split on "
+                f"its own (listed in {REPORT_FILE})")
+        if not plan.labels:
+            raise GenrekitError(f"{cfg.paths.audio_folder}: none of the {len(scan.tracks)} audio files could be "
+                                f"used (see the skipped files above)")
+        # Build-time copies of the train tracks only, once the split is known (audio_augmentation)
+        copies_todo = []
+        for track, variant in plan.train_copies(scan.tracks):
+            finished = read_finished(shard_dir, track, variant)
+            if finished is None:
+                copies_todo.append((track, variant))
+            else:
+                plan.copies[track.path, variant.name] = finished
+        if plan.variants:
+            plan.copies.update(((r.path, r.variant.name), r)
+                               for r in process(copies_todo, len(plan.copies), "copies of train tracks"))
+        processed_now = len(todo) + len(copies_todo)
+
     tmp = output / (dataset.name + ".tmp")
-    n_used = sum(r.ok for r in results.values())
+    n_used = sum(r.ok for r in results.values()) + sum(r.ok for r in plan.copies.values())
     with tqdm(total=n_used, unit="track", desc="writing dataset.h5", disable=not show_progress,
               file=sys.stderr, dynamic_ncols=True) as write_bar:
         write_dataset(tmp, plan, scan.tracks, shard_dir, cfg, settings, write_bar.update)
@@ -566,7 +634,7 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
     report = build_report(plan, scan, results, dataset)
     write_bytes(output / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"))
-    return BuildOutcome(dataset, report, processed_now=len(todo))
+    return BuildOutcome(dataset, report, processed_now=processed_now)
 
 
 def summary_line(report: dict) -> str:
@@ -574,6 +642,10 @@ def summary_line(report: dict) -> str:
     line = (f"built {report['dataset']}: {len(report['labels'])} labels, {report['tracks_used']} tracks "
             f"({splits['train']['tracks']}/{splits['val']['tracks']}/{splits['test']['tracks']} train/val/test), "
             f"{sum(s['slices'] for s in splits.values())} slices")
+    copies = report["audio_augmentation"]
+    if copies["copies"]:
+        line += (f", and {copies['slices']} slices of {copies['copies']} pitch-shifted or time-stretched copies "
+                 f"of the train tracks")
     if report["tracks_skipped"]:
         line += f"; skipped {report['tracks_skipped']} tracks (reasons in {REPORT_FILE})"
     if report["empty_labels"]:

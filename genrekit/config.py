@@ -86,6 +86,15 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class AudioAugmentationConfig:
+    """Extra copies of every train track, made from its audio at build time (never val/test):
+    one per pitch shift (semitones) and one per time-stretch rate (>1 is faster). Empty: none."""
+
+    pitch_shift_semitones: tuple[float, ...] = (-2.0, 2.0)
+    time_stretch_rates: tuple[float, ...] = (0.9, 1.1)
+
+
+@dataclass(frozen=True)
 class ProcessingConfig:
     norm_method: Literal["standard", "per_slice", "min_max", "non_zero_min_max", "none"] = "standard"
     shuffle: bool = True
@@ -131,14 +140,18 @@ class AugmentationConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     run_name: str = "crnn"
-    epochs: int = 20
+    epochs: int = 4
     batch_size: int = 32
     learning_rate: float = 3e-4
     early_stopping_patience: int = 10
     reduce_lr_patience: int = 4
     reduce_lr_factor: float = 0.5
     seed: int = 42
-    runs: int = 1
+    runs: int = 3
+    # with runs > 1: the run folder's model averages the runs' scores ("ensemble": true), or is the run
+    # with the lowest validation loss (false). Added after runs existed: left out of their settings at
+    # its default, so they stay current.
+    ensemble: bool = field(default=True, metadata={"omit_at_default": True})
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     # "auto": tf.distribute.MirroredStrategy over every visible GPU when there are several
     # (global batch = batch_size x GPUs); "off": one device. Added after runs existed.
@@ -163,6 +176,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
+    audio_augmentation: AudioAugmentationConfig = field(default_factory=AudioAugmentationConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -405,6 +419,16 @@ def validate(cfg: Config) -> None:
         _require(bool(re.fullmatch(r"([a-z]+://)?[^\s/]+", b.dask_scheduler)), "build.dask_scheduler",
                  f"must be a scheduler address like \"tcp://10.0.0.5:8786\", got {b.dask_scheduler!r}")
 
+    aa = cfg.audio_augmentation
+    for key, values, ok, rule in (
+            ("audio_augmentation.pitch_shift_semitones", aa.pitch_shift_semitones,
+             lambda v: v != 0 and abs(v) <= 12, "non-zero and within ±12 semitones"),
+            ("audio_augmentation.time_stretch_rates", aa.time_stretch_rates,
+             lambda v: v != 1 and 0.5 <= v <= 2, "in [0.5, 2] and not 1")):
+        for i, value in enumerate(values):
+            _require(ok(value), f"{key}[{i}]", f"must be {rule}, got {value}")
+        _require(len(set(values)) == len(values), key, f"lists a value twice: {list(values)}")
+
     _require(p.memory_limit_mb >= 16, "processing.memory_limit_mb", f"must be >= 16, got {p.memory_limit_mb}")
 
     waveform = f.representation == "waveform"
@@ -521,6 +545,9 @@ def build_settings(cfg: Config) -> dict:
         "split": split,
         "build": {"audio_extensions": list(cfg.build.audio_extensions),
                   "silence_threshold_db": cfg.build.silence_threshold_db},
+        # absent without copies, so datasets built before audio_augmentation existed stay current
+        **({"audio_augmentation": to_jsonable(cfg.audio_augmentation)}
+           if cfg.audio_augmentation.pitch_shift_semitones or cfg.audio_augmentation.time_stretch_rates else {}),
     }
 
 

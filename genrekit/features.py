@@ -28,6 +28,7 @@ samples in place of the mel bands.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -36,7 +37,7 @@ import numpy as np
 
 from genrekit import blas
 from genrekit.audio import decode, peak_dbfs
-from genrekit.config import FeaturesConfig, SlicingConfig
+from genrekit.config import AudioAugmentationConfig, FeaturesConfig, SlicingConfig
 from genrekit.errors import TrackError
 
 AMIN = 1e-10  # power floor: log-mel values are >= -100 dB
@@ -117,6 +118,42 @@ def warm_up(features: FeaturesConfig) -> None:
     """Import librosa and run one tiny transform: forked workers then inherit a ready library
     instead of each paying seconds of imports (scipy.signal) and numba cache loading."""
     log_mel(np.zeros(features.n_fft, dtype=np.float32), features)
+
+
+@dataclass(frozen=True)
+class AudioVariant:
+    """One build-time copy of a train track: its audio pitch-shifted or time-stretched."""
+
+    kind: str  # "pitch_shift" (amount in semitones) or "time_stretch" (amount: rate, > 1 is faster)
+    amount: float
+
+    @property
+    def name(self) -> str:
+        """How ``dataset.h5`` and the build report name it: ``pitch_shift +2`` or ``time_stretch 0.9``."""
+        return f"{self.kind} {self.amount:+g}" if self.kind == "pitch_shift" else f"{self.kind} {self.amount:g}"
+
+
+def audio_variants(augmentation: AudioAugmentationConfig) -> list[AudioVariant]:
+    """The copies ``audio_augmentation`` asks for, in config order: pitch shifts, then stretches."""
+    return ([AudioVariant("pitch_shift", float(n)) for n in augmentation.pitch_shift_semitones]
+            + [AudioVariant("time_stretch", float(r)) for r in augmentation.time_stretch_rates])
+
+
+def apply_variant(signal: np.ndarray, variant: AudioVariant, sample_rate: int) -> np.ndarray:
+    """The signal pitch-shifted (same length) or time-stretched (length / rate), by librosa's phase
+    vocoder: deterministic, so a copy is the same bits on every run and worker."""
+    import librosa
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "n_fft too large" on tracks shorter than one frame
+            if variant.kind == "pitch_shift":
+                changed = librosa.effects.pitch_shift(signal, sr=sample_rate, n_steps=variant.amount)
+            else:
+                changed = librosa.effects.time_stretch(signal, rate=variant.amount)
+    except (librosa.util.exceptions.ParameterError, ValueError) as exc:  # skip the copy, not the build
+        raise TrackError(f"{variant.name}: {exc}") from None
+    return np.ascontiguousarray(changed, dtype=np.float32)
 
 
 def pad_to(signal: np.ndarray, n_samples: int, mode: str) -> np.ndarray:
@@ -207,8 +244,10 @@ def load_track_slices(
     max_slices: Optional[int] = None,
     random_selection: bool = False,
     selection_key: str = "",
+    variant: Optional[AudioVariant] = None,
 ) -> TrackSlices:
-    """Decode a file, refuse it if silent, and slice it (see :func:`slice_signal`).
+    """Decode a file, refuse it if silent, and slice it (see :func:`slice_signal`); with ``variant``,
+    slice that copy of the audio instead (build-time augmentation of train tracks).
 
     Raises
     ------
@@ -220,5 +259,7 @@ def load_track_slices(
     if level < silence_threshold_db:
         shown = "-inf" if level == float("-inf") else f"{level:.1f}"
         raise TrackError(f"silent (peak {shown} dBFS, below {silence_threshold_db:g} dBFS)")
+    if variant is not None:
+        signal = apply_variant(signal, variant, features.sample_rate)
     return slice_signal(signal, slicing, features, overlap=overlap, max_slices=max_slices,
                         random_selection=random_selection, selection_key=selection_key)

@@ -9,6 +9,9 @@ Layout (both files)::
         labels           (N,) int16, index into the label list
         track_ids        (N,) int32, row of /tracks
         slice_starts     (N,) float64, seconds from the track start
+        variants         (N,) int8, only in /train and only with build-time copies (audio_augmentation):
+                         0 for a slice of the track itself, i for one of its copy number i, named by
+                         the root attribute ``audio_variants`` (JSON list, entry 0 "original")
     /tracks              compound table, one row per audio file found, indexed by track id:
                          path (str, relative to audio_folder, POSIX), label (int16), split (str: train/val/test,
                          or "" when skipped), duration (float64 s), n_slices (int32),
@@ -30,7 +33,9 @@ import numpy as np
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 ARRAYS = ("specs", "labels", "track_ids", "slice_starts")
-ARRAY_DTYPES = {"specs": np.float16, "labels": np.int16, "track_ids": np.int32, "slice_starts": np.float64}
+ARRAY_DTYPES = {"specs": np.float16, "labels": np.int16, "track_ids": np.int32, "slice_starts": np.float64,
+                "variants": np.int8}
+VARIANTS = "variants"  # the optional per-slice array that marks build-time copies
 SPEC_CHUNK_ROWS = 32  # one training batch per chunk at the default batch size
 
 TRACKS_DTYPE = np.dtype([
@@ -70,12 +75,18 @@ def read_tracks(h5: h5py.File) -> list[dict]:
     return rows
 
 
-def create_split_arrays(group: h5py.Group, n_rows: int, spec_shape: tuple[int, int]) -> dict[str, h5py.Dataset]:
-    """Create the four arrays of one split, sized for ``n_rows`` slices."""
+def row_arrays(group: h5py.Group) -> tuple[str, ...]:
+    """The per-slice arrays a split holds: :data:`ARRAYS`, and :data:`VARIANTS` where present."""
+    return ARRAYS + ((VARIANTS,) if VARIANTS in group else ())
+
+
+def create_split_arrays(group: h5py.Group, n_rows: int, spec_shape: tuple[int, int],
+                        variants: bool = False) -> dict[str, h5py.Dataset]:
+    """Create the four arrays of one split (five with ``variants``), sized for ``n_rows`` slices."""
     frames, mels = spec_shape
     chunk = (max(1, min(SPEC_CHUNK_ROWS, n_rows)), frames, mels)
     out = {"specs": group.create_dataset("specs", shape=(n_rows, frames, mels), dtype=np.float16,
                                          chunks=chunk if n_rows else None)}
-    for name in ARRAYS[1:]:
+    for name in ARRAYS[1:] + ((VARIANTS,) if variants else ()):
         out[name] = group.create_dataset(name, shape=(n_rows,), dtype=ARRAY_DTYPES[name])
     return out

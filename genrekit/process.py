@@ -366,7 +366,8 @@ def _create_split(dst: h5py.File, src_group: h5py.Group, spec_shape: tuple[int, 
     group = dst.create_group(src_group.name.lstrip("/"))
     for key, value in src_group.attrs.items():
         group.attrs[key] = value
-    return h5layout.create_split_arrays(group, len(src_group["specs"]), spec_shape)
+    return h5layout.create_split_arrays(group, len(src_group["specs"]), spec_shape,
+                                        variants=h5layout.VARIANTS in src_group)
 
 
 def train_statistics(specs: h5py.Dataset, method: str, slots: list[ChunkBuffers],
@@ -397,7 +398,7 @@ def copy_normalized(src_group: h5py.Group, out: dict[str, h5py.Dataset], stats: 
     """Normalize a split chunk by chunk into ``out``, keeping its row order."""
     def write(start: int, stop: int, buffers: ChunkBuffers, normalized: np.ndarray) -> None:
         out["specs"][start:stop] = normalized
-        for name in h5layout.ARRAYS[1:]:
+        for name in h5layout.row_arrays(src_group)[1:]:
             out[name][start:stop] = src_group[name][start:stop]
         _advance(bar, stop - start)
 
@@ -448,7 +449,7 @@ def shuffle_normalized(src_group: h5py.Group, out: dict[str, h5py.Dataset], meth
     finally:
         os.close(fd)
         scratch_path.unlink(missing_ok=True)
-    for name in h5layout.ARRAYS[1:]:  # small: 14 bytes a row
+    for name in h5layout.row_arrays(src_group)[1:]:  # small: 14 (15) bytes a row
         out[name][...] = src_group[name][()][plan.order]
     return stats
 

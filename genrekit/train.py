@@ -71,6 +71,7 @@ class ProcessedData:
     normalization: NormStats
     silence_threshold_db: float
     fingerprints: dict[str, str]
+    train_copies: int = 0  # train slices that are build-time copies (audio_augmentation)
 
 
 def open_processed(cfg: Config) -> ProcessedData:
@@ -136,6 +137,8 @@ def _read_processed(h5: h5py.File, path: Path, cfg: Config) -> ProcessedData:
             "dataset_fingerprint": source,
             "processing_fingerprint": str(h5.attrs["processing_fingerprint"]),
         },
+        train_copies=(int(np.count_nonzero(h5["train"][h5layout.VARIANTS][()]))
+                      if h5layout.VARIANTS in h5["train"] else 0),
     )
 
 
@@ -654,7 +657,8 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
             f"{training.batch_size * replicas} slices per step")
     if policy == "mixed_float16" and not device.gpu:
         log("warning: mixed precision on the CPU is slow (training.mixed_precision is 'on')")
-    log(f"training on {data.rows['train']} slices, validating on {data.rows['val']}, "
+    copies = f" ({data.train_copies} of them pitch-shifted or time-stretched copies)" if data.train_copies else ""
+    log(f"training on {data.rows['train']} slices{copies}, validating on {data.rows['val']}, "
         f"testing on {data.rows['test']} ({len(data.labels)} labels)")
     if not data.rows["val"]:
         log(f"no validation split (split.validation_share is 0): training all {epochs} epochs, without early "
@@ -684,16 +688,42 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         report = train_single(plan, sub, seed, label=f"run {i + 1}/{training.runs} ")
         reports.append(report)
         print(f"{sub}: {result_line(report)}")
-    summary = summarize_runs(reports, [f"run-{i + 1:02d}" for i in range(training.runs)])
-    for name in (MODEL_FILE, BUNDLE_FILE):  # the parent folder works as a model folder too
-        tmp = folder / f"partial.{name}"
-        shutil.copyfile(folder / summary["best_run"] / name, tmp)
-        os.replace(tmp, folder / name)
+    names = [f"run-{i + 1:02d}" for i in range(training.runs)]
+    summary = summarize_runs(reports, names)
+    # the parent folder works as a model folder too: the runs' ensemble, or the best run
+    shutil.copyfile(folder / names[0] / BUNDLE_FILE, folder / f"partial.{BUNDLE_FILE}")
+    if training.ensemble:
+        ensemble = ensemble_model([keras.models.load_model(folder / name / MODEL_FILE) for name in names])
+        ensemble.save(folder / "model.partial.keras")  # Keras wants the .keras suffix
+        os.replace(folder / "model.partial.keras", folder / MODEL_FILE)
+        summary["model"] = "ensemble"
+        if data.rows["test"]:
+            test = predict_test_split(ensemble, data, training.batch_size)
+            metrics = evaluate_predictions(test["scores"], test["labels"], test["track_ids"], data.labels,
+                                           AGGREGATION)
+            summary["ensemble"] = {key: metrics[key] for key in ("slice_accuracy", "track_accuracy")}
+    else:
+        shutil.copyfile(folder / summary["best_run"] / MODEL_FILE, folder / f"partial.{MODEL_FILE}")
+        os.replace(folder / f"partial.{MODEL_FILE}", folder / MODEL_FILE)
+        summary["model"] = summary["best_run"]
+    os.replace(folder / f"partial.{BUNDLE_FILE}", folder / BUNDLE_FILE)
     write_json(folder / SUMMARY_FILE, summary)
     for key in ("slice_accuracy", "track_accuracy"):
         if summary[key] is not None:
             print(f"{folder}: {key.replace('_', ' ')} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f} "
-                  f"over {training.runs} runs")
+                  f"over {training.runs} runs"
+                  + (f"; their ensemble {summary['ensemble'][key]:.4f}" if "ensemble" in summary else ""))
+    return folder
+
+
+def ensemble_model(members: list[keras.Model]) -> keras.Model:
+    """One model whose scores are the mean of ``members``' scores (the runs of ``training.runs``):
+    what ``model.keras`` of a run folder with several runs is, with ``training.ensemble``."""
+    for i, member in enumerate(members):
+        member.name = f"run_{i + 1:02d}"  # nested models need distinct names
+    inputs = keras.Input(shape=tuple(members[0].inputs[0].shape[1:]), name="spectrogram")
+    scores = keras.layers.Average(name="mean_score")([member(inputs) for member in members])
+    return keras.Model(inputs, scores, name="ensemble")
     return folder
 
 

@@ -99,10 +99,19 @@ def make_corpus(root: Path, labels: dict[str, int], seconds: float = 8.0, fmt: s
     return paths
 
 
+# Build-time copies of the train tracks make a build and every epoch about 5x longer, and the default
+# 3 runs a training 3x longer; the tests that are not about them switch them off (tests/test_build.py
+# and tests/test_train.py turn them on where they test them).
+NO_AUDIO_AUGMENTATION = {"pitch_shift_semitones": [], "time_stretch_rates": []}
+
+
 def write_config(path: Path, **sections: Any) -> Path:
-    """Write a pipeline_parameters.json holding only the given sections."""
+    """Write a pipeline_parameters.json holding only the given sections, with ``audio_augmentation``
+    off (:data:`NO_AUDIO_AUGMENTATION`) and ``training.runs`` 1 unless given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sections.setdefault("audio_augmentation", NO_AUDIO_AUGMENTATION)
+    sections["training"] = {"runs": 1, **sections.get("training", {})}
     path.write_text(json.dumps(sections, indent=2), encoding="utf-8")
     return path
 

@@ -8,10 +8,11 @@ import subprocess
 from pathlib import Path
 
 import h5py
+import librosa
 import numpy as np
 import pytest
 
-from genrekit.h5layout import read_tracks
+from genrekit.h5layout import read_tracks, row_arrays
 from tests.helpers import (kill_group_when, make_corpus, noise, run_script, start_script, tone, write_audio,
                            write_config)
 
@@ -43,7 +44,7 @@ def content(dataset: Path) -> dict:
         out["attrs"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in h5.attrs.items()}
         out["tracks"] = read_tracks(h5)
         for split in ("train", "val", "test"):
-            for name in ("specs", "labels", "track_ids", "slice_starts"):
+            for name in row_arrays(h5[split]):
                 out[f"{split}/{name}"] = h5[split][name][()]
     return out
 
@@ -291,6 +292,81 @@ def test_custom_split_and_group_files(corpus, tmp_path):
     bad = build(config, "--restart")
     assert bad.returncode == 2
     assert "split.custom_split_file" in bad.stderr and "testing" in bad.stderr
+
+
+def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(tmp_path):
+    """Pitch-shifted and time-stretched copies of the train tracks: in /train only, marked, each at
+    its new pitch or length; a build killed during the copies resumes to a serial build's bytes."""
+    labels = {"low": 5, "high": 5}
+    pitch = {}
+    for index, (label, count) in enumerate(labels.items()):
+        for k in range(count):  # one pure tone per label, a few cents apart per track
+            pitch[f"{label}/{label}_{k}.wav"] = (330.0 if index == 0 else 880.0) * (1 + 0.004 * k)
+            write_audio(tmp_path / "audio" / label / f"{label}_{k}.wav", tone(pitch[f"{label}/{label}_{k}.wav"], 6.0,
+                                                                               harmonics=1))
+    config = config_for(tmp_path, tmp_path / "audio",
+                        audio_augmentation={"pitch_shift_semitones": [2], "time_stretch_rates": [0.8]})
+    out = tmp_path / "out"
+    shards = out / ".build" / "shards"
+
+    def n_shards() -> int:
+        return sum(1 for _ in shards.rglob("*.npz")) if shards.exists() else 0
+
+    # killed after the 10 tracks, while the 12 copies of the 6 train tracks are made
+    caught = kill_group_when(_start_build(config), lambda: n_shards() >= 12)
+    assert caught and not (out / "dataset.h5").exists()
+    resumed = run_script("build_dataset.py", "--config", str(config), "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming: 10 of 10 tracks" in resumed.stderr
+    assert "slices of 12 pitch-shifted or time-stretched copies of the train tracks" in resumed.stderr
+
+    serial_config = config_for(tmp_path / "serial", tmp_path / "audio",
+                               audio_augmentation={"pitch_shift_semitones": [2], "time_stretch_rates": [0.8]})
+    assert build(serial_config, "--workers", "1").returncode == 0
+    assert_same_content(tmp_path / "serial" / "out" / "dataset.h5", out / "dataset.h5")
+
+    with h5py.File(out / "dataset.h5", "r") as h5:
+        assert json.loads(h5.attrs["audio_variants"]) == ["original", "pitch_shift +2", "time_stretch 0.8"]
+        assert "variants" not in h5["val"] and "variants" not in h5["test"]
+        tracks = read_tracks(h5)
+        train = {name: h5["train"][name][()] for name in ("specs", "track_ids", "variants", "labels")}
+    train_ids = {i for i, t in enumerate(tracks) if t["split"] == "train"}
+    assert set(train["track_ids"]) == train_ids and len(train_ids) == 6
+    mel_hz = librosa.mel_frequencies(n_mels=102, fmax=11025)[1:-1]
+    for track_id in train_ids:
+        own = (train["track_ids"] == track_id)
+        original, pitched, stretched = (train["specs"][own & (train["variants"] == v)].astype(np.float32)
+                                        for v in (0, 1, 2))
+        assert len(original) == len(pitched) == 2  # 6 s: slices at 0 and 2 s
+        assert len(stretched) == 3  # 6 / 0.8 = 7.5 s: slices at 0, 2 and 4 s
+        assert set(train["labels"][own]) == {tracks[track_id]["label"]}
+        # the strongest mel band is the tone's, two semitones (a factor 1.122) higher in the pitched copy;
+        # a stretch keeps the pitch (bands are 30-60 Hz apart here: the nearest one, or its neighbour)
+        peak_band = [spec.mean(axis=(0, 1)).argmax() for spec in (original, pitched, stretched)]
+        hz = pitch[tracks[track_id]["path"]]
+        assert abs(peak_band[0] - np.abs(mel_hz - hz).argmin()) <= 1
+        assert abs(peak_band[1] - np.abs(mel_hz - hz * 2 ** (2 / 12)).argmin()) <= 1
+        assert peak_band[1] > peak_band[0] and peak_band[2] == peak_band[0]
+
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["audio_augmentation"] == {"variants": ["pitch_shift +2", "time_stretch 0.8"], "copies": 12,
+                                            "slices": 30, "skipped": []}
+    assert report["splits"]["train"] == {"tracks": 6, "slices": 12}  # the tracks' own slices
+
+    processed = run_script("process_dataset.py", "--config", str(config), "--quiet")
+    assert processed.returncode == 0, processed.stderr
+    with h5py.File(out / "processed.h5", "r") as h5:  # shuffled with its rows, never in val or test
+        assert np.bincount(h5["train/variants"][()]).tolist() == [12, 12, 18]
+        assert "variants" not in h5["val"] and "variants" not in h5["test"]
+
+    # training takes them as train slices, and says how many are copies
+    data = json.loads(config.read_text())
+    data.update(model={"conv_filters": [8, 16], "time_pools": [2, 2], "gru_units": [16]},
+                training={"epochs": 1, "batch_size": 16})
+    config.write_text(json.dumps(data))
+    trained = run_script("train_crnn.py", "--config", str(config))
+    assert trained.returncode == 0, trained.stderr
+    assert "training on 42 slices (30 of them pitch-shifted or time-stretched copies)" in trained.stderr
 
 
 @pytest.mark.parametrize("sections, key", [

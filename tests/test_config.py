@@ -63,6 +63,12 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     ({"training": {"augmentation": {"time_masks": 1.5}}}, "training.augmentation.time_masks"),
     ({"training": {"augmentation": {"pitch": 2}}}, "training.augmentation.pitch"),
     ({"training": {"augmentation": []}}, "training.augmentation"),
+    ({"audio_augmentation": {"pitch_shift_semitones": [2, 0]}}, "audio_augmentation.pitch_shift_semitones[1]"),
+    ({"audio_augmentation": {"pitch_shift_semitones": [13]}}, "audio_augmentation.pitch_shift_semitones[0]"),
+    ({"audio_augmentation": {"time_stretch_rates": [1.0]}}, "audio_augmentation.time_stretch_rates[0]"),
+    ({"audio_augmentation": {"time_stretch_rates": [0.4]}}, "audio_augmentation.time_stretch_rates[0]"),
+    ({"audio_augmentation": {"time_stretch_rates": [0.9, 0.9]}}, "audio_augmentation.time_stretch_rates"),
+    ({"audio_augmentation": {"time_stretch_rates": "0.9"}}, "audio_augmentation.time_stretch_rates"),
     ({"analysis": {"overlap": 3.0}}, "analysis.overlap"),
     ({"analysis": {"aggregation": "max"}}, "analysis.aggregation"),
     ({"build": {"executor": "ray"}}, "build.executor"),
@@ -123,6 +129,15 @@ def test_a_backbone_refuses_other_features_naming_keys_and_values():
                  'processing.norm_method "none" (not "standard")'):
         assert part in message
     assert "n_fft" not in message  # set to what the backbone needs
+
+
+def test_no_audio_augmentation_leaves_older_dataset_settings_unchanged():
+    """Datasets built before audio_augmentation existed had no copies: switched off, the settings
+    are theirs; at the defaults (copies), the key is in the settings and such a dataset is stale."""
+    off = config_from_dict({"audio_augmentation": {"pitch_shift_semitones": [], "time_stretch_rates": []}})
+    assert "audio_augmentation" not in build_settings(off)
+    assert build_settings(config_from_dict({}))["audio_augmentation"] == {
+        "pitch_shift_semitones": [-2.0, 2.0], "time_stretch_rates": [0.9, 1.1]}
 
 
 def test_keys_added_later_leave_older_settings_unchanged():

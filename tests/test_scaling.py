@@ -136,16 +136,19 @@ def test_assembly_copies_whole_blocks_across_track_boundaries(tmp_path):
     starts = [np.arange(n) * 2.0 + i for i, n in enumerate(slices)]
     for track, s, t in zip(tracks, specs, starts):
         write_shard(tmp_path, track, s, t, 30.0, False)
-    members = list(enumerate(tracks))[::-1]  # any order of track ids
+    # any order of track ids; the variant index (a build-time copy's mark) goes with each member's rows
+    members = [(i, tmp_path / f"{t.key}.npz", i % 4, n) for i, (t, n) in enumerate(zip(tracks, slices))][::-1]
     rows = [{"label": i % 3} for i in range(len(tracks))]
     n_rows = sum(slices)
     assert n_rows > h5layout.SPEC_CHUNK_ROWS * ASSEMBLY_BLOCK_CHUNKS  # more than one block
     with h5py.File(tmp_path / "d.h5", "w") as h5:
-        arrays = h5layout.create_split_arrays(h5.create_group("train"), n_rows, (4, 3))
+        arrays = h5layout.create_split_arrays(h5.create_group("train"), n_rows, (4, 3), variants=True)
         done = []
-        copy_shards(arrays, members, rows, tmp_path, done.append)
+        copy_shards(arrays, members, rows, done.append)
         assert len(done) == len(tracks)
-        order = [i for i, _ in members]
+        order = [i for i, *_ in members]
+        np.testing.assert_array_equal(arrays["variants"][()], np.repeat([i % 4 for i in order],
+                                                                        [slices[i] for i in order]))
         np.testing.assert_array_equal(arrays["specs"][()], np.concatenate([specs[i] for i in order]))
         np.testing.assert_array_equal(arrays["slice_starts"][()], np.concatenate([starts[i] for i in order]))
         np.testing.assert_array_equal(arrays["track_ids"][()], np.repeat(order, [slices[i] for i in order]))

@@ -313,12 +313,38 @@ def test_several_runs_report_mean_and_std(own_output):
         assert summary[key]["mean"] == pytest.approx(np.mean(values))
         assert summary[key]["std"] == pytest.approx(np.std(values, ddof=1))
         assert f"{key.replace('_', ' ')} " in stdout
-    best = folder / summary["best_run"]
-    assert (folder / "model.keras").read_bytes() == (best / "model.keras").read_bytes()
-    assert load_bundle(folder).labels == reports[0]["labels"]
     for i in (1, 2):
         for name in RUN_FILES:
             assert (folder / f"run-0{i}" / name).is_file()
+    assert load_bundle(folder).labels == reports[0]["labels"]
+
+    # training.ensemble (the default): the folder's model scores a slice by the mean of the runs' scores
+    # (float32 sums of two terms: 1e-6 covers the rounding of another summation order)
+    import keras
+
+    runs = [keras.models.load_model(folder / f"run-0{i}" / "model.keras") for i in (1, 2)]
+    x = np.random.default_rng(0).standard_normal((5, *runs[0].inputs[0].shape[1:])).astype(np.float32)
+    runs = [run.predict(x, verbose=0) for run in runs]
+    ensemble = keras.models.load_model(folder / "model.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(ensemble, (runs[0] + runs[1]) / 2, atol=1e-6)
+    assert summary["model"] == "ensemble"
+    assert set(summary["ensemble"]) == {"slice_accuracy", "track_accuracy"}
+    assert f"their ensemble {summary['ensemble']['track_accuracy']:.4f}" in stdout
+    song = next(Path(data["paths"]["audio_folder"], "hiss").iterdir())
+    result = run_script("-m track_analyzer", str(song), "--config", str(own_output), "--model", str(folder),
+                        "--json", str(folder / "a.json"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((folder / "a.json").read_text())["labels"] == sorted(TINY_LABELS)
+
+    # training.ensemble false: the folder's model is the run with the lowest validation loss
+    data["training"]["ensemble"] = False
+    own_output.write_text(json.dumps(data))
+    status, stdout, stderr = train_script("--config", str(own_output), "--run-name", "multi-best", "--epochs", "1")
+    assert status == 0, stderr
+    best_folder = own_output.parent / "output" / "models" / "multi-best"
+    summary = json.loads((best_folder / "summary.json").read_text())
+    assert summary["model"] == summary["best_run"] and "ensemble" not in summary
+    assert (best_folder / "model.keras").read_bytes() == (best_folder / summary["best_run"] / "model.keras").read_bytes()
 
 
 def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analyzer(own_output, tmp_path):
