@@ -378,8 +378,9 @@ def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir
                 members += [(track_id[t.path], _shard_paths(shard_dir, t, v)[0], variant_index[v.name],
                              plan.copies[t.path, v.name].n_slices)
                             for t, v in plan.train_copies(tracks) if plan.copies[t.path, v.name].ok]
+            marked = split == "train" and bool(plan.variants)
             arrays = h5layout.create_split_arrays(h5.create_group(split), sum(m[3] for m in members),
-                                                  geometry.spec_shape, variants=split == "train" and bool(plan.variants))
+                                                  geometry.spec_shape, variants=marked)
             copy_shards(arrays, members, plan.rows, progress)
         h5.flush()
     fsync_path(path)
@@ -567,7 +568,8 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
     with ExitStack() as stack:
         opened: list[tuple[cf.Executor, int]] = [] if executor is None else [(executor, workers)]
 
-        def process(todo: list[tuple[TrackFile, Optional[AudioVariant]]], finished: int, desc: str) -> list[TrackResult]:
+        def process(todo: list[tuple[TrackFile, Optional[AudioVariant]]], finished: int,
+                    desc: str) -> list[TrackResult]:
             """Run ``todo`` (the executor is opened for the first that needs it) under one progress bar."""
             done: list[TrackResult] = []
             bar = tqdm(total=len(todo) + finished, initial=finished, unit="track", desc=desc,

@@ -724,7 +724,6 @@ def ensemble_model(members: list[keras.Model]) -> keras.Model:
     inputs = keras.Input(shape=tuple(members[0].inputs[0].shape[1:]), name="spectrogram")
     scores = keras.layers.Average(name="mean_score")([member(inputs) for member in members])
     return keras.Model(inputs, scores, name="ensemble")
-    return folder
 
 
 def result_line(report: dict) -> str:

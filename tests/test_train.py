@@ -344,7 +344,8 @@ def test_several_runs_report_mean_and_std(own_output):
     best_folder = own_output.parent / "output" / "models" / "multi-best"
     summary = json.loads((best_folder / "summary.json").read_text())
     assert summary["model"] == summary["best_run"] and "ensemble" not in summary
-    assert (best_folder / "model.keras").read_bytes() == (best_folder / summary["best_run"] / "model.keras").read_bytes()
+    best = best_folder / summary["best_run"]
+    assert (best_folder / "model.keras").read_bytes() == (best / "model.keras").read_bytes()
 
 
 def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analyzer(own_output, tmp_path):
