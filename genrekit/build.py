@@ -171,6 +171,19 @@ def read_finished(shard_dir: Path, track: TrackFile, variant: Optional[AudioVari
     return None
 
 
+def sort_out_finished(shard_dir: Path, pairs: Iterable[tuple[TrackFile, Optional[AudioVariant]]]
+                      ) -> tuple[list[tuple[TrackFile, Optional[AudioVariant]]], list[TrackResult]]:
+    """Split tracks (or copies) into those still to do and the results of those done before."""
+    todo, finished = [], []
+    for track, variant in pairs:
+        result = read_finished(shard_dir, track, variant)
+        if result is None:
+            todo.append((track, variant))
+        else:
+            finished.append(result)
+    return todo, finished
+
+
 def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Config,
                   variant: Optional[AudioVariant] = None) -> TrackResult:
     """Decode, slice and transform one track (or, with ``variant``, one build-time copy of it), and
@@ -594,17 +607,10 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
             fsync_path(shard_dir)
             return done
 
-        results: dict[str, TrackResult] = {}
-        todo = []
-        for track in scan.tracks:
-            finished = read_finished(shard_dir, track)
-            if finished is None:
-                todo.append((track, None))
-            else:
-                results[track.path] = finished
-        if results:
-            log(f"resuming: {len(results)} of {len(scan.tracks)} tracks already done")
-        results.update((r.path, r) for r in process(todo, len(results), "tracks"))
+        todo, finished = sort_out_finished(shard_dir, ((track, None) for track in scan.tracks))
+        if finished:
+            log(f"resuming: {len(finished)} of {len(scan.tracks)} tracks already done")
+        results = {r.path: r for r in finished + process(todo, len(finished), "tracks")}
 
         plan = plan_assembly(scan.tracks, results, cfg, progress=show_progress)
         if plan.ungrouped:
@@ -614,16 +620,10 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
             raise GenrekitError(f"{cfg.paths.audio_folder}: none of the {len(scan.tracks)} audio files could be "
                                 f"used (see the skipped files above)")
         # Build-time copies of the train tracks only, once the split is known (audio_augmentation)
-        copies_todo = []
-        for track, variant in plan.train_copies(scan.tracks):
-            finished = read_finished(shard_dir, track, variant)
-            if finished is None:
-                copies_todo.append((track, variant))
-            else:
-                plan.copies[track.path, variant.name] = finished
+        copies_todo, finished = sort_out_finished(shard_dir, plan.train_copies(scan.tracks))
         if plan.variants:
-            plan.copies.update(((r.path, r.variant.name), r)
-                               for r in process(copies_todo, len(plan.copies), "copies of train tracks"))
+            done = process(copies_todo, len(finished), "copies of train tracks")
+            plan.copies.update(((r.path, r.variant.name), r) for r in finished + done)
         processed_now = len(todo) + len(copies_todo)
 
     tmp = output / (dataset.name + ".tmp")

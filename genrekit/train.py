@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genrekit import backbone
-from genrekit.atomic import fsync_path, write_json, write_text
+from genrekit.atomic import fsync_path, write_bytes, write_json, write_text
 from genrekit.cli import log
 from genrekit import h5layout
 from genrekit.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
@@ -520,9 +520,7 @@ def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingS
         metrics = evaluate_predictions(test["scores"], test["labels"], test["track_ids"], data.labels,
                                        AGGREGATION)
 
-    partial = folder / "model.partial.keras"  # Keras wants the .keras suffix
-    model.save(partial)
-    os.replace(partial, folder / MODEL_FILE)
+    save_model(model, folder)
     write_bundle(folder, labels=data.labels, features=cfg.features, slicing=cfg.slicing,
                  normalization=data.normalization, silence_threshold_db=data.silence_threshold_db,
                  **data.fingerprints, run_name=plan.run_name, seed=seed,
@@ -691,11 +689,9 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
     names = [f"run-{i + 1:02d}" for i in range(training.runs)]
     summary = summarize_runs(reports, names)
     # the parent folder works as a model folder too: the runs' ensemble, or the best run
-    shutil.copyfile(folder / names[0] / BUNDLE_FILE, folder / f"partial.{BUNDLE_FILE}")
     if training.ensemble:
         ensemble = ensemble_model([keras.models.load_model(folder / name / MODEL_FILE) for name in names])
-        ensemble.save(folder / "model.partial.keras")  # Keras wants the .keras suffix
-        os.replace(folder / "model.partial.keras", folder / MODEL_FILE)
+        save_model(ensemble, folder)
         summary["model"] = "ensemble"
         if data.rows["test"]:
             test = predict_test_split(ensemble, data, training.batch_size)
@@ -703,10 +699,9 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
                                            AGGREGATION)
             summary["ensemble"] = {key: metrics[key] for key in ("slice_accuracy", "track_accuracy")}
     else:
-        shutil.copyfile(folder / summary["best_run"] / MODEL_FILE, folder / f"partial.{MODEL_FILE}")
-        os.replace(folder / f"partial.{MODEL_FILE}", folder / MODEL_FILE)
+        write_bytes(folder / MODEL_FILE, (folder / summary["best_run"] / MODEL_FILE).read_bytes())
         summary["model"] = summary["best_run"]
-    os.replace(folder / f"partial.{BUNDLE_FILE}", folder / BUNDLE_FILE)
+    write_bytes(folder / BUNDLE_FILE, (folder / names[0] / BUNDLE_FILE).read_bytes())
     write_json(folder / SUMMARY_FILE, summary)
     for key in ("slice_accuracy", "track_accuracy"):
         if summary[key] is not None:
@@ -714,6 +709,13 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
                   f"over {training.runs} runs"
                   + (f"; their ensemble {summary['ensemble'][key]:.4f}" if "ensemble" in summary else ""))
     return folder
+
+
+def save_model(model: keras.Model, folder: Path) -> None:
+    """``<folder>/model.keras``, written whole or not at all."""
+    partial = folder / "model.partial.keras"  # Keras wants the .keras suffix
+    model.save(partial)
+    os.replace(partial, folder / MODEL_FILE)
 
 
 def ensemble_model(members: list[keras.Model]) -> keras.Model:

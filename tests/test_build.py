@@ -304,8 +304,8 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
             pitch[f"{label}/{label}_{k}.wav"] = (330.0 if index == 0 else 880.0) * (1 + 0.004 * k)
             write_audio(tmp_path / "audio" / label / f"{label}_{k}.wav", tone(pitch[f"{label}/{label}_{k}.wav"], 6.0,
                                                                                harmonics=1))
-    config = config_for(tmp_path, tmp_path / "audio",
-                        audio_augmentation={"pitch_shift_semitones": [2], "time_stretch_rates": [0.8]})
+    copies = {"pitch_shift_semitones": [2], "time_stretch_rates": [0.8]}
+    config = config_for(tmp_path, tmp_path / "audio", audio_augmentation=copies)
     out = tmp_path / "out"
     shards = out / ".build" / "shards"
 
@@ -320,8 +320,7 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
     assert "resuming: 10 of 10 tracks" in resumed.stderr
     assert "slices of 12 pitch-shifted or time-stretched copies of the train tracks" in resumed.stderr
 
-    serial_config = config_for(tmp_path / "serial", tmp_path / "audio",
-                               audio_augmentation={"pitch_shift_semitones": [2], "time_stretch_rates": [0.8]})
+    serial_config = config_for(tmp_path / "serial", tmp_path / "audio", audio_augmentation=copies)
     assert build(serial_config, "--workers", "1").returncode == 0
     assert_same_content(tmp_path / "serial" / "out" / "dataset.h5", out / "dataset.h5")
 
