@@ -736,17 +736,19 @@ def result_line(report: dict) -> str:
 
 
 def summarize_runs(reports: list[dict], names: list[str]) -> dict:
-    """Mean and sample standard deviation of the runs' test metrics (``None`` without a test split);
-    the best run by validation loss (the first one without a validation split)."""
-    val_losses = [r["best_val_loss"] if r["best_val_loss"] is not None else float("inf") for r in reports]
-    best = int(np.argmin(val_losses))
+    """Mean and sample standard deviation of the runs' test metrics (``None`` without a test split)
+    and validation losses (``None`` without a validation split); the best run by validation loss
+    (the first one without a validation split)."""
+    val_losses = [r["best_val_loss"] for r in reports]
+    validated = all(loss is not None for loss in val_losses)
+    best = int(np.argmin(val_losses)) if validated else 0
     tested = all(r["tested"] for r in reports)
     return {
         "runs": len(reports),
         "seeds": [r["seed"] for r in reports],
         "slice_accuracy": mean_std([r["slice_accuracy"] for r in reports]) if tested else None,
         "track_accuracy": mean_std([r["track_accuracy"] for r in reports]) if tested else None,
-        "best_val_loss": mean_std(val_losses),
+        "best_val_loss": mean_std(val_losses) if validated else None,
         "epochs_trained": [r["epochs_trained"] for r in reports],
         "best_run": names[best],
         "run_folders": names,

@@ -270,24 +270,30 @@ def test_a_run_started_with_other_settings_is_refused_unless_restart(own_output)
 
 
 def test_training_on_everything_without_validation_or_test_split(tmp_path):
-    """split shares of 0: a final model trained on all the data, which the analyzer then uses."""
+    """split shares of 0: a final model trained on all the data (an ensemble of two runs), which the
+    analyzer then uses."""
     make_corpus(tmp_path / "audio", TINY_LABELS, seconds=4.0, fmt="wav")
     config = tiny_config(tmp_path, tmp_path / "audio", split={"validation_share": 0.0, "test_share": 0.0},
-                         training={"early_stopping_patience": 1, "reduce_lr_patience": 1})
+                         training={"early_stopping_patience": 1, "reduce_lr_patience": 1, "runs": 2})
     run_pipeline(config, "build_dataset.py", "process_dataset.py")
     status, stdout, stderr = train_script("--config", str(config), "--epochs", "3")
     assert status == 0, stderr
     assert "no validation split" in stderr and "no test split" in stderr
     assert "no test split, so no test accuracy" in stdout
     folder = tmp_path / "output" / "models" / TINY_RUN
-    report = json.loads((folder / "report.json").read_text())
-    assert (report["tested"], report["validated"]) == (False, False)
-    assert report["slice_accuracy"] is None and report["track_accuracy"] is None and report["test_slices"] == 0
-    assert report["epochs_trained"] == 3 and not report["stopped_early"]  # patience 1 would have stopped it
-    assert len(report["notes"]) == 2
-    history = read_history(folder / "history.csv")
-    assert [int(row["epoch"]) for row in history] == [1, 2, 3] and not history[0]["val_loss"]
-    assert not (folder / "predictions.npz").exists() and not (folder / "training").exists()
+    for run in ("run-01", "run-02"):
+        report = json.loads((folder / run / "report.json").read_text())
+        assert (report["tested"], report["validated"]) == (False, False)
+        assert report["slice_accuracy"] is None and report["track_accuracy"] is None and report["test_slices"] == 0
+        assert report["epochs_trained"] == 3 and not report["stopped_early"]  # patience 1 would have stopped it
+        assert len(report["notes"]) == 2
+        history = read_history(folder / run / "history.csv")
+        assert [int(row["epoch"]) for row in history] == [1, 2, 3] and not history[0]["val_loss"]
+        assert not (folder / run / "predictions.npz").exists() and not (folder / run / "training").exists()
+    # strict JSON (no Infinity or NaN): nothing to average without a validation or a test split
+    summary = json.loads((folder / "summary.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert summary["best_val_loss"] is None and summary["slice_accuracy"] is None
+    assert (summary["model"], summary["best_run"], "ensemble" in summary) == ("ensemble", "run-01", False)
 
     song = next((tmp_path / "audio" / "hiss").iterdir())
     result = run_script("-m track_analyzer", str(song), "--config", str(config), "--model", str(folder),
