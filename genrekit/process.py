@@ -484,7 +484,7 @@ def _open_dataset(path: Path) -> h5py.File:
                 if f"{split}/{name}" not in h5:
                     raise GenrekitError(f"{path}: {split}/{name} missing; run build_dataset.py again")
             group = h5[split]
-            rows = {len(group[name]) for name in h5layout.ARRAYS}
+            rows = {len(group[name]) for name in h5layout.row_arrays(group)}  # the copies' marks too
             if len(rows) != 1:
                 raise GenrekitError(f"{path}: {split} arrays have different row counts; "
                                     f"run build_dataset.py again")
@@ -546,7 +546,7 @@ def _check_free_space(src: h5py.File, cfg: Config) -> None:
     def nbytes(dataset: h5py.Dataset) -> int:
         return int(np.prod(dataset.shape)) * dataset.dtype.itemsize
 
-    needed = sum(nbytes(src[split][name]) for split in h5layout.SPLITS for name in h5layout.ARRAYS)
+    needed = sum(nbytes(src[split][name]) for split in h5layout.SPLITS for name in h5layout.row_arrays(src[split]))
     if cfg.processing.shuffle:
         needed += nbytes(src["train/specs"])
     free = shutil.disk_usage(cfg.paths.output_folder).free

@@ -263,6 +263,16 @@ def test_empty_train_split_is_an_error(tmp_path):
     assert not load_config(config).processed_path.exists()
 
 
+def test_variants_of_another_length_than_the_slices_is_an_error(tmp_path):
+    """train/variants (the marks of build-time copies) must have a row per slice, like the other arrays."""
+    config = setup(tmp_path)
+    with h5py.File(load_config(config).dataset_path, "a") as h5:
+        h5["train"].create_dataset(h5layout.VARIANTS, data=np.zeros(ROWS["train"] - 1, np.int8))
+    line = one_line_error(process(config), 1)
+    assert "train arrays have different row counts" in line and "build_dataset.py" in line
+    assert not load_config(config).processed_path.exists()
+
+
 def test_unknown_norm_method_names_the_key(tmp_path):
     config = write_config(tmp_path / "pipeline_parameters.json", processing={"norm_method": "z_score"})
     line = one_line_error(process(config), 2)
