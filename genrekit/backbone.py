@@ -64,6 +64,23 @@ def build_classifier(embedder: keras.Model, head: keras.Model) -> keras.Model:
     return keras.Model(inputs, head(embedder(inputs)), name="backbone_classifier")
 
 
+def ensemble_classifier(members: list[keras.Model]) -> keras.Model:
+    """Classifiers of :func:`build_classifier` that share one frozen backbone (the runs of
+    ``training.runs``) as one model: the backbone once, the mean of the heads' scores.
+
+    Their frozen backbones hold the same pretrained weights, so this scores a slice as the mean
+    of the members' scores at the cost of one backbone, not one per member.
+    """
+    embedder = next(layer for layer in members[0].layers if isinstance(layer, keras.Model) and layer.name != "head")
+    heads = [member.get_layer("head") for member in members]
+    for i, head in enumerate(heads):
+        head.name = f"head_{i + 1:02d}"  # nested models need distinct names
+    inputs = keras.Input(INPUT_SHAPE, name="spectrogram")
+    features = embedder(inputs)
+    scores = layers.Average(name="mean_score")([head(features) for head in heads])
+    return keras.Model(inputs, scores, name="backbone_ensemble")
+
+
 def embed_split(embedder: keras.Model, processed: Path, split: str, batch_size: int = 64,
                 progress: Optional[str] = None) -> np.ndarray:
     """The backbone's features of every slice of one split of ``processed.h5``, in row order.

@@ -54,6 +54,7 @@ SETTINGS_FILE = "run_settings.json"
 HISTORY_FILE = "history.csv"
 PREDICTIONS_FILE = "predictions.npz"
 WORK_FOLDER = "training"  # in-progress state, removed when the run is complete
+BACKBONE_FEATURES_FILE = "backbone_features.h5"
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 AGGREGATION = "sum"  # the article's track verdict: highest sum of slice scores
 
@@ -388,8 +389,11 @@ def applied_augmentation(cfg: Config) -> Optional[AugmentationConfig]:
     return cfg.training.augmentation
 
 
-def build_models(plan: RunPlan, work: Path) -> Models:
-    """The network of ``model.architecture``, or a pretrained backbone with a new head (``model.backbone``)."""
+def build_models(plan: RunPlan, features: Path) -> Models:
+    """The network of ``model.architecture``, or a pretrained backbone with a new head (``model.backbone``).
+
+    ``features``: where a frozen backbone's features of the slices are kept (computed there once).
+    """
     cfg, data = plan.cfg, plan.data
     n_labels, learning_rate = len(data.labels), cfg.training.learning_rate
     if cfg.model.backbone is None:
@@ -414,7 +418,6 @@ def build_models(plan: RunPlan, work: Path) -> Models:
         optimizer = backbone.TwoRateAdam([v.path for v in embedder.trainable_variables],
                                          cfg.model.backbone_lr_factor, learning_rate=learning_rate)
         return Models(compile_crnn(classifier, learning_rate, optimizer), data.path, True, lambda: classifier)
-    features = work / "backbone_features.h5"
     if not features.is_file():
         write_backbone_features(embedder, data, features)
     return Models(compile_crnn(head, learning_rate), features, False, lambda: classifier)
@@ -422,6 +425,8 @@ def build_models(plan: RunPlan, work: Path) -> Models:
 
 def write_backbone_features(embedder: keras.Model, data: ProcessedData, path: Path) -> None:
     """A frozen backbone's features of every train and validation slice, once (atomically)."""
+    log("computing the backbone's features of the train and validation slices (once for every epoch and run)")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as h5:
         for split in ("train", "val"):
@@ -434,10 +439,13 @@ def write_backbone_features(embedder: keras.Model, data: ProcessedData, path: Pa
     os.replace(tmp, path)
 
 
-def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dict:
+def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
+                 features: Optional[Path] = None) -> dict:
     """Train (or resume) one model in ``folder`` and write its artifacts; return its report.
 
     A folder that already holds ``report.json`` is complete: its report is returned as is.
+    ``features``: where a frozen backbone's slice features are kept, when not in the run's own
+    work folder (several runs share them).
     """
     if (folder / REPORT_FILE).is_file():
         return json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
@@ -448,7 +456,8 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "") -> dic
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     with plan.strategy.scope() if plan.strategy is not None else contextlib.nullcontext():
-        models = build_models(plan, work)  # variables created in the scope are mirrored on every device
+        # variables created in the scope are mirrored on every device
+        models = build_models(plan, features or work / BACKBONE_FEATURES_FILE)
     model = models.trained
     n_labels = len(data.labels)
     augmentation = applied_augmentation(plan.cfg)
@@ -683,14 +692,18 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         seed = training.seed + i
         sub = folder / f"run-{i + 1:02d}"
         log(f"run {i + 1}/{training.runs} (seed {seed}): {sub}")
-        report = train_single(plan, sub, seed, label=f"run {i + 1}/{training.runs} ")
+        # a frozen backbone's features do not depend on the seed: one pass serves every run
+        report = train_single(plan, sub, seed, label=f"run {i + 1}/{training.runs} ",
+                              features=folder / WORK_FOLDER / BACKBONE_FEATURES_FILE)
         reports.append(report)
         print(f"{sub}: {result_line(report)}")
     names = [f"run-{i + 1:02d}" for i in range(training.runs)]
     summary = summarize_runs(reports, names)
     # the parent folder works as a model folder too: the runs' ensemble, or the best run
     if training.ensemble:
-        ensemble = ensemble_model([keras.models.load_model(folder / name / MODEL_FILE) for name in names])
+        members = [keras.models.load_model(folder / name / MODEL_FILE) for name in names]
+        frozen_backbone = cfg.model.backbone is not None and not cfg.model.backbone_trainable
+        ensemble = backbone.ensemble_classifier(members) if frozen_backbone else ensemble_model(members)
         save_model(ensemble, folder)
         summary["model"] = "ensemble"
         if data.rows["test"]:
@@ -703,6 +716,7 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         summary["model"] = summary["best_run"]
     write_bytes(folder / BUNDLE_FILE, (folder / names[0] / BUNDLE_FILE).read_bytes())
     write_json(folder / SUMMARY_FILE, summary)
+    shutil.rmtree(folder / WORK_FOLDER, ignore_errors=True)
     for key in ("slice_accuracy", "track_accuracy"):
         if summary[key] is not None:
             print(f"{folder}: {key.replace('_', ' ')} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f} "

@@ -78,6 +78,28 @@ def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
     assert analysis["labels"] == sorted(TINY_LABELS) and len(read_history(reference / "history.csv")) == 2
     assert sum(r["share"] for r in analysis["ranking"]) == pytest.approx(1.0, abs=1e-5)
 
+    # training.runs 2: one feature pass for both runs, and an ensemble that holds the backbone once
+    import keras
+
+    data = json.loads(config.read_text())
+    data["training"]["runs"] = 2
+    config.write_text(json.dumps(data))
+    result = train(config, "--run-name", "two-runs")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("computing the backbone's features") == 1
+    folder = models / "two-runs"
+    assert not (folder / "training").exists()  # the shared features are removed with the work folder
+    runs = [keras.models.load_model(folder / f"run-0{i}" / "model.keras") for i in (1, 2)]
+    ensemble = keras.models.load_model(folder / "model.keras")
+    head_parameters = runs[0].get_layer("head").count_params()
+    assert ensemble.count_params() == runs[0].count_params() + head_parameters
+    # the same backbone under both heads: the mean of the runs' scores, up to float32 rounding
+    x = np.random.default_rng(0).standard_normal((3, 187, 96, 1)).astype(np.float32)
+    expected = (runs[0].predict(x, verbose=0) + runs[1].predict(x, verbose=0)) / 2
+    np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, atol=1e-6)
+    result = run_script("-m track_analyzer", str(song), "--config", str(config), "--model", str(folder))
+    assert result.returncode == 0, result.stderr
+
 
 def test_fine_tuning_moves_the_backbone_at_a_fraction_of_the_head_rate():
     """TwoRateAdam: with factor 0 the backbone's weights stay put while the head learns;
