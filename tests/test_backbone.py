@@ -84,7 +84,7 @@ def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
     data = json.loads(config.read_text())
     data["training"]["runs"] = 2
     config.write_text(json.dumps(data))
-    result = train(config, "--run-name", "two-runs")
+    result = train(config, "--run-name", "two-runs", "--epochs", "1")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("computing the backbone's features") == 1
     folder = models / "two-runs"
