@@ -35,6 +35,7 @@ folders under ``--work``; results in ``<work>/results.json``. About 2 hours on 2
 Usage::
 
     .venv/bin/python benchmarks/accuracy_generalization.py [--rows crnn msd-frozen ...] [--work DIR] [--each-run]
+        [--training '{"lr_schedule": "constant"}']
 """
 
 from __future__ import annotations
@@ -191,13 +192,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--each-run", action="store_true",
                         help="also evaluate every run of a several-run row alone (a trained row is not trained again)")
+    parser.add_argument("--training", type=json.loads, default={},
+                        help="JSON keys of the training section to set in every trained row, e.g. "
+                             "'{\"lr_schedule\": \"constant\"}' for the previous default (use another --work)")
     args = parser.parse_args()
     if not TRAIN.is_dir() or not OTHER.is_dir():
         sys.exit(f"needs {TRAIN} and {OTHER} (../shared beside the repository); not found")
     args.work.mkdir(parents=True, exist_ok=True)
     results_path = args.work / "results.json"
     results: dict = {}
-    trained = rows(args.finetune_epochs)
+    trained = {name: {**sections, "training": {**sections.get("training", {}), **args.training}}
+               for name, sections in rows(args.finetune_epochs).items()}
     wanted = args.rows or [*trained, "msd-zero-shot"]
     for name in wanted:
         started = time.perf_counter()

@@ -146,6 +146,10 @@ class TrainingConfig:
     early_stopping_patience: int = 10
     reduce_lr_patience: int = 4
     reduce_lr_factor: float = 0.5
+    # "cosine": the learning rate falls from learning_rate to 0 along half a cosine over the epochs,
+    # set before every batch (instead of ReduceLROnPlateau). Always in the run settings: runs made
+    # before it existed trained at a constant rate, and must not resume under the new default.
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
     seed: int = 42
     runs: int = 3
     # with runs > 1: the run folder's model averages the runs' scores ("ensemble": true), or is the run

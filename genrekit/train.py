@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
 import shutil
 import sys
@@ -310,6 +311,30 @@ class TrainingState(keras.callbacks.Callback):
         write_json(self.state_path, self.state)
 
 
+class CosineDecay(keras.callbacks.Callback):
+    """``training.lr_schedule: "cosine"``: the learning rate from ``base`` down to 0 along half a
+    cosine over ``epochs`` epochs of ``steps`` batches, set before every batch.
+
+    It depends on the epoch and batch index alone, so a resumed run follows the same curve.
+    """
+
+    def __init__(self, base: float, epochs: int, steps: int):
+        super().__init__()
+        self.base, self.steps, self.total = base, steps, epochs * steps
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        progress = (self.epoch * self.steps + batch) / self.total
+        self.model.optimizer.learning_rate.assign(self.base * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # into history.csv
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
 class ProgressBar(keras.callbacks.Callback):
     """A tqdm bar per epoch and one summary line per epoch, on stderr."""
 
@@ -471,15 +496,17 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
                                       n_labels=n_labels, multiple_of=plan.replicas)
         early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss",
                                                        patience=training.early_stopping_patience)
-        reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=training.reduce_lr_factor,
-                                                      patience=training.reduce_lr_patience)
+        reduce_lr = None if training.lr_schedule == "cosine" else keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=training.reduce_lr_factor, patience=training.reduce_lr_patience)
         checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
                                                      save_weights_only=True)
     else:  # nothing to judge epochs by: train them all and keep the last
         val_data = early_stopping = reduce_lr = None
         checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), save_weights_only=True)
     state = TrainingState(work / "state.json", folder / HISTORY_FILE, early_stopping, reduce_lr, checkpoint)
-    callbacks = [EpochSync(train_data, seed), *filter(None, [early_stopping, reduce_lr]), checkpoint]
+    schedule = CosineDecay(training.learning_rate, plan.epochs, len(train_data)) \
+        if training.lr_schedule == "cosine" else None
+    callbacks = [EpochSync(train_data, seed), *filter(None, [schedule, early_stopping, reduce_lr]), checkpoint]
     if _tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder / "logs"), write_graph=False))
     else:
@@ -549,7 +576,7 @@ def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingS
     notes = []
     if not validated:
         notes.append("no validation split (split.validation_share 0): trained every epoch without early "
-                     "stopping or learning-rate reduction; the model is the last epoch's")
+                     "stopping or learning-rate reduction on a plateau; the model is the last epoch's")
     if not tested:
         notes.append("no test split (split.test_share 0): the model was not evaluated")
     val_losses = [row.get("val_loss", float("inf")) for row in history]
@@ -669,7 +696,7 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         f"testing on {data.rows['test']} ({len(data.labels)} labels)")
     if not data.rows["val"]:
         log(f"no validation split (split.validation_share is 0): training all {epochs} epochs, without early "
-            f"stopping or learning-rate reduction; the model is the last epoch's")
+            f"stopping or learning-rate reduction on a plateau; the model is the last epoch's")
     if not data.rows["test"]:
         log("no test split (split.test_share is 0): the model will not be evaluated")
     applied = applied_augmentation(cfg)

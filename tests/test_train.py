@@ -258,6 +258,12 @@ def test_a_run_started_with_other_settings_is_refused_unless_restart(own_output)
     args = ["--config", str(own_output), "--run-name", "changed", "--epochs", "1"]
     assert train_script(*args)[0] == 0
     folder = own_output.parent / "output" / "models" / "changed"
+    # a run made before training.lr_schedule existed trained at a constant rate: not "cosine" by default
+    settings = json.loads((folder / "run_settings.json").read_text())
+    del settings["training"]["lr_schedule"]
+    (folder / "run_settings.json").write_text(json.dumps(settings))
+    status, _, stderr = train_script(*args)
+    assert status == 1 and "training.lr_schedule" in stderr
     data = json.loads(own_output.read_text())
     data["model"]["gru_units"] = [8]
     own_output.write_text(json.dumps(data))
@@ -301,6 +307,26 @@ def test_training_on_everything_without_validation_or_test_split(tmp_path):
     assert result.returncode == 0, result.stderr
     analysis = json.loads((tmp_path / "a.json").read_text())
     assert analysis["labels"] == sorted(TINY_LABELS) and result.stdout.strip()
+
+
+def test_cosine_schedule_sets_the_rate_of_every_batch(own_output):
+    """training.lr_schedule "cosine": the rate of the last batch of epoch e is base/2 (1 + cos(pi t/T)),
+    t = that batch's index from the start, T = epochs x batches per epoch; no plateau reduction."""
+    data = json.loads(own_output.read_text())
+    data["training"].update(lr_schedule="cosine", reduce_lr_patience=1)  # a plateau would halve a constant rate
+    own_output.write_text(json.dumps(data))
+    status, _, stderr = train_script("--config", str(own_output), "--run-name", "cosine", "--epochs", "3")
+    assert status == 0, stderr
+    cfg = load_config(own_output)
+    with h5py.File(cfg.processed_path, "r") as h5:
+        steps = -(-len(h5["train/labels"]) // cfg.training.batch_size)
+    base, total = cfg.training.learning_rate, 3 * steps
+    expected = [base / 2 * (1 + np.cos(np.pi * ((epoch + 1) * steps - 1) / total)) for epoch in range(3)]
+    history = read_history(own_output.parent / "output" / "models" / "cosine" / "history.csv")
+    # float32 variable: 1e-6 relative
+    np.testing.assert_allclose([float(row["learning_rate"]) for row in history], expected, rtol=1e-6)
+    settings = json.loads((own_output.parent / "output" / "models" / "cosine" / "run_settings.json").read_text())
+    assert settings["training"]["lr_schedule"] == "cosine"
 
 
 def test_several_runs_report_mean_and_std(own_output):
