@@ -491,12 +491,14 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
                                     gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
                                     multiple_of=plan.replicas)
     best_path = work / "best.weights.h5"
+    schedule = CosineDecay(training.learning_rate, plan.epochs, len(train_data)) \
+        if training.lr_schedule == "cosine" else None
     if data.rows["val"]:
         val_data = SpectrogramBatches(models.data_path, "val", plan.global_batch, add_channel=models.add_channel,
                                       n_labels=n_labels, multiple_of=plan.replicas)
         early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss",
                                                        patience=training.early_stopping_patience)
-        reduce_lr = None if training.lr_schedule == "cosine" else keras.callbacks.ReduceLROnPlateau(
+        reduce_lr = None if schedule is not None else keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=training.reduce_lr_factor, patience=training.reduce_lr_patience)
         checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
                                                      save_weights_only=True)
@@ -504,8 +506,6 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
         val_data = early_stopping = reduce_lr = None
         checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), save_weights_only=True)
     state = TrainingState(work / "state.json", folder / HISTORY_FILE, early_stopping, reduce_lr, checkpoint)
-    schedule = CosineDecay(training.learning_rate, plan.epochs, len(train_data)) \
-        if training.lr_schedule == "cosine" else None
     callbacks = [EpochSync(train_data, seed), *filter(None, [schedule, early_stopping, reduce_lr]), checkpoint]
     if _tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder / "logs"), write_graph=False))

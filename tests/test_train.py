@@ -322,10 +322,11 @@ def test_cosine_schedule_sets_the_rate_of_every_batch(own_output):
         steps = -(-len(h5["train/labels"]) // cfg.training.batch_size)
     base, total = cfg.training.learning_rate, 3 * steps
     expected = [base / 2 * (1 + np.cos(np.pi * ((epoch + 1) * steps - 1) / total)) for epoch in range(3)]
-    history = read_history(own_output.parent / "output" / "models" / "cosine" / "history.csv")
+    folder = own_output.parent / "output" / "models" / "cosine"
     # float32 variable: 1e-6 relative
-    np.testing.assert_allclose([float(row["learning_rate"]) for row in history], expected, rtol=1e-6)
-    settings = json.loads((own_output.parent / "output" / "models" / "cosine" / "run_settings.json").read_text())
+    np.testing.assert_allclose([float(row["learning_rate"]) for row in read_history(folder / "history.csv")],
+                               expected, rtol=1e-6)
+    settings = json.loads((folder / "run_settings.json").read_text())
     assert settings["training"]["lr_schedule"] == "cosine"
 
 
