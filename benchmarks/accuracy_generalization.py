@@ -67,25 +67,27 @@ ZERO_SHOT_TAGS = {
 
 NO_COPIES = {"pitch_shift_semitones": [], "time_stretch_rates": []}
 ONE_RUN = {"runs": 1}
+# the training of the rows measured before the cosine schedule and the random equalization existed
+EARLIER = {"runs": 1, "lr_schedule": "constant", "augmentation": {"eq_db": 0}}
 SEED_SETS = (45, 48, 51, 54, 57)  # first seeds of the default's other seed sets (3 runs each)
 
 
 def rows(finetune_epochs: int) -> dict[str, dict]:
-    """Config sections of every trained row (beside paths and split). The rows but ``crnn`` and
-    ``crnn-8epochs`` were measured before ``audio_augmentation`` and the 3-run ensemble existed, and
-    keep them off."""
+    """Config sections of every trained row (beside paths and split). The CRNN rows but ``crnn`` and
+    its seed sets were measured before the cosine schedule and ``eq_db`` existed, and keep them off;
+    those but ``crnn-8epochs`` also before ``audio_augmentation`` and the 3-run ensemble."""
     return {
         "crnn": {},
         # the default with other seeds: crnn-seed45 trains runs 45, 46, 47, and so on
         **{f"crnn-seed{seed}": {"training": {"seed": seed}} for seed in SEED_SETS},
         # one run of 8 epochs with copies: how much one run's figure depends on its seed
-        "crnn-8epochs": {"training": {**ONE_RUN, "epochs": 8}},
-        "crnn-no-copies": {"audio_augmentation": NO_COPIES, "training": {**ONE_RUN, "epochs": 20}},
+        "crnn-8epochs": {"training": {**EARLIER, "epochs": 8}},
+        "crnn-no-copies": {"audio_augmentation": NO_COPIES, "training": {**EARLIER, "epochs": 20}},
         # the defaults before issue 11: per-band standardization, no augmentation
         "crnn-before": {"processing": {"norm_method": "standard"}, "audio_augmentation": NO_COPIES,
-                        "training": {**ONE_RUN, "epochs": 60,
-                                     "augmentation": {"gain_db": 0, "time_shift_frames": 0, "time_masks": 0,
-                                                      "frequency_masks": 0, "mixup_alpha": 0}}},
+                        "training": {**EARLIER, "epochs": 60,
+                                     "augmentation": {"gain_db": 0, "eq_db": 0, "time_shift_frames": 0,
+                                                      "time_masks": 0, "frequency_masks": 0, "mixup_alpha": 0}}},
         "msd-frozen": {"model": {"backbone": "musicnn-msd"}, "audio_augmentation": NO_COPIES, "training": ONE_RUN},
         "mtt-frozen": {"model": {"backbone": "musicnn-mtt"}, "audio_augmentation": NO_COPIES, "training": ONE_RUN},
         "msd-frozen-penultimate": {"model": {"backbone": "musicnn-msd", "backbone_output": "penultimate"},

@@ -71,14 +71,16 @@ NETWORKS = {
 
 def write_config(work: Path, dataset: str, name: str, sections: dict, epochs: int | None) -> Path:
     """A config for one row: the dataset's sections, the row's own, the shared split."""
-    # measured before build-time copies (audio_augmentation) and the 3-run ensemble existed: one run,
-    # no copies, for every family alike
+    # measured before build-time copies (audio_augmentation), the 3-run ensemble, the cosine schedule and
+    # the random equalization existed: one run, no copies, a constant rate, no equalization, for every family
     merged: dict = {"paths": {"audio_folder": str(TRAIN), "output_folder": str(work / dataset)}, "split": SPLIT,
                     "audio_augmentation": NO_COPIES}
     for extra in (DATASETS[dataset], sections):
         for section, values in extra.items():
             merged[section] = {**merged.get(section, {}), **values}
-    merged["training"] = {**merged.get("training", {}), "run_name": name, "runs": 1,
+    training = merged.get("training", {})
+    merged["training"] = {"lr_schedule": "constant", **training, "run_name": name, "runs": 1,
+                          "augmentation": {"eq_db": 0, **training.get("augmentation", {})},
                           **({"epochs": epochs} if epochs else {})}
     path = work / f"{name}.json"
     path.write_text(json.dumps(merged, indent=2))

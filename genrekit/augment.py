@@ -1,4 +1,4 @@
-"""Augmentation of training batches: random gain, time shift, time and frequency masks, mixup.
+"""Augmentation of training batches: random gain and equalization, time shift, masks, mixup.
 
 Plain functions on a batch of processed spectrograms ``(n, frames, n_mels)`` float32,
 each drawing from a ``numpy.random.Generator`` it is given: the loader seeds one per
@@ -10,6 +10,9 @@ Why each one (the model must learn genre, not the recording it heard):
 
 * gain: a track's level and mastering shift every dB value; a random offset per slice,
   applied as if before normalization, keeps the model from keying on loudness;
+* equalization: a microphone, room or mastering colours the spectrum (more bass, duller
+  treble); a random smooth curve per slice keeps the model from keying on one recording's
+  colour, which on few artists per genre is the artist's;
 * time shift: the same bar must not always sit at the same frames;
 * time and frequency masks (SpecAugment, Park et al. 2019): no single instant or band
   (one instrument's register, one recording's hum) may decide;
@@ -46,6 +49,21 @@ def random_gain(specs: np.ndarray, rng: np.random.Generator, max_db: float, per_
     """Add a level offset drawn uniformly in ``[-max_db, max_db]`` dB to each slice, in place."""
     offsets = rng.uniform(-max_db, max_db, size=len(specs)).astype(np.float32)
     specs += offsets[:, None, None] * per_db[None, None, :]
+    return specs
+
+
+def random_eq(specs: np.ndarray, rng: np.random.Generator, max_db: float, per_db: np.ndarray) -> np.ndarray:
+    """Add a smooth random equalization curve, at most ``max_db`` dB either way, to each slice, in place.
+
+    Each curve is a random mix of a tilt and two broader bends over the mel bands (the first
+    three half-cosines, weights uniform in ``[-1/3, 1/3]``): bass, middle and treble louder or
+    softer, as another microphone, room or mastering would make them.
+    """
+    n_mels = specs.shape[2]
+    shapes = np.cos(np.pi * np.arange(1, 4)[:, None] * np.linspace(0.0, 1.0, n_mels)[None, :])
+    weights = rng.uniform(-1.0 / 3.0, 1.0 / 3.0, size=(len(specs), 3))
+    curves = (max_db * weights @ shapes).astype(np.float32)  # (n, n_mels) in dB
+    specs += (curves * per_db[None, :])[:, None, :]
     return specs
 
 
@@ -119,6 +137,8 @@ def augment_batch(specs: np.ndarray, targets: np.ndarray, track_ids: np.ndarray,
     """
     if config.gain_db > 0 and per_db is not None:
         specs = random_gain(specs, rng, config.gain_db, per_db)
+    if config.eq_db > 0 and per_db is not None:
+        specs = random_eq(specs, rng, config.eq_db, per_db)
     if config.time_shift_frames > 0:
         specs = time_shift(specs, rng, config.time_shift_frames)
     if config.time_masks > 0 and config.time_mask_frames > 0:

@@ -129,6 +129,10 @@ class AugmentationConfig:
     """Random changes to training batches (genrekit.augment); 0 switches one off."""
 
     gain_db: float = 6.0  # level offset drawn in [-gain_db, gain_db] dB per slice
+    # a smooth random equalization curve per slice, at most eq_db dB either way (genrekit.augment.random_eq).
+    # Always in the run settings: runs made before it existed trained without it, and must not resume
+    # under the new default.
+    eq_db: float = 20.0
     time_shift_frames: int = 0  # shift by up to this many frames either way
     time_masks: int = 2  # SpecAugment time masks per slice
     time_mask_frames: int = 12  # the widest one, in frames
@@ -470,6 +474,7 @@ def validate(cfg: Config) -> None:
     _require(t.runs >= 1, "training.runs", f"must be >= 1, got {t.runs}")
     aug = t.augmentation
     _require(aug.gain_db >= 0, "training.augmentation.gain_db", f"must be >= 0, got {aug.gain_db}")
+    _require(aug.eq_db >= 0, "training.augmentation.eq_db", f"must be >= 0, got {aug.eq_db}")
     for key in ("time_shift_frames", "time_masks", "time_mask_frames", "frequency_masks", "frequency_mask_bands"):
         value = getattr(aug, key)
         _require(value >= 0, f"training.augmentation.{key}", f"must be >= 0, got {value}")

@@ -405,12 +405,12 @@ class Models:
 
 def applied_augmentation(cfg: Config) -> Optional[AugmentationConfig]:
     """The ``training.augmentation`` that training batches get: none under a backbone (a frozen one
-    trains on cached features), and on waveform slices no gain or frequency masks (a dB offset and
-    mel-band stripes mean nothing on samples; time masks, shifts and mixup do)."""
+    trains on cached features), and on waveform slices no gain, equalization or frequency masks (dB
+    offsets and mel-band stripes mean nothing on samples; time masks, shifts and mixup do)."""
     if cfg.model.backbone is not None:
         return None
     if cfg.features.representation == "waveform":
-        return dataclasses.replace(cfg.training.augmentation, gain_db=0.0, frequency_masks=0)
+        return dataclasses.replace(cfg.training.augmentation, gain_db=0.0, eq_db=0.0, frequency_masks=0)
     return cfg.training.augmentation
 
 
@@ -703,8 +703,8 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
     if applied is None and training.augmentation != AugmentationConfig():
         log("training.augmentation is not applied with model.backbone")
     elif applied is not None and applied != training.augmentation:
-        log("waveform slices: training.augmentation.gain_db and frequency_masks do not apply (time masks, "
-            "time shifts and mixup do)")
+        log("waveform slices: training.augmentation.gain_db, eq_db and frequency_masks do not apply (time "
+            "masks, time shifts and mixup do)")
     folder.mkdir(parents=True, exist_ok=True)
     write_json(settings_path, settings)
     plan = RunPlan(cfg, data, run_name, epochs, device, policy, strategy, replicas)

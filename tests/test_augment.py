@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from genrekit import h5layout
-from genrekit.augment import augment_batch, gain_per_db, mask_stripes, mixup, random_gain, time_shift
+from genrekit.augment import augment_batch, gain_per_db, mask_stripes, mixup, random_eq, random_gain, time_shift
 from genrekit.config import AugmentationConfig
 from genrekit.data import SpectrogramBatches
 from genrekit.normalization import NormStats, apply
 
-OFF = AugmentationConfig(gain_db=0, time_shift_frames=0, time_masks=0, frequency_masks=0, mixup_alpha=0)
+OFF = AugmentationConfig(gain_db=0, eq_db=0, time_shift_frames=0, time_masks=0, frequency_masks=0, mixup_alpha=0)
 
 
 def batch(n=16, frames=40, bands=12, seed=0):
@@ -55,6 +55,19 @@ def test_gain_before_normalization_is_a_band_scaled_offset_after_it():
     assert not gain_per_db(NormStats("per_slice"), 6).any()
     np.testing.assert_allclose(apply(db + offsets[:, None, None], NormStats("per_slice")),
                                apply(db, NormStats("per_slice")), atol=1e-4)
+
+
+def test_eq_before_normalization_is_a_smooth_curve_per_slice_after_it():
+    rng = np.random.default_rng(6)
+    db = rng.normal(-40, 12, size=(8, 30, 6)).astype(np.float32)
+    stats = NormStats("standard", mean=np.linspace(-50, -30, 6), std=np.linspace(5, 15, 6))
+    equalized = random_eq(apply(db, stats), np.random.default_rng(7), 9.0, gain_per_db(stats, 6))
+    # the same weights drawn again: each slice's curve is a tilt and two bends, a half-cosine each
+    weights = np.random.default_rng(7).uniform(-1 / 3, 1 / 3, size=(8, 3))
+    bands = np.arange(6) / 5
+    curves = 9.0 * sum(weights[:, [k - 1]] * np.cos(np.pi * k * bands) for k in (1, 2, 3))
+    assert np.abs(curves).max() <= 9.0 and np.ptp(curves, axis=1).min() > 0.5  # every slice gets a real curve
+    np.testing.assert_allclose(equalized, apply(db + curves[:, None, :].astype(np.float32), stats), atol=1e-5)
 
 
 def test_mixup_mixes_different_tracks_and_their_targets():

@@ -60,6 +60,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     ({"training": {"batch_size": 0}}, "training.batch_size"),
     ({"training": {"run_name": "a/b"}}, "training.run_name"),
     ({"training": {"augmentation": {"mixup_alpha": -0.1}}}, "training.augmentation.mixup_alpha"),
+    ({"training": {"augmentation": {"eq_db": -1}}}, "training.augmentation.eq_db"),
     ({"training": {"augmentation": {"time_masks": 1.5}}}, "training.augmentation.time_masks"),
     ({"training": {"augmentation": {"pitch": 2}}}, "training.augmentation.pitch"),
     ({"training": {"augmentation": []}}, "training.augmentation"),

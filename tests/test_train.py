@@ -258,12 +258,13 @@ def test_a_run_started_with_other_settings_is_refused_unless_restart(own_output)
     args = ["--config", str(own_output), "--run-name", "changed", "--epochs", "1"]
     assert train_script(*args)[0] == 0
     folder = own_output.parent / "output" / "models" / "changed"
-    # a run made before training.lr_schedule existed trained at a constant rate: not "cosine" by default
+    # a run made before training.lr_schedule and augmentation.eq_db existed trained at a constant rate and
+    # without equalization: not as the defaults now say
     settings = json.loads((folder / "run_settings.json").read_text())
-    del settings["training"]["lr_schedule"]
+    del settings["training"]["lr_schedule"], settings["training"]["augmentation"]["eq_db"]
     (folder / "run_settings.json").write_text(json.dumps(settings))
     status, _, stderr = train_script(*args)
-    assert status == 1 and "training.lr_schedule" in stderr
+    assert status == 1 and "training.augmentation.eq_db, training.lr_schedule" in stderr
     data = json.loads(own_output.read_text())
     data["model"]["gru_units"] = [8]
     own_output.write_text(json.dumps(data))
@@ -437,7 +438,7 @@ def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
     first_rows = read_history(history)
     status, stdout, stderr = train_script("--config", str(config), "--epochs", "3")
     assert status == 0, stderr
-    assert "gain_db and frequency_masks do not apply" in stderr
+    assert "gain_db, eq_db and frequency_masks do not apply" in stderr
     assert read_history(history)[:len(first_rows)] == first_rows and len(read_history(history)) == 3
     assert all((folder / name).is_file() for name in RUN_FILES) and "test accuracy" in stdout
     assert load_bundle(folder).input_shape == (15, 512, 1)
