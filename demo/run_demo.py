@@ -29,14 +29,19 @@ DEMO_CONFIG = REPO_ROOT / "demo" / "pipeline_parameters.json"
 DEMO_OUTPUT = REPO_ROOT / "demo_output"
 
 
-def run_step(number: int, title: str, command: list[str]) -> float:
-    """Run one step with its output passed through; raise if it fails. Returns its seconds."""
+# A demo made by an older version is refused where a new default changed its dataset or run.
+STALE_HINT = ("; if it says the settings changed (a new version changed a default), run the demo again with "
+              "--restart (.venv/bin/python demo/run_demo.py --restart) or start over with make clean")
+
+
+def run_step(number: int, title: str, command: list[str], hint: str = "") -> float:
+    """Run one step with its output passed through; raise if it fails (with ``hint`` appended). Returns its seconds."""
     cli.log(f"\n=== step {number}/5: {title}\n$ {' '.join(command)}")
     start = time.perf_counter()
     status = subprocess.run(command, cwd=REPO_ROOT).returncode
     seconds = time.perf_counter() - start
     if status != 0:
-        raise GenrekitError(f"step {number} ({title}) failed with exit status {status}; see the messages above")
+        raise GenrekitError(f"step {number} ({title}) failed with exit status {status}; see the messages above{hint}")
     cli.log(f"--- step {number} done in {seconds:.0f} s")
     return seconds
 
@@ -122,10 +127,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     # A new corpus means new data: the previous model no longer belongs to it.
     new_corpus = before is None or manifest.stat().st_mtime_ns != before
     restart = ["--restart"] if args.restart else []
-    run_step(2, "build_dataset.py", [python, "build_dataset.py", "--config", config, *restart])
-    run_step(3, "process_dataset.py", [python, "process_dataset.py", "--config", config])
+    run_step(2, "build_dataset.py", [python, "build_dataset.py", "--config", config, *restart], STALE_HINT)
+    run_step(3, "process_dataset.py", [python, "process_dataset.py", "--config", config], STALE_HINT)
     run_step(4, "train_crnn.py", [python, "train_crnn.py", "--config", config,
-                                  *(["--restart"] if args.restart or new_corpus else [])])
+                                  *(["--restart"] if args.restart or new_corpus else [])], STALE_HINT)
     run_step(5, "track_analyzer on the genre-changing song", [
         python, "-m", "track_analyzer", relative(song), "--model", relative(run_folder), "--config", config,
         "--plot", relative(timeline), "--json", relative(analysis_path)])

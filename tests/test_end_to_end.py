@@ -100,6 +100,23 @@ def test_demo_runner_reuses_the_finished_steps_and_prints_report_and_verdict(pip
     assert re.search(r"0-\d+ s, made as dustwaltz: the slices say \w+", result.stdout)
 
 
+
+def test_demo_runner_says_how_to_go_on_when_a_new_default_changed_its_run(pipeline):
+    # a run made before training.augmentation.eq_db existed, as after an update of the tool
+    settings_path = pipeline["run"] / "run_settings.json"
+    original = settings_path.read_text()
+    settings = json.loads(original)
+    del settings["training"]["augmentation"]["eq_db"]
+    settings_path.write_text(json.dumps(settings))
+    try:
+        result = run_script("demo/run_demo.py", "--config", str(pipeline["config"]), "--out",
+                            str(pipeline["root"] / "out"), *CORPUS_ARGS, timeout=300)
+    finally:
+        settings_path.write_text(original)
+    assert result.returncode == 1
+    assert "changed: training.augmentation.eq_db" in result.stderr
+    assert "step 4 (train_crnn.py) failed" in result.stderr and "demo/run_demo.py --restart" in result.stderr
+
 def test_demo_runner_fails_loudly_when_a_step_fails(tmp_path):
     (tmp_path / "not_a_folder").write_text("the corpus cannot be written here")
     config = write_config(tmp_path / "bad.json", paths={"audio_folder": "not_a_folder"})
