@@ -35,7 +35,8 @@ STALE_HINT = ("; if it says the settings changed (a new version changed a defaul
 
 
 def run_step(number: int, title: str, command: list[str], hint: str = "") -> float:
-    """Run one step with its output passed through; raise if it fails (with ``hint`` appended). Returns its seconds."""
+    """Run one step with its output passed through; raise if it fails, with ``hint`` at the end of the
+    message. Returns its seconds."""
     cli.log(f"\n=== step {number}/5: {title}\n$ {' '.join(command)}")
     start = time.perf_counter()
     status = subprocess.run(command, cwd=REPO_ROOT).returncode

@@ -100,7 +100,6 @@ def test_demo_runner_reuses_the_finished_steps_and_prints_report_and_verdict(pip
     assert re.search(r"0-\d+ s, made as dustwaltz: the slices say \w+", result.stdout)
 
 
-
 def test_demo_runner_says_how_to_go_on_when_a_new_default_changed_its_run(pipeline):
     # a run made before training.augmentation.eq_db existed, as after an update of the tool
     settings_path = pipeline["run"] / "run_settings.json"
