@@ -68,7 +68,7 @@ ZERO_SHOT_TAGS = {
 NO_COPIES = {"pitch_shift_semitones": [], "time_stretch_rates": []}
 ONE_RUN = {"runs": 1}
 # the training of the rows measured before the cosine schedule and the random equalization existed
-EARLIER = {"runs": 1, "lr_schedule": "constant", "augmentation": {"eq_db": 0}}
+EARLIER = {**ONE_RUN, "lr_schedule": "constant", "augmentation": {"eq_db": 0}}
 SEED_SETS = (45, 48, 51, 54, 57)  # first seeds of the default's other seed sets (3 runs each)
 
 

@@ -46,7 +46,7 @@ from genrekit.features import load_track_slices  # noqa: E402
 from genrekit.normalization import NormStats, apply  # noqa: E402
 from genrekit.process import process_dataset  # noqa: E402
 
-from accuracy_generalization import GENRES, NO_COPIES, OTHER, TRAIN  # noqa: E402  (beside this script)
+from accuracy_generalization import EARLIER, GENRES, NO_COPIES, OTHER, TRAIN  # noqa: E402  (beside this script)
 
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "generalization_curves"
 
@@ -120,7 +120,7 @@ def main() -> int:
 
     keras.utils.set_random_seed(args.seed)
     # the curves were measured before the random equalization existed: off unless asked for
-    augmentation = None if args.augmentation == "off" else AugmentationConfig(**{"eq_db": 0.0,
+    augmentation = None if args.augmentation == "off" else AugmentationConfig(**{**EARLIER["augmentation"],
                                                                                 **json.loads(args.augmentation)})
     model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.model).items()})
     model = compile_crnn(build_crnn((*spec_shape, 1), len(labels), model_config), args.learning_rate)

@@ -48,7 +48,7 @@ from pathlib import Path
 import h5py
 
 import accuracy_generalization as other_artists  # beside this script: data paths, run, summarize
-from accuracy_generalization import NO_COPIES, OTHER, REPO_ROOT, TRAIN, run
+from accuracy_generalization import EARLIER, NO_COPIES, OTHER, REPO_ROOT, TRAIN, run
 
 sys.path.insert(0, str(REPO_ROOT))
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "model_zoo"
@@ -79,8 +79,8 @@ def write_config(work: Path, dataset: str, name: str, sections: dict, epochs: in
         for section, values in extra.items():
             merged[section] = {**merged.get(section, {}), **values}
     training = merged.get("training", {})
-    merged["training"] = {"lr_schedule": "constant", **training, "run_name": name, "runs": 1,
-                          "augmentation": {"eq_db": 0, **training.get("augmentation", {})},
+    merged["training"] = {**EARLIER, **training, "run_name": name, "runs": 1,
+                          "augmentation": {**EARLIER["augmentation"], **training.get("augmentation", {})},
                           **({"epochs": epochs} if epochs else {})}
     path = work / f"{name}.json"
     path.write_text(json.dumps(merged, indent=2))

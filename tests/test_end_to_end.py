@@ -116,6 +116,7 @@ def test_demo_runner_says_how_to_go_on_when_a_new_default_changed_its_run(pipeli
     assert "changed: training.augmentation.eq_db" in result.stderr
     assert "step 4 (train_crnn.py) failed" in result.stderr and "demo/run_demo.py --restart" in result.stderr
 
+
 def test_demo_runner_fails_loudly_when_a_step_fails(tmp_path):
     (tmp_path / "not_a_folder").write_text("the corpus cannot be written here")
     config = write_config(tmp_path / "bad.json", paths={"audio_folder": "not_a_folder"})
