@@ -15,7 +15,7 @@ help:
 	@echo "make demo   synthesize a demo corpus, run the whole pipeline on it, analyze a song (a few minutes)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmark scripts in benchmarks/ (BENCH=build_speed: only that one)"
-	@echo "make venv   only create .venv and install requirements-lock.txt"
+	@echo "make venv   only create .venv, install requirements-lock.txt and the checkout (editable)"
 	@echo "make clean  remove demo_output/ (nothing else)"
 
 venv: $(STAMP)
@@ -23,7 +23,9 @@ venv: $(STAMP)
 # Re-run only when a requirements file changed since the last install.
 # requirements-nodeps.txt: packages installed for their data files only (musicnn's checkpoints),
 # without their declared dependencies, which cannot be installed beside ours.
-$(STAMP): requirements-lock.txt requirements-nodeps.txt
+# Last, the checkout itself in editable mode (pyproject.toml; the lock already holds its dependencies,
+# and the venv's own setuptools builds it, offline), so genrekit and track_analyzer import from anywhere.
+$(STAMP): requirements-lock.txt requirements-nodeps.txt pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: no python3.11 found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; fi
 	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "error: $(PYTHON) is Python $$("$(PYTHON)" -c 'import platform; print(platform.python_version())'), the pinned requirements need 3.11; run make PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -33,6 +35,7 @@ $(STAMP): requirements-lock.txt requirements-nodeps.txt
 		{ echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the python3.11-venv package" >&2; exit 1; }
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input -r requirements-lock.txt
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input --no-deps -r requirements-nodeps.txt
+	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 demo: $(STAMP)

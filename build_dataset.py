@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from genrekit import cli
-from genrekit.build import REPORT_FILE, build_dataset, summary_line
-from genrekit.config import require_audio_folder
-from genrekit.errors import ConfigError
+from genrekit.core import cli
+from genrekit.core.config import require_audio_folder
+from genrekit.core.errors import ConfigError
+from genrekit.dataset.build import REPORT_FILE, build_dataset, summary_line
 
 
 def main(argv=None) -> int:
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     if args.workers is not None or args.scheduler is not None:
         import dataclasses
 
-        from genrekit.config import config_from_dict, to_jsonable
+        from genrekit.core.config import config_from_dict, to_jsonable
 
         build = dataclasses.replace(cfg.build, workers=args.workers or cfg.build.workers)
         if args.scheduler is not None:

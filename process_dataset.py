@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from genrekit.cli import config_from_args, make_parser, run
-from genrekit.process import process_dataset
+from genrekit.core.cli import config_from_args, make_parser, run
+from genrekit.dataset.process import process_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ neighbours, Gaussian naive Bayes and an RBF support vector machine (scikit-learn
 
 Each slice's stored log-mel spectrogram becomes one feature vector (per-band mean and
 standard deviation, MFCC statistics, spectral centroid, bandwidth, flatness and loudness:
-see genrekit/baselines.py); the vectors are standardized on the train split, the
+see genrekit/models/baselines.py); the vectors are standardized on the train split, the
 hyper-parameters chosen on the validation split, and the test split is scored per slice and
 per track like train_crnn.py does. Writes <output_folder>/models/baseline-<family>/ per model
 (model.npz, bundle.json, report.json, confusion.png, predictions.npz: a run folder that
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import sys
 
-from genrekit import cli
+from genrekit.core import cli
 
-FAMILIES = ("logreg", "knn", "gnb", "svm")  # genrekit.baselines.FAMILIES (not imported before --help)
+FAMILIES = ("logreg", "knn", "gnb", "svm")  # genrekit.models.baselines.FAMILIES (not imported before --help)
 
 
 def main(argv=None) -> int:
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
         parser.error("--run-prefix must be a plain folder name prefix")
     cfg = cli.config_from_args(args)
 
-    from genrekit.baselines import train_baselines  # scikit-learn, scipy: only after the arguments are fine
+    from genrekit.training.baselines import train_baselines  # scikit-learn, scipy: only after the arguments are fine
 
     summary = train_baselines(cfg, families=tuple(dict.fromkeys(args.models)), prefix=args.run_prefix,
                               restart=args.restart, progress=not args.quiet)

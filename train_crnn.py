@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from genrekit import cli
+from genrekit.core import cli
 
 
 def main(argv=None) -> int:
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     cfg = cli.config_from_args(args)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
-    from genrekit.train import train  # imports Keras: slow, so only after the arguments are fine
+    from genrekit.training.train import train  # imports Keras: slow, so only after the arguments are fine
 
     train(cfg, run_name=args.run_name, epochs=args.epochs, restart=args.restart)
     return 0

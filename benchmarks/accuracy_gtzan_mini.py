@@ -34,9 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import accuracy_generalization as other_artists  # beside this script
+import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GTZAN_MINI = REPO_ROOT.parent / "shared" / "data" / "gtzan_mini"

@@ -4,7 +4,7 @@ Targets (issue 5): after the model is loaded, one track in <= 1.5 s on the 2-cor
 the whole CLI call (Python start, imports, model load) in <= 8 s; in a folder, one model
 load and decoding that overlaps inference.
 
-The model is the default-config CRNN (``genrekit.model.build_crnn``) with untrained
+The model is the default-config CRNN (``genrekit.models.networks.build_crnn``) with untrained
 weights (speed does not depend on them) and a bundle with the default features. Files
 go to ``benchmarks/out/analyzer_speed/`` (git-ignored) and are reused on later runs.
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np  # noqa: E402
 
-from genrekit.config import Config  # noqa: E402
+from genrekit.core.config import Config  # noqa: E402
 
 OUT = REPO_ROOT / "benchmarks" / "out" / "analyzer_speed"
 LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
@@ -54,10 +54,10 @@ def make_track(path: Path) -> Path:
 
 def make_bundle(folder: Path, cfg: Config) -> Path:
     """A run folder with the default-size CRNN (untrained) and plausible normalization statistics."""
-    from genrekit.bundle import write_bundle
-    from genrekit.features import slice_geometry
-    from genrekit.model import build_crnn
-    from genrekit.normalization import NormStats
+    from genrekit.audio.features import slice_geometry
+    from genrekit.dataset.normalization import NormStats
+    from genrekit.models.bundle import write_bundle
+    from genrekit.models.networks import build_crnn
 
     if (folder / "bundle.json").exists():
         return folder
@@ -73,10 +73,10 @@ def make_bundle(folder: Path, cfg: Config) -> Path:
 
 def make_backbone_bundle(folder: Path) -> Path:
     """A run folder with musicnn-msd as backbone and an untrained head, as train_crnn.py writes it."""
-    from genrekit import backbone
-    from genrekit.bundle import write_bundle
-    from genrekit.config import config_from_dict
-    from genrekit.normalization import NormStats
+    from genrekit.core.config import config_from_dict
+    from genrekit.dataset.normalization import NormStats
+    from genrekit.models import backbone
+    from genrekit.models.bundle import write_bundle
 
     if (folder / "bundle.json").exists():
         return folder
@@ -100,9 +100,9 @@ def timed(fn, *args, **kwargs):
 def in_process(track: Path, bundle: Path | str, cfg: Config, repeats: int) -> np.ndarray:
     """Load once, then split each analysis into decode / features / inference; return the steady
     state seconds (decode, features, inference) and print them."""
-    from genrekit.audio import decode
-    from genrekit.features import slice_signal
-    from genrekit.model import multiply_adds
+    from genrekit.audio.decode import decode
+    from genrekit.audio.features import slice_signal
+    from genrekit.models.networks import multiply_adds
     from track_analyzer import Analyzer
 
     analyzer, load_s = timed(Analyzer, bundle, batch_size=cfg.analysis.batch_size)

@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genrekit.audio import ffmpeg_executable  # noqa: E402
+from genrekit.audio.decode import ffmpeg_executable  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "build_speed"
 SECONDS = 30.0
@@ -52,10 +52,10 @@ BASELINE = r"""
 import sys, concurrent.futures as cf
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from genrekit.audio import decode
-from genrekit.config import Config
-from genrekit.features import log_mel
-from genrekit.build import _worker_init
+from genrekit.audio.decode import decode
+from genrekit.core.config import Config
+from genrekit.audio.features import log_mel
+from genrekit.dataset.build import _worker_init
 FEATURES = Config().features
 def one(path):
     return log_mel(decode(path, FEATURES.sample_rate), FEATURES).shape[0]
@@ -160,9 +160,11 @@ def make_assembly_corpus(n_tracks: int) -> Path:
         return folder
     import soundfile
 
-    from genrekit.build import WORK_DIR, scan_audio_folder, shard_settings, write_shard
-    from genrekit.config import fingerprint, load_config
-    from genrekit.features import slice_geometry
+    from genrekit.audio.features import slice_geometry
+    from genrekit.core.config import fingerprint, load_config
+    from genrekit.dataset.build import WORK_DIR
+    from genrekit.dataset.scan import scan_audio_folder
+    from genrekit.dataset.shards import shard_settings, write_shard
 
     shutil.rmtree(folder, ignore_errors=True)
     audio = folder / "audio"

@@ -2,7 +2,7 @@
 
 Builds (once) ``../shared/data/gtzan_mini`` with the given split, processes it with the given
 ``processing.norm_method``, then trains a CRNN in this process with the real loader
-(``genrekit.data.SpectrogramBatches``, augmentation included) for a fixed number of epochs,
+(``genrekit.training.data.SpectrogramBatches``, augmentation included) for a fixed number of epochs,
 without early stopping, and every ``--every`` epochs analyzes the 88 clips of
 ``../shared/data/gtzan_other_artists`` the analyzer's way (the same slicing and features,
 ``--analysis-overlap`` s overlap, the train normalization, scores summed per clip). Prints one
@@ -38,15 +38,14 @@ sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-from genrekit.aggregate import aggregate  # noqa: E402
-from genrekit.build import build_dataset  # noqa: E402
-from genrekit.config import AugmentationConfig, ModelConfig, config_from_dict  # noqa: E402
-from genrekit.features import load_track_slices  # noqa: E402
-from genrekit.normalization import NormStats, apply  # noqa: E402
-from genrekit.process import process_dataset  # noqa: E402
-
 from accuracy_generalization import EARLIER, GENRES, NO_COPIES, OTHER, TRAIN  # noqa: E402  (beside this script)
+
+from genrekit.audio.features import load_track_slices  # noqa: E402
+from genrekit.core.config import AugmentationConfig, ModelConfig, config_from_dict  # noqa: E402
+from genrekit.dataset.build import build_dataset  # noqa: E402
+from genrekit.dataset.normalization import NormStats, apply  # noqa: E402
+from genrekit.dataset.process import process_dataset  # noqa: E402
+from genrekit.models.aggregate import aggregate  # noqa: E402
 
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "generalization_curves"
 
@@ -90,9 +89,9 @@ def main() -> int:
 
     import keras
 
-    from genrekit.augment import gain_per_db
-    from genrekit.data import EpochSync, SpectrogramBatches
-    from genrekit.model import build_crnn, compile_crnn
+    from genrekit.models.networks import build_crnn, compile_crnn
+    from genrekit.training.augment import gain_per_db
+    from genrekit.training.data import EpochSync, SpectrogramBatches
 
     split = {"validation_share": 0.1, "test_share": 0.0, "seed": 1}
     if args.split == "artists":

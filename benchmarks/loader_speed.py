@@ -1,10 +1,10 @@
 """Does the HDF5 loader keep the CPU busy? Loader batches/s against training steps/s.
 
 Writes a synthetic ``processed.h5`` at the default geometry (126 frames x 100 mels,
-float16, chunks of 32 rows, as ``genrekit.h5layout`` lays it out), then measures in
+float16, chunks of 32 rows, as ``genrekit.core.h5layout`` lays it out), then measures in
 one run:
 
-* loader: ``genrekit.data.SpectrogramBatches`` over the train split, shuffled, batch
+* loader: ``genrekit.training.data.SpectrogramBatches`` over the train split, shuffled, batch
   32, every batch of two epochs (fresh random offset and order each epoch), once plain and
   once with the config's ``training.augmentation`` (what training uses);
 * training: ``train_on_batch`` of the default CRNN (``pipeline_parameters.json``
@@ -36,9 +36,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genrekit import h5layout  # noqa: E402
-from genrekit.config import load_config  # noqa: E402
-from genrekit.features import slice_geometry  # noqa: E402
+from genrekit.audio.features import slice_geometry  # noqa: E402
+from genrekit.core import h5layout  # noqa: E402
+from genrekit.core.config import load_config  # noqa: E402
 
 
 def write_split(path: Path, rows: int, spec_shape: tuple[int, int], n_labels: int, seed: int = 0) -> None:
@@ -66,8 +66,8 @@ def main() -> int:
 
     import keras
 
-    from genrekit.data import SpectrogramBatches
-    from genrekit.model import build_crnn, compile_crnn, multiply_adds
+    from genrekit.models.networks import build_crnn, compile_crnn, multiply_adds
+    from genrekit.training.data import SpectrogramBatches
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "processed.h5"

@@ -3,7 +3,7 @@
 Families (rows):
 
 * ``logreg``, ``knn``, ``gnb``, ``svm``: ``train_baselines.py`` on per-slice feature vectors of
-  the stored log-mel (``genrekit.baselines``);
+  the stored log-mel (``genrekit.models.baselines``);
 * ``crnn``: ``train_crnn.py`` at the defaults;
 * ``mobilenetv2``: ``model.architecture: "mobilenetv2"`` (alpha 1.0, from scratch) on the same
   processed log-mel;
@@ -45,9 +45,8 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
-
 import accuracy_generalization as other_artists  # beside this script: data paths, run, summarize
+import h5py
 from accuracy_generalization import EARLIER, NO_COPIES, OTHER, REPO_ROOT, TRAIN, run
 
 sys.path.insert(0, str(REPO_ROOT))
@@ -88,7 +87,7 @@ def write_config(work: Path, dataset: str, name: str, sections: dict, epochs: in
 
 
 def test_tracks(work: Path, dataset: str) -> list[str]:
-    from genrekit.h5layout import read_tracks
+    from genrekit.core.h5layout import read_tracks
 
     with h5py.File(work / dataset / "dataset.h5", "r") as h5:
         return sorted(track["path"] for track in read_tracks(h5) if track["split"] == "test")
@@ -112,7 +111,7 @@ def train_row(name: str, work: Path, epochs: int | None) -> tuple[Path, float]:
 
 def evaluate_other_artists(folder: Path) -> dict:
     """Verdicts on gtzan_other_artists in this process, timing decode + features and the model apart."""
-    from track_analyzer.analyzer import Analyzer
+    from genrekit.inference.analyzer import Analyzer
 
     analyzer = Analyzer(folder)
     settings = analyzer.slice_settings()

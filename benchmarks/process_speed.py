@@ -7,7 +7,7 @@ every job alike:
 
 * ``copy``: a plain chunked h5py copy of the same arrays into the same layout
   with the same chunk size, then fsync (processing fsyncs its output too);
-* ``process (shuffle)``: ``genrekit.process.process_dataset`` with the bound;
+* ``process (shuffle)``: ``genrekit.dataset.process.process_dataset`` with the bound;
 * ``process (no shuffle)``: the same with ``processing.shuffle`` false;
 * ``imports``: the interpreter with the same modules imported and nothing done,
   the floor under any peak RSS.
@@ -44,7 +44,7 @@ def plain_copy(src_path: Path, dst_path: Path, chunk_rows: int) -> None:
     """Copy every split chunk by chunk into a new file with the same layout; fsync it."""
     import h5py
 
-    from genrekit import h5layout
+    from genrekit.core import h5layout
 
     with h5py.File(src_path, "r") as src, h5py.File(dst_path, "w") as dst:
         for key, value in src.attrs.items():
@@ -69,8 +69,8 @@ def child(args: argparse.Namespace) -> None:
     import h5py
     import tqdm  # noqa: F401
 
-    from genrekit.config import load_config
-    from genrekit.process import process_dataset, rows_per_chunk
+    from genrekit.core.config import load_config
+    from genrekit.dataset.process import process_dataset, rows_per_chunk
 
     cfg = load_config(args.config)
     with h5py.File(cfg.dataset_path, "r") as h5:
@@ -121,8 +121,8 @@ def main() -> None:
         child(args)
         return
 
-    from genrekit.config import load_config
-    from genrekit.features import slice_geometry
+    from genrekit.audio.features import slice_geometry
+    from genrekit.core.config import load_config
     from tests.h5fixtures import write_dataset
 
     folder = args.out

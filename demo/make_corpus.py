@@ -2,7 +2,7 @@
 """Synthesize the demo corpus: short mp3 tracks in made-up genres, one folder per genre,
 plus one full-length mp3 whose genre changes midway.
 
-The genres (see genrekit/synth.py) differ in tempo, drum pattern, bass line,
+The genres (see demo/synth.py) differ in tempo, drum pattern, bass line,
 timbre and harmony; tracks vary inside a genre (key, tempo, tuning, mix,
 pattern details). The output is the same for the same --seed. When the folder
 already holds a corpus made with the same parameters, nothing is rewritten
@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from tqdm import tqdm  # noqa: E402
 
-from genrekit import synth  # noqa: E402
+from demo import synth  # noqa: E402
 
 MANIFEST = ".corpus.json"
-SYNTH_VERSION = 1  # bump when genrekit/synth.py changes its sound, so old corpora are rewritten
+SYNTH_VERSION = 1  # bump when demo/synth.py changes its sound, so old corpora are rewritten
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -21,9 +21,9 @@ from typing import Optional
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run from anywhere without installing
 
-from genrekit import cli  # noqa: E402
-from genrekit.config import Config  # noqa: E402
-from genrekit.errors import GenrekitError  # noqa: E402
+from genrekit.core import cli  # noqa: E402
+from genrekit.core.config import Config  # noqa: E402
+from genrekit.core.errors import GenrekitError  # noqa: E402
 
 DEMO_CONFIG = REPO_ROOT / "demo" / "pipeline_parameters.json"
 DEMO_OUTPUT = REPO_ROOT / "demo_output"

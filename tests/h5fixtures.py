@@ -13,8 +13,8 @@ from typing import Optional
 import h5py
 import numpy as np
 
-from genrekit import h5layout
-from genrekit.config import Config, build_settings, fingerprint, to_jsonable
+from genrekit.core import h5layout
+from genrekit.core.config import Config, build_settings, fingerprint, to_jsonable
 
 LABELS = ["blues", "metal", "pop"]
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import h5py
 import numpy as np
 
-from genrekit.audio import ffmpeg_executable
+from genrekit.audio.decode import ffmpeg_executable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SR = 22050
@@ -100,8 +100,8 @@ def make_corpus(root: Path, labels: dict[str, int], seconds: float = 8.0, fmt: s
 
 
 # Build-time copies of the train tracks make a build and every epoch about 5x longer, and the default
-# 3 runs a training 3x longer; the tests that are not about them switch them off (tests/test_build.py
-# and tests/test_train.py turn them on where they test them).
+# 3 runs a training 3x longer; the tests that are not about them switch them off (tests/dataset/test_build.py
+# and tests/training/test_train.py turn them on where they test them).
 NO_AUDIO_AUGMENTATION = {"pitch_shift_semitones": [], "time_stretch_rates": []}
 
 

@@ -1,4 +1,4 @@
-"""README.md documents every key of pipeline_parameters.json with its current default."""
+"""docs/CONFIGURATION.md documents every key of pipeline_parameters.json with its current default."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import dataclasses
 import json
 import re
 
-from genrekit.config import SECTIONS, Config, to_jsonable
+from genrekit.core.config import SECTIONS, Config, to_jsonable
 from tests.helpers import REPO_ROOT
 
 
 def documented_defaults() -> dict[str, dict]:
-    """``{section: {key: default}}`` from the README's configuration tables."""
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    """``{section: {key: default}}`` from the configuration tables of docs/CONFIGURATION.md."""
+    text = (REPO_ROOT / "docs" / "CONFIGURATION.md").read_text(encoding="utf-8")
     part = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     tables: dict[str, dict] = {}
     section = None
@@ -30,11 +30,11 @@ def documented_defaults() -> dict[str, dict]:
     return tables
 
 
-def test_readme_lists_every_config_key_with_its_default():
+def test_configuration_doc_lists_every_config_key_with_its_default():
     cfg = Config()  # every field, also those to_jsonable leaves out at their defaults
     defaults = {name: {f.name: to_jsonable(getattr(getattr(cfg, name), f.name))
                        for f in dataclasses.fields(getattr(cfg, name))} for name in SECTIONS}
     documented = documented_defaults()
     assert sorted(documented) == sorted(SECTIONS)
     for name in SECTIONS:
-        assert documented[name] == defaults[name], f"README section `{name}` is out of date"
+        assert documented[name] == defaults[name], f"docs/CONFIGURATION.md section `{name}` is out of date"

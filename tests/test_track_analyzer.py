@@ -19,17 +19,17 @@ import h5py
 import numpy as np
 import pytest
 
-from genrekit import h5layout
-from genrekit.aggregate import aggregate
-from genrekit.bundle import load_bundle
-from genrekit.config import load_config
-from genrekit.errors import GenrekitError, TrackError
-from genrekit.features import slice_geometry
-from genrekit.normalization import apply
+from genrekit.audio.features import slice_geometry
+from genrekit.core import h5layout
+from genrekit.core.config import load_config
+from genrekit.core.errors import GenrekitError, TrackError
+from genrekit.dataset.normalization import apply
+from genrekit.inference.analyzer import slice_settings
+from genrekit.models.aggregate import aggregate
+from genrekit.models.bundle import load_bundle
 from tests.conftest import TINY_LABELS
 from tests.helpers import REPO_ROOT, SR, label_signal, run_script, script_env, write_audio
 from track_analyzer import Analyzer, TrackAnalysis, analyze
-from track_analyzer.analyzer import slice_settings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIGNALS = {name: kind for kind, name in enumerate(TINY_LABELS)}  # make_corpus's label_signal kind per label
@@ -186,8 +186,8 @@ def test_mixed_precision_model_runs_in_float32(trained_run, tmp_path, long_mp3, 
     """A bundle trained with mixed precision on a GPU analyzes in float32 (float16 crawls on CPUs)."""
     import keras
 
-    from genrekit.config import ModelConfig
-    from genrekit.model import build_crnn
+    from genrekit.core.config import ModelConfig
+    from genrekit.models.networks import build_crnn
 
     bundle = load_bundle(trained_run.run_folder)
     mixed = build_crnn(bundle.input_shape, len(bundle.labels),
@@ -406,7 +406,7 @@ needs_musicnn = pytest.mark.skipif(__import__("importlib.util").util.find_spec("
 
 @needs_musicnn
 def test_ready_tagger_ranks_its_50_tags_by_mean_probability(tmp_path):
-    from genrekit.musicnn import musicnn_tags
+    from genrekit.models.musicnn import musicnn_tags
 
     song = write_audio(tmp_path / "song.mp3", signal("treble", 7.0, seed=4) + signal("hiss", 7.0, seed=5),
                        channels=2, out_rate=44100)
@@ -436,7 +436,7 @@ def test_ready_tagger_ranks_its_50_tags_by_mean_probability(tmp_path):
 
 @needs_musicnn
 def test_ready_tagger_in_folder_mode(tmp_path):
-    from genrekit.musicnn import musicnn_tags
+    from genrekit.models.musicnn import musicnn_tags
 
     for k, label in enumerate(("bass", "hiss")):
         write_audio(tmp_path / "music" / f"{label}.wav", signal(label, 4.0, seed=k))

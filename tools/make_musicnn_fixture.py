@@ -1,6 +1,6 @@
 """Write tests/fixtures/musicnn_synthetic.npz: the ORIGINAL musicnn 0.1.0 run on synthetic audio.
 
-It checks genrekit.musicnn (the Keras 3 port) in any clone, without the shared reference data.
+It checks genrekit.models.musicnn (the Keras 3 port) in any clone, without the shared reference data.
 It must run in a throwaway reference environment OUTSIDE the repository, never in .venv:
 
     python3.11 -m venv /tmp/musicnn_ref_venv
@@ -37,7 +37,8 @@ try:
     import librosa
     import soundfile
     import tensorflow as tf
-    from musicnn import configuration, extractor as musicnn_extractor, models  # the original code
+    from musicnn import configuration, models  # the original code
+    from musicnn import extractor as musicnn_extractor
 except ImportError as exc:
     sys.exit(f"{exc}: run me in the musicnn reference venv, see my docstring")
 if not (tf.__version__ == "2.15.1" and librosa.__version__ == "0.10.2"):

@@ -6,6 +6,6 @@
 'metal 71.3 %  rock 20.1 %  blues 4.2 %'
 """
 
-from track_analyzer.analyzer import Analyzer, RankedLabel, TrackAnalysis, analyze
+from genrekit.inference.analyzer import Analyzer, RankedLabel, TrackAnalysis, analyze
 
 __all__ = ["Analyzer", "RankedLabel", "TrackAnalysis", "analyze"]

@@ -6,7 +6,7 @@ import sys
 # Before anything imports TensorFlow; a user who wants its logs can set it to 0.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from genrekit.cli import run  # noqa: E402
+from genrekit.core.cli import run  # noqa: E402
 from track_analyzer.cli import main  # noqa: E402
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m track_analyzer``: the command line over :mod:`track_analyzer.analyzer`.
+"""``python -m track_analyzer``: the command line over :mod:`genrekit.inference.analyzer`.
 
 Keras is imported only once the inputs and the bundle have been checked, so
 ``--help`` and the one-line errors come back at once.
@@ -17,15 +17,16 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from genrekit import cli
-from genrekit.aggregate import METHODS
-from genrekit.bundle import Bundle, open_model
-from genrekit.config import Config, load_config
-from genrekit.errors import GenrekitError, TrackError
-from genrekit.evaluate import classification_report, plot_confusion
+from genrekit.core import cli
+from genrekit.core.config import Config, load_config
+from genrekit.core.errors import GenrekitError, TrackError
+from genrekit.inference.analyzer import Analyzer, choose_aggregation, slice_settings
+from genrekit.inference.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
+from genrekit.models.aggregate import METHODS
+from genrekit.models.bundle import Bundle
+from genrekit.models.registry import open_model
+from genrekit.training.evaluate import classification_report, plot_confusion
 from track_analyzer import output
-from track_analyzer.analyzer import Analyzer, choose_aggregation, slice_settings
-from track_analyzer.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
 
 DESCRIPTION = """\
 Rank the genres of an audio file (any length, any format the build accepts) with a model trained by
@@ -249,7 +250,7 @@ def analyze_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, setti
 
 def labelled_files(folder: Path, labels: Sequence[str], extensions: Sequence[str]) -> dict[Path, str]:
     """``{file: label}`` for the files of a folder-per-label tree whose label the model knows."""
-    from genrekit.build import scan_audio_folder  # the build's own reading of a label tree
+    from genrekit.dataset.scan import scan_audio_folder  # the build's own reading of a label tree
 
     scan = scan_audio_folder(folder, extensions)
     unknown = sorted(set(scan.label_folders) - set(labels))

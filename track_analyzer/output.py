@@ -9,8 +9,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from genrekit import atomic
-from track_analyzer.analyzer import TrackAnalysis
+from genrekit.core import atomic
+from genrekit.inference.analyzer import TrackAnalysis
 
 
 def write_json(path: Path, data: object) -> Path:

@@ -1,0 +1,262 @@
+"""Cut a signal into overlapping slices and turn each into a log-mel spectrogram (or, with
+``features.representation: "waveform"``, keep its samples).
+
+The same functions serve ``build_dataset.py`` and ``track_analyzer``, so a model
+never sees features made differently from its training data.
+
+Why slices are frame-aligned: the STFT runs without centring
+(``center=False``), so frame ``j`` covers samples ``[j*hop, j*hop + n_fft)`` and
+depends on nothing else. Slice starts are snapped down to a multiple of
+``hop_length`` (at most one hop, 23 ms at the defaults), which makes a slice's
+spectrogram a run of frames of the track's spectrogram. The track is then
+transformed once instead of once per overlapping slice, with the result of
+transforming each slice on its own up to float32 rounding: the mel projection is
+one matrix product, and BLAS sums its 1025 terms per value in an order that
+depends on the width of the matrix (a few ulps, below 1e-5 dB). The dB scale uses
+a fixed reference and floor (no per-array ``top_db``) for the same reason.
+
+The same span always gives the same bits: the projection runs on one BLAS thread
+(:mod:`genrekit.core.blas`), so a build does not depend on its worker or core count.
+
+Waveform slices take the same path: a "frame" is then a row of ``hop_length`` consecutive
+samples, so a slice is ``slice_samples // hop_length`` rows (the last partial row dropped:
+at most one hop) starting at the same hop-aligned sample as its spectrogram would. The
+arrays keep the ``(frames, bands)`` layout every later step expects, with the row's
+samples in place of the mel bands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from genrekit.audio.decode import decode, peak_dbfs
+from genrekit.audio.variants import AudioVariant, apply_variant
+from genrekit.core import blas
+from genrekit.core.config import FeaturesConfig, SlicingConfig
+from genrekit.core.errors import TrackError
+
+AMIN = 1e-10  # power floor: log-mel values are >= -100 dB
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Sizes, in samples and frames, that follow from the slicing and feature settings."""
+
+    slice_samples: int
+    step_samples: int
+    n_frames: int  # spectrogram frames (or waveform rows) per slice: the model's time axis
+    n_mels: int  # mel bands (or samples per waveform row)
+
+    @property
+    def spec_shape(self) -> tuple[int, int]:
+        return (self.n_frames, self.n_mels)
+
+
+def slice_geometry(slice_duration: float, overlap: float, features: FeaturesConfig) -> SliceGeometry:
+    sr = features.sample_rate
+    slice_samples = int(round(slice_duration * sr))
+    step_samples = max(1, int(round((slice_duration - overlap) * sr)))
+    if features.representation == "waveform":
+        return SliceGeometry(slice_samples, step_samples, slice_samples // features.hop_length, features.hop_length)
+    n_frames = 1 + (slice_samples - features.n_fft) // features.hop_length
+    return SliceGeometry(slice_samples, step_samples, n_frames, features.n_mels)
+
+
+def slice_start_frames(n_samples: int, geometry: SliceGeometry, hop_length: int) -> np.ndarray:
+    """First spectrogram frame of every slice that fits in ``n_samples``.
+
+    A slice ``k`` nominally starts at ``k * step`` samples; the start is snapped
+    down to a whole hop. ``n_samples`` shorter than a slice gives no slice.
+    """
+    if n_samples < geometry.slice_samples:
+        return np.zeros(0, dtype=np.int64)
+    count = 1 + (n_samples - geometry.slice_samples) // geometry.step_samples
+    return (np.arange(count, dtype=np.int64) * geometry.step_samples) // hop_length
+
+
+def log_compress(power: np.ndarray) -> np.ndarray:
+    """musicnn's log scale of a mel power spectrogram: ``log10(10000 * x + 1)``, float32.
+
+    ``x`` is the power rounded to float16 and back, as the original preprocessing
+    stored it (``mel.astype(np.float16)``). Under numpy 1.x that code computed the
+    log in float32; the same line under numpy >= 2 stays float16 and overflows to
+    inf above a power of 6.55, so the float32 step is written out here.
+
+    ``10000 * x + 1`` is computed in float32 as the original did; its log is taken
+    in float64 and rounded to float32, i.e. correctly rounded. numpy's float32
+    ``log10`` picks a SIMD variant by CPU (each within 4 ulp), so the original's
+    values depend on the machine it ran on (the reference outputs we test against
+    are up to 2 ulp from correctly rounded); this way every machine gives the same
+    bits.
+
+    Parameters
+    ----------
+    power : np.ndarray
+        Mel power (any shape), non-negative.
+
+    Returns
+    -------
+    np.ndarray
+        float32, same shape; 0 for silence.
+
+    Examples
+    --------
+    >>> log_compress(np.array([0.0, 1e-4, 1000.0], dtype=np.float32))
+    array([0.        , 0.30106604, 7.        ], dtype=float32)
+    """
+    quantised = np.asarray(power).astype(np.float16).astype(np.float32)
+    argument = np.float32(10000) * quantised + np.float32(1)
+    return np.log10(argument.astype(np.float64)).astype(np.float32)
+
+
+def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """Log-mel spectrogram, time first: shape ``(frames, n_mels)``, float32, in dB
+    (or on musicnn's scale with ``features.log_scale == "musicnn"``)."""
+    import librosa  # heavy import; only workers that compute features pay it
+
+    with blas.single_threaded():  # the same sums whatever the core count (see genrekit.core.blas)
+        power = librosa.feature.melspectrogram(
+            y=signal, sr=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
+            n_mels=features.n_mels, fmin=features.fmin, fmax=features.fmax, center=False, power=2.0,
+        )
+    if features.log_scale == "musicnn":  # the pretrained musicnn taggers' scale
+        logged = log_compress(power)
+    else:
+        logged = librosa.power_to_db(power, ref=1.0, amin=AMIN, top_db=None)
+    return np.ascontiguousarray(logged.T, dtype=np.float32)
+
+
+def waveform_rows(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """The signal as rows of ``hop_length`` samples: shape ``(len // hop_length, hop_length)``, float32
+    (a trailing partial row is dropped)."""
+    hop = features.hop_length
+    rows = len(signal) // hop
+    return np.ascontiguousarray(signal[:rows * hop], dtype=np.float32).reshape(rows, hop)
+
+
+def frames_of(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """The time-first frames a slice is cut from: log-mel frames, or waveform rows
+    (``features.representation``)."""
+    if features.representation == "waveform":
+        return waveform_rows(signal, features)
+    return log_mel(signal, features)
+
+
+def warm_up(features: FeaturesConfig) -> None:
+    """Import librosa and run one tiny transform: forked workers then inherit a ready library
+    instead of each paying seconds of imports (scipy.signal) and numba cache loading."""
+    log_mel(np.zeros(features.n_fft, dtype=np.float32), features)
+
+
+def pad_to(signal: np.ndarray, n_samples: int, mode: str) -> np.ndarray:
+    """Lengthen a short signal to ``n_samples``: ``silence`` appends zeros, ``loop`` repeats it."""
+    if len(signal) >= n_samples:
+        return signal
+    if mode == "loop":
+        return np.resize(signal, n_samples).astype(np.float32, copy=False)
+    return np.concatenate([signal, np.zeros(n_samples - len(signal), dtype=np.float32)])
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed from strings and ints that is the same on every machine and run."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+@dataclass
+class TrackSlices:
+    """The slices of one track."""
+
+    specs: np.ndarray  # (n_slices, n_frames, n_mels) float32, dB (or waveform rows, see the module notes)
+    starts: np.ndarray  # (n_slices,) float64, seconds from the track start
+    duration: float  # seconds of decoded audio, before any padding
+    padded: bool  # the track was shorter than one slice and was padded
+
+
+def slice_signal(
+    signal: np.ndarray,
+    slicing: SlicingConfig,
+    features: FeaturesConfig,
+    *,
+    overlap: Optional[float] = None,
+    max_slices: Optional[int] = None,
+    random_selection: bool = False,
+    selection_key: str = "",
+) -> TrackSlices:
+    """Cut a decoded signal into slices and compute each slice's log-mel spectrogram (or its
+    waveform rows, with ``features.representation: "waveform"``).
+
+    Parameters
+    ----------
+    signal : np.ndarray
+        Mono float32 at ``features.sample_rate`` (see :func:`genrekit.audio.decode`).
+    slicing, features : config sections
+        Slice length, padding policy and spectrogram settings.
+    overlap : float, optional
+        Seconds of overlap between consecutive slices; default ``slicing.overlap``.
+    max_slices : int, optional
+        Keep at most this many slices: the first ones, or a seeded random choice
+        (``random_selection``) that depends only on ``slicing.seed`` and ``selection_key``.
+    """
+    overlap = slicing.overlap if overlap is None else overlap
+    geometry = slice_geometry(slicing.slice_duration, overlap, features)
+    hop = features.hop_length
+    duration = len(signal) / features.sample_rate
+    padded = len(signal) < geometry.slice_samples
+    if padded:
+        if slicing.short_tracks == "drop":
+            raise TrackError(f"shorter than one slice ({duration:.2f} s < {slicing.slice_duration:g} s)")
+        signal = pad_to(signal, geometry.slice_samples, slicing.pad_mode)
+
+    starts = slice_start_frames(len(signal), geometry, hop)
+    if max_slices is not None and len(starts) > max_slices:
+        if random_selection:
+            rng = np.random.default_rng(stable_seed(slicing.seed, selection_key))
+            starts = np.sort(rng.choice(starts, size=max_slices, replace=False))
+        else:
+            starts = starts[:max_slices]
+
+    # One transform over the span the kept slices cover; each slice is a run of its frames.
+    first = int(starts[0])
+    span = signal[first * hop: int(starts[-1]) * hop + geometry.slice_samples]
+    frames = frames_of(span, features)
+    index = (starts - first)[:, None] + np.arange(geometry.n_frames)[None, :]
+    specs = frames[index]
+    return TrackSlices(specs=specs, starts=starts * hop / features.sample_rate,
+                       duration=duration, padded=padded)
+
+
+def load_track_slices(
+    path: Path,
+    slicing: SlicingConfig,
+    features: FeaturesConfig,
+    *,
+    silence_threshold_db: float,
+    overlap: Optional[float] = None,
+    max_slices: Optional[int] = None,
+    random_selection: bool = False,
+    selection_key: str = "",
+    variant: Optional[AudioVariant] = None,
+) -> TrackSlices:
+    """Decode a file, refuse it if silent, and slice it (see :func:`slice_signal`); with ``variant``,
+    slice that copy of the audio instead (build-time augmentation of train tracks).
+
+    Raises
+    ------
+    TrackError
+        The file cannot be decoded, is silent, or (with ``short_tracks: drop``) too short.
+    """
+    signal = decode(path, features.sample_rate)
+    level = peak_dbfs(signal)
+    if level < silence_threshold_db:
+        shown = "-inf" if level == float("-inf") else f"{level:.1f}"
+        raise TrackError(f"silent (peak {shown} dBFS, below {silence_threshold_db:g} dBFS)")
+    if variant is not None:
+        signal = apply_variant(signal, variant, features.sample_rate)
+    return slice_signal(signal, slicing, features, overlap=overlap, max_slices=max_slices,
+                        random_selection=random_selection, selection_key=selection_key)

@@ -1,0 +1,282 @@
+"""Analyze one track with a trained model bundle: slices, scores, one verdict.
+
+The track goes through the build's own audio path
+(:func:`genrekit.audio.features.load_track_slices`) with the feature and slicing
+settings stored in the bundle, is normalized with the bundle's statistics
+(:func:`genrekit.dataset.normalization.apply`), predicted in batches, and its slice
+scores are aggregated with :func:`genrekit.models.aggregate.aggregate`.
+
+Keras (and TensorFlow) are imported only when a model is loaded, so reading a
+bundle or slicing a track stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple, Optional, Union
+
+import numpy as np
+
+from genrekit.audio.features import TrackSlices, load_track_slices, warm_up
+from genrekit.core.config import AnalysisConfig, FeaturesConfig, SlicingConfig
+from genrekit.core.errors import GenrekitError
+from genrekit.dataset.normalization import apply
+from genrekit.models.aggregate import METHODS, aggregate, shares
+from genrekit.models.bundle import Bundle
+from genrekit.models.registry import load_model, open_model
+
+DEFAULTS = AnalysisConfig()
+
+
+class RankedLabel(NamedTuple):
+    label: str
+    score: float  # aggregated score (a sum of probabilities for ``sum``)
+    share: float  # in [0, 1]; the shares of all labels add up to 1
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compare fields, not objects
+class TrackAnalysis:
+    """The analysis of one track: per-slice scores and the aggregated verdict."""
+
+    path: Path
+    labels: tuple[str, ...]  # model order
+    starts: np.ndarray  # (n_slices,) seconds from the track start, ascending
+    scores: np.ndarray  # (n_slices, n_labels) softmax outputs (sigmoid for a tagger)
+    aggregation: str
+    track_scores: np.ndarray  # (n_labels,) aggregated, model order
+    shares: np.ndarray  # (n_labels,) display shares, model order
+    duration: float  # seconds of decoded audio
+    padded: bool  # shorter than one slice, padded as in the build
+    slice_duration: float
+    overlap: float
+    multi_label: bool = False  # a tagger's independent sigmoid scores, not a softmax
+
+    @classmethod
+    def from_scores(cls, path: Path, labels: tuple[str, ...], slices: TrackSlices, scores: np.ndarray,
+                    aggregation: str, slice_duration: float, overlap: float,
+                    multi_label: bool = False) -> "TrackAnalysis":
+        track_scores = aggregate(scores, aggregation)
+        return cls(Path(path), tuple(labels), slices.starts, scores, aggregation, track_scores,
+                   shares(track_scores, aggregation, multi_label), slices.duration, slices.padded,
+                   slice_duration, overlap, multi_label)
+
+    @property
+    def ranking(self) -> list[RankedLabel]:
+        """Every label, best first (ties keep model order)."""
+        order = np.argsort(-self.track_scores, kind="stable")
+        return [RankedLabel(self.labels[i], float(self.track_scores[i]), float(self.shares[i])) for i in order]
+
+    @property
+    def top_label(self) -> str:
+        return self.labels[int(np.argmax(self.track_scores))]
+
+    def summary(self, top_k: int = DEFAULTS.top_k) -> str:
+        """``metal 71.3 %  rock 20.1 %  blues 4.2 %``: the ``top_k`` best labels and their shares."""
+        return "  ".join(f"{r.label} {100 * r.share:.1f} %" for r in self.ranking[:max(1, top_k)])
+
+    def to_dict(self) -> dict:
+        """JSON-ready: labels (model order), ranking, and every slice's start and scores in time order."""
+        return {
+            "path": str(self.path),
+            "labels": list(self.labels),
+            "aggregation": self.aggregation,
+            "duration": float(self.duration),
+            "padded": bool(self.padded),
+            "slice_duration": float(self.slice_duration),
+            "overlap": float(self.overlap),
+            "ranking": [r._asdict() for r in self.ranking],
+            "slices": [{"start": float(start), "scores": [float(v) for v in row]}
+                       for start, row in zip(self.starts, self.scores)],
+        }
+
+
+@dataclass(frozen=True)
+class SliceSettings:
+    """How the analyzer cuts a track: the bundle's features and slicing, the analysis overlap.
+
+    Picklable, so worker processes can decode and slice while the model predicts.
+    """
+
+    slicing: SlicingConfig
+    features: FeaturesConfig
+    silence_threshold_db: float
+    overlap: float
+
+    def load(self, path: os.PathLike | str) -> TrackSlices:
+        """Decode and slice a file (raises :class:`genrekit.core.errors.TrackError`)."""
+        return load_track_slices(Path(path), self.slicing, self.features,
+                                 silence_threshold_db=self.silence_threshold_db, overlap=self.overlap)
+
+
+def slice_settings(bundle: Bundle, overlap: float = DEFAULTS.overlap) -> SliceSettings:
+    """The analysis slicing of a bundle; raise :class:`GenrekitError` for an overlap it cannot use.
+
+    A track shorter than one slice is always padded (with the bundle's ``pad_mode``),
+    even if the training data dropped such tracks: one verdict is better than none.
+    """
+    duration = bundle.slicing.slice_duration
+    if not 0 <= overlap < duration:
+        raise GenrekitError(f"analysis overlap {overlap:g} s (analysis.overlap / --overlap) must be >= 0 and "
+                            f"smaller than the model's slice_duration ({duration:g} s)")
+    slicing = dataclasses.replace(bundle.slicing, short_tracks="pad")
+    return SliceSettings(slicing, bundle.features, bundle.silence_threshold_db, float(overlap))
+
+
+def check_aggregation(method: str) -> str:
+    if method not in METHODS:
+        raise GenrekitError(f"unknown aggregation {method!r} (choose from {', '.join(METHODS)})")
+    return method
+
+
+def choose_aggregation(bundle: Bundle, requested: Optional[str] = None) -> str:
+    """The aggregation for a model: ``requested``, or the default for its kind.
+
+    A genre model's softmax scores default to ``sum``. A tagger's sigmoid scores are one
+    independent probability per tag, so only their ``mean`` (the tag's mean probability
+    over the track) makes sense, and it is the only one allowed.
+    """
+    if bundle.multi_label:
+        if requested not in (None, "mean"):
+            raise GenrekitError(f"aggregation {requested!r}: {bundle.pretrained} is a tagger, whose tag "
+                                f"probabilities are aggregated by their mean ('mean')")
+        return "mean"
+    return check_aggregation(requested or DEFAULTS.aggregation)
+
+
+def compile_forward(model, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    """A compiled inference function for batches of any size.
+
+    With TensorFlow, one ``tf.function`` with a batch-agnostic signature is traced once,
+    so the last, smaller batch of a track does not trigger a second trace (each trace
+    costs about as much as predicting a whole track on CPU). Other backends use
+    ``predict_on_batch``.
+    """
+    if not hasattr(model, "predict_on_batch"):  # a classical baseline: NumPy, no Keras
+        return model.predict
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda batch: np.asarray(model.predict_on_batch(batch))
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False),
+                          input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+    return lambda batch: forward(batch).numpy()
+
+
+class Analyzer:
+    """A model bundle loaded once, ready to analyze many tracks.
+
+    Parameters
+    ----------
+    model : path-like or Bundle
+        A run folder written by ``train_crnn.py`` (``bundle.json`` + ``model.keras``) or
+        ``train_baselines.py`` (``bundle.json`` + ``model.npz``).
+    batch_size : int
+        Slices per forward pass.
+    warm_up_features : bool
+        Import the feature code (librosa) now, so the first track is as fast as the rest;
+        the CLI turns this off because it computes features in worker processes.
+    """
+
+    def __init__(self, model: Union[os.PathLike, str, Bundle], *, batch_size: int = DEFAULTS.batch_size,
+                 warm_up_features: bool = True):
+        if batch_size < 1:
+            raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
+        self.bundle = model if isinstance(model, Bundle) else open_model(model)
+        self.batch_size = batch_size
+        self.model = load_model(self.bundle)
+        self._forward = compile_forward(self.model, self.bundle.input_shape)
+        # Trace now, so the first track is timed like every other one.
+        self._forward(np.zeros((1, *self.bundle.input_shape), dtype=np.float32))
+        if warm_up_features:
+            warm_up(self.bundle.features)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.bundle.labels)
+
+    def slice_settings(self, overlap: float = DEFAULTS.overlap) -> SliceSettings:
+        return slice_settings(self.bundle, overlap)
+
+    def predict_batch(self, specs: np.ndarray) -> np.ndarray:
+        """Scores ``(n, n_labels)`` float32 of at most a batch of spectrograms in dB ``(n, frames, n_mels)``:
+        normalized with the bundle's statistics, then one forward pass."""
+        batch = apply(specs, self.bundle.normalization)
+        return np.asarray(self._forward(batch[..., np.newaxis]), dtype=np.float32)
+
+    def predict(self, specs: np.ndarray) -> np.ndarray:
+        """Softmax scores ``(n_slices, n_labels)`` of spectrograms in dB ``(n_slices, frames, n_mels)``."""
+        # Batch by batch: a long track is never held twice in float32.
+        out = [self.predict_batch(specs[begin:begin + self.batch_size])
+               for begin in range(0, len(specs), self.batch_size)]
+        if not out:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.concatenate(out)
+
+    def result(self, path: os.PathLike | str, slices: TrackSlices, scores: np.ndarray, *,
+               overlap: float = DEFAULTS.overlap, aggregation: Optional[str] = None) -> TrackAnalysis:
+        """The analysis of a track from its slices and their scores (see :meth:`predict`)."""
+        aggregation = choose_aggregation(self.bundle, aggregation)
+        return TrackAnalysis.from_scores(Path(path), self.labels, slices, scores, aggregation,
+                                         self.bundle.slicing.slice_duration, overlap, self.bundle.multi_label)
+
+    def analyze_slices(self, path: os.PathLike | str, slices: TrackSlices, *, overlap: float = DEFAULTS.overlap,
+                       aggregation: Optional[str] = None) -> TrackAnalysis:
+        """Predict and aggregate slices already cut with :meth:`slice_settings` ``(overlap)``;
+        ``aggregation`` defaults to ``sum`` (``mean`` for a tagger, see :func:`choose_aggregation`)."""
+        return self.result(path, slices, self.predict(slices.specs), overlap=overlap, aggregation=aggregation)
+
+    def analyze(self, path: os.PathLike | str, *, overlap: float = DEFAULTS.overlap,
+                aggregation: Optional[str] = None) -> TrackAnalysis:
+        """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file)."""
+        aggregation = choose_aggregation(self.bundle, aggregation)
+        slices = self.slice_settings(overlap).load(path)
+        return self.analyze_slices(path, slices, overlap=overlap, aggregation=aggregation)
+
+
+def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Analyzer], *,
+            overlap: float = DEFAULTS.overlap, aggregation: Optional[str] = None,
+            batch_size: Optional[int] = None) -> TrackAnalysis:
+    """Analyze one audio file with a trained model.
+
+    Parameters
+    ----------
+    path : path-like
+        Any audio file the build accepts, of any length.
+    model : path-like, Bundle or Analyzer
+        A run folder (``output/models/<run>``), a ready tagger's name (``"musicnn-msd"``,
+        ``"musicnn-mtt"``), or an :class:`Analyzer` to reuse a loaded model.
+    overlap : float
+        Seconds of overlap between analysis slices (default 2: a slice every second at 3 s slices).
+    aggregation : {"sum", "mean-log", "vote", "mean"}, optional
+        Default ``sum``; a tagger takes ``mean`` only.
+    batch_size : int, optional
+        Slices per forward pass when ``model`` is a folder (default 64).
+
+    Returns
+    -------
+    TrackAnalysis
+        ``.ranking`` (label, score, share; best first), ``.starts`` and ``.scores`` per slice.
+
+    Raises
+    ------
+    genrekit.core.errors.TrackError
+        The file is missing, cannot be decoded, or is silent.
+    genrekit.core.errors.GenrekitError
+        The model bundle is missing, inconsistent, or the settings do not fit it.
+
+    Examples
+    --------
+    >>> result = analyze("song.mp3", "output/models/crnn")  # doctest: +SKIP
+    >>> result.summary()  # doctest: +SKIP
+    'metal 71.3 %  rock 20.1 %  blues 4.2 %'
+    """
+    if not isinstance(model, Analyzer):
+        model = Analyzer(model, batch_size=batch_size or DEFAULTS.batch_size)
+    elif batch_size is not None:
+        raise ValueError("batch_size is fixed when the Analyzer is made; pass it to Analyzer(...)")
+    return model.analyze(path, overlap=overlap, aggregation=aggregation)

@@ -1,0 +1,141 @@
+"""The model bundle: a run folder the analyzer can use without the datasets.
+
+A run folder holds ``model.keras`` (input: a normalized spectrogram, time x mels x 1,
+exactly as stored in ``processed.h5``) and ``bundle.json``::
+
+    {"format_version": 1, "labels": [...], "features": {...}, "slicing": {...},
+     "normalization": {...}, "input_shape": [frames, n_mels, 1],
+     "silence_threshold_db": -60.0, "config_fingerprint": "...", "dataset_fingerprint": "..."}
+
+A classical baseline (``train_baselines.py``, :mod:`genrekit.models.baselines`) keeps ``model.npz``
+(plain arrays) instead of ``model.keras`` and adds ``"baseline": {"family", "params",
+"feature_set"}`` to ``bundle.json``; its model takes the spectrograms in dB (``normalization``
+``none``) and computes its feature vectors itself.
+
+``features`` and ``slicing`` are the config sections the training data was built
+with; the analyzer takes them from here, never from the user's config, so its
+features match the training data.
+
+The pretrained taggers (``musicnn-msd``, ``musicnn-mtt``) have a bundle too, made
+in memory by :func:`genrekit.models.registry.pretrained_bundle` from musicnn's own input
+settings: they go through the very same analysis path as a trained run. Which family a
+bundle's model belongs to, and how it is loaded, is :mod:`genrekit.models.registry`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from genrekit.audio.features import slice_geometry
+from genrekit.core.atomic import write_json
+from genrekit.core.config import (
+    FeaturesConfig,
+    SlicingConfig,
+    _section_from_dict,
+    to_jsonable,
+    validate_slicing_and_features,
+)
+from genrekit.core.errors import ConfigError, GenrekitError
+from genrekit.dataset.normalization import NormStats
+
+BUNDLE_FILE = "bundle.json"
+MODEL_FILE = "model.keras"
+BASELINE_FILE = "model.npz"  # a classical baseline's fitted arrays (genrekit.models.baselines)
+BUNDLE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Bundle:
+    folder: Path
+    labels: list[str]
+    features: FeaturesConfig
+    slicing: SlicingConfig
+    normalization: NormStats
+    input_shape: tuple[int, int, int]
+    silence_threshold_db: float
+    extra: dict  # anything else that was stored (fingerprints, dates)
+    pretrained: Optional[str] = None  # a ready tagger (registry.PRETRAINED) instead of a run folder
+    baseline: Optional[dict] = None  # a scikit-learn baseline (genrekit.models.baselines) instead of a Keras model
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / (BASELINE_FILE if self.baseline is not None else MODEL_FILE)
+
+    @property
+    def multi_label(self) -> bool:
+        """Sigmoid scores, one independent probability per label (taggers), not a softmax."""
+        return self.pretrained is not None
+
+
+def write_bundle(folder: Path, *, labels: list[str], features: FeaturesConfig, slicing: SlicingConfig,
+                 normalization: NormStats, silence_threshold_db: float, **extra: Any) -> Path:
+    """Write ``bundle.json`` atomically next to a saved ``model.keras``."""
+    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, features)
+    data = {
+        "format_version": BUNDLE_VERSION,
+        "labels": list(labels),
+        "features": to_jsonable(features),
+        "slicing": to_jsonable(slicing),
+        "normalization": normalization.to_dict(),
+        "input_shape": [geometry.n_frames, geometry.n_mels, 1],
+        "silence_threshold_db": float(silence_threshold_db),
+        **extra,
+    }
+    return write_json(Path(folder) / BUNDLE_FILE, data)
+
+
+def load_bundle(folder: os.PathLike | str) -> Bundle:
+    """Read and check a run folder's bundle; raise :class:`GenrekitError` naming what is wrong."""
+    folder = Path(folder)
+    path = folder / BUNDLE_FILE
+    if not folder.is_dir():
+        raise GenrekitError(f"{folder}: model folder not found")
+    if not path.is_file():
+        raise GenrekitError(f"{path}: not found; is {folder} a run folder written by train_crnn.py?")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GenrekitError(f"{path}: unreadable bundle ({exc})") from None
+    baseline = data.pop("baseline", None)
+    if baseline is not None and not isinstance(baseline, dict):
+        raise GenrekitError(f"{path}: 'baseline' must be an object")
+    model_file = BASELINE_FILE if baseline is not None else MODEL_FILE
+    if not (folder / model_file).is_file():
+        raise GenrekitError(f"{folder / model_file}: not found; the run folder is incomplete")
+
+    def need(key: str) -> Any:
+        if key not in data or data[key] is None:
+            raise GenrekitError(f"{path}: missing '{key}'")
+        return data.pop(key)
+
+    version = need("format_version")
+    if version != BUNDLE_VERSION:
+        raise GenrekitError(f"{path}: format_version {version} is not supported (expected {BUNDLE_VERSION})")
+    labels = need("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or len(set(labels)) != len(labels):
+        raise GenrekitError(f"{path}: 'labels' must list at least two distinct names")
+    try:
+        features = _section_from_dict(FeaturesConfig, need("features"), "features")
+        slicing = _section_from_dict(SlicingConfig, need("slicing"), "slicing")
+        # Only the bundle's own sections: the analyzer checks its own overlap, and the network is
+        # the saved model, whatever model.architecture a config would pair with these features.
+        validate_slicing_and_features(slicing, features)
+    except ConfigError as exc:
+        raise GenrekitError(f"{path}: inconsistent feature parameters: {exc}") from None
+    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, features)
+    try:
+        normalization = NormStats.from_dict(need("normalization"))
+        normalization.check(geometry.n_mels)  # mel bands, or samples per waveform row
+    except ValueError as exc:
+        raise GenrekitError(f"{path}: bad normalization: {exc}") from None
+    input_shape = tuple(need("input_shape"))
+    if input_shape != (geometry.n_frames, geometry.n_mels, 1):
+        raise GenrekitError(f"{path}: input_shape {list(input_shape)} does not match the feature parameters "
+                            f"({geometry.n_frames} frames x {geometry.n_mels} mels)")
+    threshold = float(need("silence_threshold_db"))
+    return Bundle(folder, labels, features, slicing, normalization, input_shape, threshold, data,
+                  baseline=baseline)

@@ -1,0 +1,153 @@
+"""Every model family, in one place: how each is built, saved and loaded.
+
+=========  ==============================================  ===========================  ==============
+family     what                                             saved as                     built by
+=========  ==============================================  ===========================  ==============
+keras      a network of ``model.architecture`` (CRNN,       ``model.keras``              :mod:`.networks`,
+           1D CNN, MobileNetV2), a pretrained backbone                                   :mod:`.backbone`
+           with its head, or the ensemble of several runs                                :func:`ensemble`
+baseline   a scikit-learn family on slice feature vectors   ``model.npz`` (arrays only)  :mod:`.baselines`
+tagger     a ready musicnn tagger (``musicnn-msd``,         nothing: the ``musicnn``     :mod:`.musicnn`
+           ``musicnn-mtt``)                                 wheel's checkpoints
+=========  ==============================================  ===========================  ==============
+
+A run folder's ``bundle.json`` (:mod:`.bundle`) says which family its model is; the analyzer and
+the training ask this module for the rest. Keras is imported only when a Keras model is built,
+saved or loaded, so a baseline needs NumPy alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from genrekit.audio.features import slice_geometry
+from genrekit.core.config import (
+    BACKBONE_FEATURES,
+    BACKBONE_NORM_METHOD,
+    BACKBONE_SLICE_DURATION,
+    BuildConfig,
+    SlicingConfig,
+)
+from genrekit.core.errors import GenrekitError
+from genrekit.dataset.normalization import NormStats
+from genrekit.models import baselines
+from genrekit.models.bundle import MODEL_FILE, Bundle, load_bundle
+
+KERAS, BASELINE, TAGGER = "keras", "baseline", "tagger"
+PRETRAINED = ("musicnn-msd", "musicnn-mtt")  # the ready taggers: --model musicnn-msd
+
+
+def family(bundle: Bundle) -> str:
+    """Which family a bundle's model is: :data:`KERAS`, :data:`BASELINE` or :data:`TAGGER`."""
+    if bundle.pretrained is not None:
+        return TAGGER
+    return BASELINE if bundle.baseline is not None else KERAS
+
+
+# --------------------------------------------------------------------------- ready taggers
+
+def pretrained_tagger(name: str):
+    """A musicnn tagger taking processed spectrograms ``(187, 96, 1)``, like a trained run's model."""
+    from genrekit.models.musicnn import load_musicnn, with_channel_axis  # imports Keras
+
+    tagger = load_musicnn(name)
+    return with_channel_axis(tagger, f"{tagger.name}_tagger")
+
+
+def pretrained_bundle(name: str) -> Bundle:
+    """The bundle of a ready tagger: musicnn's features and 3 s patches, no normalization, its 50 tags."""
+    from genrekit.models.musicnn import musicnn_tags  # imports Keras
+
+    slicing = SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0)
+    geometry = slice_geometry(slicing.slice_duration, slicing.overlap, BACKBONE_FEATURES)
+    return Bundle(Path(name), list(musicnn_tags(name)), BACKBONE_FEATURES, slicing, NormStats(BACKBONE_NORM_METHOD),
+                  (geometry.n_frames, geometry.n_mels, 1), BuildConfig().silence_threshold_db, {}, pretrained=name)
+
+
+def open_model(model: os.PathLike | str) -> Bundle:
+    """``--model``: a run folder, or the name of a ready tagger (:data:`PRETRAINED`) when no such folder exists."""
+    if str(model) in PRETRAINED and not Path(model).is_dir():
+        return pretrained_bundle(str(model))
+    return load_bundle(model)
+
+
+# --------------------------------------------------------------------------- Keras models
+
+def save_model(model, folder: Path) -> None:
+    """``<folder>/model.keras``, written whole or not at all."""
+    partial = folder / "model.partial.keras"  # Keras wants the .keras suffix
+    model.save(partial)
+    os.replace(partial, folder / MODEL_FILE)
+
+
+def ensemble(members: list, shared_backbone: bool = False):
+    """One Keras model scoring a slice as the mean of ``members``' scores (the runs of
+    ``training.runs``, with ``training.ensemble``); with ``shared_backbone`` (heads on one frozen
+    backbone), the backbone once under the heads (:func:`genrekit.models.backbone.ensemble_classifier`)."""
+    if shared_backbone:
+        from genrekit.models.backbone import ensemble_classifier  # imports Keras
+
+        return ensemble_classifier(members)
+    from genrekit.models.networks import mean_of  # imports Keras
+
+    return mean_of(members)
+
+
+# --------------------------------------------------------------------------- loading
+
+def _load(bundle: Bundle):
+    """The bundle's model as stored, unchecked."""
+    kind = family(bundle)
+    if kind == BASELINE:  # arrays and JSON only: no Keras, no pickle
+        return baselines.load_model(bundle.model_path, bundle.baseline, bundle.features, len(bundle.labels))
+    if kind == TAGGER:
+        return pretrained_tagger(bundle.pretrained)
+    import keras
+
+    return keras.saving.load_model(bundle.model_path, compile=False)
+
+
+def load_model(bundle: Bundle):
+    """The bundle's Keras model, checked against the bundle's input shape and labels
+    (or a classical baseline's :class:`genrekit.models.baselines.BaselineModel`)."""
+    try:
+        model = _load(bundle)
+    except GenrekitError:
+        raise
+    except Exception as exc:  # keras raises many kinds (ValueError, OSError, zipfile errors...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GenrekitError(f"{bundle.model_path}: cannot load the model ({reason})") from None
+    if bundle.baseline is not None:
+        return model
+    input_shape = tuple(model.input_shape[1:])
+    if input_shape != tuple(bundle.input_shape):
+        raise GenrekitError(f"{bundle.model_path}: the model takes input {list(input_shape)}, but bundle.json "
+                            f"says {list(bundle.input_shape)}")
+    n_outputs = model.output_shape[-1]
+    if n_outputs != len(bundle.labels):
+        raise GenrekitError(f"{bundle.model_path}: the model has {n_outputs} outputs, but bundle.json lists "
+                            f"{len(bundle.labels)} labels")
+    return float32_model(model)
+
+
+def float32_model(model):
+    """The model with every layer computing in float32.
+
+    A model trained with mixed precision on a GPU keeps its ``mixed_float16`` layers when
+    loaded; on a CPU those run about 15 times slower than float32. Its weights are float32
+    already, so a float32 clone with the same weights gives the same scores to ~1e-4.
+    """
+    import keras
+
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy

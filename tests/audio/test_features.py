@@ -1,0 +1,118 @@
+"""genrekit.audio.features: slice counts, offsets, exactness of the shared transform, padding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from genrekit.audio.features import log_mel, pad_to, slice_geometry, slice_signal, slice_start_frames
+from genrekit.core.config import Config
+from genrekit.core.errors import TrackError
+from tests.helpers import SR, noise, tone
+
+CFG = Config()
+
+
+def test_geometry_at_defaults():
+    g = slice_geometry(3.0, 1.0, CFG.features)
+    assert (g.slice_samples, g.step_samples, g.n_frames, g.n_mels) == (66150, 44100, 126, 100)
+
+
+@pytest.mark.parametrize("seconds, expected", [(30.0, 14), (29.0, 14), (28.99, 13), (3.0, 1), (4.9, 1), (5.0, 2)])
+def test_slice_counts(seconds, expected):
+    g = slice_geometry(3.0, 1.0, CFG.features)
+    assert len(slice_start_frames(int(round(seconds * SR)), g, 512)) == expected
+
+
+def test_starts_snap_down_to_whole_hops():
+    ts = slice_signal(noise(30.0), CFG.slicing, CFG.features)
+    assert ts.specs.shape == (14, 126, 100) and ts.specs.dtype == np.float32
+    nominal = np.arange(14) * 2.0
+    assert np.all(ts.starts <= nominal + 1e-9) and np.all(nominal - ts.starts < 512 / SR)
+    np.testing.assert_allclose((ts.starts * SR) % 512, 0, atol=1e-6)
+
+
+# The mel power is a sum of n_fft/2+1 = 1025 non-negative products; BLAS adds them in an order
+# that depends on the matrix width (the span's frame count), the kernel (OPENBLAS_CORETYPE) and
+# the CPU. Summing non-negative float32 terms in another order moves the result by a few ulps
+# (observed: up to 8); 32 ulps of relative power error is 10*log10(1 + 32*eps) = 1.7e-5 dB.
+# The dB value is then rounded to float32 once more: half an ulp of up to 2**6 dB, 3.8e-6 dB.
+# Being off by one frame instead moves values by whole dB.
+EPS32 = float(np.finfo(np.float32).eps)
+SPAN_TOLERANCE_DB = 10 * np.log10(1 + 32 * EPS32) + 2 ** 6 * EPS32
+
+
+def test_each_slice_equals_the_transform_of_that_slice_alone():
+    y = tone(330, 12.0) + noise(12.0, amp=0.05)
+    ts = slice_signal(y, CFG.slicing, CFG.features, overlap=2.0)
+    g = slice_geometry(3.0, 2.0, CFG.features)
+    assert len(ts.starts) == 10
+    for k in range(10):
+        start = int(round(ts.starts[k] * SR))
+        alone = log_mel(y[start:start + g.slice_samples], CFG.features)
+        np.testing.assert_allclose(ts.specs[k], alone, rtol=0, atol=SPAN_TOLERANCE_DB)
+    # a slice one hop off is far outside that tolerance: the test can tell
+    start = int(round(ts.starts[4] * SR)) + CFG.features.hop_length
+    shifted = log_mel(y[start:start + g.slice_samples], CFG.features)
+    assert np.max(np.abs(ts.specs[4] - shifted)) > 1000 * SPAN_TOLERANCE_DB
+
+
+def test_the_same_span_gives_the_same_bits_whatever_the_blas_threads():
+    """What makes dataset.h5 independent of build.workers: log_mel runs BLAS on one thread."""
+    from threadpoolctl import threadpool_limits
+
+    y = noise(20.0, seed=3)
+    with threadpool_limits(1):
+        one = log_mel(y, CFG.features)
+    with threadpool_limits(4):
+        four = log_mel(y, CFG.features)
+    np.testing.assert_array_equal(one, four)
+
+
+def test_log_mel_scale():
+    spec = log_mel(np.zeros(SR * 3, dtype=np.float32), CFG.features)
+    assert spec.shape == (126, 100) and np.allclose(spec, -100.0, atol=1e-3)
+    loud = log_mel(tone(1000, 3.0, amp=0.5), CFG.features)
+    assert loud.max() > 0
+
+
+def test_padding_modes():
+    y = tone(440, 1.0)
+    assert np.array_equal(pad_to(y, 3 * SR, "silence")[SR:], np.zeros(2 * SR, dtype=np.float32))
+    looped = pad_to(y, 3 * SR, "loop")
+    assert np.array_equal(looped[SR:2 * SR], y)
+    ts = slice_signal(y, CFG.slicing, CFG.features)
+    assert ts.padded and ts.specs.shape == (1, 126, 100) and ts.duration == pytest.approx(1.0)
+    drop = dataclasses.replace(CFG.slicing, short_tracks="drop")
+    with pytest.raises(TrackError, match="shorter than one slice"):
+        slice_signal(y, drop, CFG.features)
+
+
+def test_max_slices_first_or_seeded_random():
+    y = noise(30.0)
+    first = slice_signal(y, CFG.slicing, CFG.features, max_slices=4)
+    np.testing.assert_allclose(first.starts, slice_signal(y, CFG.slicing, CFG.features).starts[:4])
+    a = slice_signal(y, CFG.slicing, CFG.features, max_slices=4, random_selection=True, selection_key="x.mp3")
+    b = slice_signal(y, CFG.slicing, CFG.features, max_slices=4, random_selection=True, selection_key="x.mp3")
+    c = slice_signal(y, CFG.slicing, CFG.features, max_slices=4, random_selection=True, selection_key="y.mp3")
+    np.testing.assert_array_equal(a.starts, b.starts)
+    assert len(a.starts) == 4 and np.all(np.diff(a.starts) > 0) and not np.array_equal(a.starts, c.starts)
+    np.testing.assert_array_equal(a.specs, b.specs)
+
+
+def test_waveform_slices_are_the_samples_at_the_spectrogram_starts():
+    """features.representation "waveform": each slice holds its samples as rows of hop_length samples
+    (a copy, so bit-equal), from the same hop-aligned starts as the log-mel slices."""
+    waveform = dataclasses.replace(CFG.features, representation="waveform")
+    g = slice_geometry(3.0, 1.0, waveform)
+    assert (g.n_frames, g.n_mels) == (66150 // 512, 512)  # 129 rows; the last partial row is dropped
+    signal = noise(30.0)
+    ts = slice_signal(signal, CFG.slicing, waveform, max_slices=6, random_selection=True, selection_key="x")
+    assert ts.specs.shape == (6, 129, 512) and ts.specs.dtype == np.float32
+    np.testing.assert_array_equal(ts.starts, slice_signal(signal, CFG.slicing, CFG.features, max_slices=6,
+                                                          random_selection=True, selection_key="x").starts)
+    for rows, start in zip(ts.specs, ts.starts):
+        first = int(round(start * SR))
+        np.testing.assert_array_equal(rows.reshape(-1), signal[first:first + 129 * 512])
