@@ -124,16 +124,21 @@ def script_env() -> dict[str, str]:
 
 def run_script(script: str, *args: str, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess:
     """Run a top-level script (``build_dataset.py``...) or ``-m module`` as a subprocess."""
-    cmd = [sys.executable, *(script.split() if script.startswith("-m ") else [str(REPO_ROOT / script)]), *args]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
+    return subprocess.run(script_command(script, *args), cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
                           timeout=timeout, **kwargs)
 
 
-def start_script(script: str, *args: str, **kwargs: Any) -> subprocess.Popen:
-    """Start a top-level script in a new process group (it and its workers can be killed together)."""
+def script_command(script: str, *args: str) -> list[str]:
+    """The command line of a top-level script (``build_dataset.py``...) or of ``-m module``."""
+    return [sys.executable, *(script.split() if script.startswith("-m ") else [str(REPO_ROOT / script)]), *args]
+
+
+def start_script(script: str, *args: str, env: Optional[dict] = None, **kwargs: Any) -> subprocess.Popen:
+    """Start a top-level script or ``-m module`` in a new process group (it and its workers can be killed
+    together); ``env`` adds variables to :func:`script_env`."""
     kwargs.setdefault("stdout", subprocess.DEVNULL)
     kwargs.setdefault("stderr", subprocess.DEVNULL)
-    return subprocess.Popen([sys.executable, str(REPO_ROOT / script), *args], cwd=REPO_ROOT, env=script_env(),
+    return subprocess.Popen(script_command(script, *args), cwd=REPO_ROOT, env={**script_env(), **(env or {})},
                             start_new_session=True, **kwargs)
 
 

@@ -361,9 +361,14 @@ def test_cli_folder_table_csv_json(trained_run, analyzer, tmp_path, analysis_ove
         np.testing.assert_allclose(shares, single.shares, atol=1e-5)
         assert row["top_label"] == single.top_label
 
-    data = json.loads((tmp_path / "out.json").read_text())
-    assert data["labels"] == list(labels) and len(data["tracks"]) == 5
-    assert {t["path"]: t["status"] for t in data["tracks"]} == statuses
+    header, *records = [json.loads(line) for line in (tmp_path / "out.json").read_text().splitlines()]
+    assert header["settings"]["labels"] == list(labels) and header["settings"]["mode"] == "folder"
+    assert [t["path"] for t in records] == [r["path"] for r in table]  # JSON Lines, in path order
+    assert {t["path"]: t["status"] for t in records} == statuses
+    top_share = {r["path"]: float(r["top_share"]) for r in table if r["status"] == "ok"}
+    for record in records:
+        if record["path"] in top_share:  # the CSV's 6 decimals: within 5e-7
+            assert record["ranking"][0]["share"] == pytest.approx(top_share[record["path"]], abs=1e-6)
 
 
 def test_cli_evaluate_accuracy_and_confusion(trained_run, tmp_path):
@@ -420,8 +425,10 @@ def test_ready_tagger_ranks_its_50_tags_by_mean_probability(tmp_path):
     assert data["aggregation"] == "mean" and data["slice_duration"] == 3.008
     scores = np.array([s["scores"] for s in data["slices"]])
     starts = np.array([s["start"] for s in data["slices"]])
-    assert scores.shape == (4, 50) and np.all((scores >= 0) & (scores <= 1))  # 7 s: slices at 0, 1, 2, 3 s
-    np.testing.assert_allclose(starts, np.arange(4) * 16128 / 16000)  # a slice every 63 hops of 256 samples
+    # 7 s: musicnn's extractor's patches, 187 frames of 256 samples one after the other, at 0 and 2.992 s
+    assert scores.shape == (2, 50) and np.all((scores >= 0) & (scores <= 1))
+    np.testing.assert_allclose(starts, np.arange(2) * 187 * 256 / 16000)
+    assert data["overlap"] == pytest.approx(3.008 - 2.992)
     mean = dict(zip(data["labels"], scores.mean(axis=0)))
     ranking = data["ranking"]
     assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)

@@ -22,6 +22,7 @@ from genrekit.core.config import Config, load_config
 from genrekit.core.errors import GenrekitError, TrackError
 from genrekit.inference.analyzer import Analyzer, choose_aggregation, slice_settings
 from genrekit.inference.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
+from genrekit.inference.results import ResultsFile, done_paths, record_of, results_settings
 from genrekit.models.aggregate import METHODS
 from genrekit.models.bundle import Bundle
 from genrekit.models.registry import open_model
@@ -38,6 +39,16 @@ Output on stdout
   a folder    one line per audio file found (recursively), in path order:
               <path relative to the folder><TAB><that line>
               unusable files are reported on stderr and skipped; --csv writes every file with its status
+
+A library (a folder) is analyzed resumably: with --csv PATH (or --json PATH, JSON Lines for a
+folder) every file's result is written, complete and synced to disk, the moment the file is done.
+Interrupted (Ctrl-C, kill -9, power loss), the same command again skips the files already in the
+results (unreadable ones too) and analyzes the others; at the end the file holds every file once,
+sorted by path. Results made with another model or other analysis settings are refused, naming what
+differs, unless --restart is given. Slices of several files share each forward pass, and files
+decode in worker processes ahead of the model. --scheduler ADDRESS runs the per-file work (decode,
+features, model) on the workers of a Dask cluster instead, each loading the model once; the workers
+must see the files and the run folder at the same paths (docs/SCALING.md).
   --evaluate  track-level accuracy, per-label recall/precision and the confusion matrix
 Exit status: 0 when the file (or at least one file of a folder) was analyzed; 1 when the file or the
 model is refused (one line on stderr); 2 for a bad config or option.
@@ -51,12 +62,15 @@ Ready taggers, no training needed: --model musicnn-msd (Million Song Dataset) or
 rock, jazz, blues, Hip-Hop, but also instruments and moods) with musicnn's own features and 3 s
 patches. Tagging is not genre classification: tags are not exclusive, each slice gives every tag
 an independent probability, and a track's score for a tag is its mean probability over the
-slices (aggregation "mean", the only one for taggers), so the shares do not add up to 100 %.
+slices (aggregation "mean", the only one for taggers), so the shares do not add up to 100 %. A tagger
+cuts a track as musicnn's extractor does, a patch every 3 s, unless --overlap or analysis.overlap
+says otherwise.
 
 examples:
   python -m track_analyzer song.mp3 --model output/models/crnn
   python -m track_analyzer song.mp3 --model output/models/crnn --json song.json --plot song.png
-  python -m track_analyzer music/ --model output/models/crnn --csv music.csv
+  python -m track_analyzer music/ --model output/models/crnn --csv music.csv   # again: resumes
+  python -m track_analyzer music/ --model output/models/crnn --csv music.csv --scheduler tcp://head:8786
   python -m track_analyzer --evaluate labelled/ --model output/models/crnn --csv eval.csv
   python -m track_analyzer song.mp3 --model musicnn-msd --top-k 5 --json song-tags.json
 """
@@ -81,7 +95,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="instead of AUDIO: a folder-per-label tree (<label>/<files>); reports track-level "
                              "accuracy and the confusion matrix (confusion.png next to --csv, or at --plot)")
     parser.add_argument("--overlap", type=float, metavar="SECONDS",
-                        help="overlap of analysis slices (default: analysis.overlap, 2 s: a slice every second)")
+                        help="overlap of analysis slices (default: analysis.overlap, else 2 s for a trained run, "
+                             "a slice every second, and 0 for a ready tagger)")
     parser.add_argument("--aggregation", choices=METHODS,
                         help="how slice scores make the verdict (default: analysis.aggregation, sum; "
                              "taggers: mean, their only one)")
@@ -91,14 +106,22 @@ def make_parser() -> argparse.ArgumentParser:
                         help="slices per forward pass (default: analysis.batch_size, 64)")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="a file: labels (model order), ranking (label, score, share) and slices (start in s, "
-                             "scores per label); a folder: labels and each file's status and ranking; "
-                             "--evaluate: the classification report and each file's ranking")
+                             "scores per label); a folder: JSON Lines, a first line with the analysis settings, "
+                             "then one line per file (path, status, duration, n_slices, ranking), resumable like "
+                             "--csv; --evaluate: the classification report and each file's record")
     parser.add_argument("--plot", type=Path, metavar="PNG",
                         help="a file: timeline of label probabilities over the track; "
                              "--evaluate: the confusion matrix")
     parser.add_argument("--csv", type=Path, metavar="PATH",
                         help="folder or --evaluate: one row per file (path, status, top label and share, "
-                             "duration, slices, a share per label)")
+                             "duration, slices, a share per label), written as each file is done; run again, "
+                             "it resumes (the settings it was made with are kept in PATH.settings.json)")
+    parser.add_argument("--restart", action="store_true",
+                        help="analyze every file again into --csv/--json, even if they hold results made with "
+                             "other settings")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="folder or --evaluate: analyze on the workers of the Dask cluster at ADDRESS "
+                             "(tcp://host:8786), see docs/SCALING.md")
     return parser
 
 
@@ -126,7 +149,7 @@ def resolve_settings(args: argparse.Namespace, bundle: Bundle) -> Settings:
     # the config's aggregation is for genre models; a tagger's is always the mean
     requested = args.aggregation or (None if bundle.multi_label else analysis.aggregation)
     return Settings(
-        overlap=analysis.overlap if args.overlap is None else args.overlap,
+        overlap=slice_settings(bundle, analysis.overlap if args.overlap is None else args.overlap).overlap,
         aggregation=choose_aggregation(bundle, requested),
         top_k=args.top_k or analysis.top_k,
         batch_size=args.batch_size or analysis.batch_size,
@@ -195,41 +218,56 @@ def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings:
         output.plot_timeline(result, args.plot)
 
 
+def outcomes_of(bundle: Bundle, paths: list[Path], args: argparse.Namespace,
+                settings: Settings) -> Iterator[FileOutcome]:
+    """Analyze ``paths``: here (decoding in worker processes ahead of batches filled across files,
+    outcomes in path order), or on a Dask cluster with ``--scheduler`` (outcomes as they finish)."""
+    if args.scheduler:
+        from genrekit.inference.cluster import analyze_on_cluster  # imports Dask
+
+        yield from analyze_on_cluster(args.scheduler, args.model, paths, overlap=settings.overlap,
+                                      aggregation=settings.aggregation, batch_size=settings.batch_size)
+        return
+    with SliceLoader(paths, slice_settings(bundle, settings.overlap)) as loader:
+        analyzer = load_analyzer(bundle, settings.batch_size)  # while the first tracks decode
+        yield from analyze_loaded(analyzer, loader, overlap=settings.overlap, aggregation=settings.aggregation)
+
+
 def run_files(bundle: Bundle, paths: list[Path], root: Path, args: argparse.Namespace, settings: Settings,
-              truth: Optional[dict[Path, str]] = None) -> list[FileOutcome]:
-    """Analyze ``paths`` with one model load; print a table row per file; return every outcome."""
+              truth: Optional[dict[Path, str]] = None) -> dict[str, dict]:
+    """Analyze the ``paths`` that the results files do not hold yet, with one model load; print a line per
+    file; write each file's record to ``--csv`` (and a folder's ``--json``) as it is done; return the
+    records of all ``paths`` by relative path, in path order."""
     from tqdm import tqdm
 
-    outcomes = []
-    with SliceLoader(paths, slice_settings(bundle, settings.overlap)) as loader, \
-            tqdm(total=len(paths), unit="track", desc="analyzing", file=sys.stderr) as bar:
-        analyzer = load_analyzer(bundle, settings.batch_size)  # while the first tracks decode
-        for outcome in analyze_loaded(analyzer, loader, overlap=settings.overlap,
-                                      aggregation=settings.aggregation):
-            name = outcome.path.relative_to(root).as_posix()
-            if outcome.result is None:
-                bar.write(f"{name}: {outcome.status}", file=sys.stderr)
-            elif truth is None:
-                bar.write(f"{name}\t{outcome.result.summary(settings.top_k)}", file=sys.stdout)
-            outcomes.append(outcome)
-            bar.update()
-    if args.csv:
-        labels = bundle.labels
-        output.write_csv(args.csv, output.csv_header(labels, with_truth=truth is not None), [
-            output.csv_row(o.path.relative_to(root).as_posix(), labels, o.result, o.status,
-                           None if truth is None else truth[o.path])
-            for o in outcomes])
-    return outcomes
-
-
-def outcome_dict(outcome: FileOutcome, root: Path, true_label: Optional[str] = None) -> dict:
-    entry = {"path": outcome.path.relative_to(root).as_posix(), "status": outcome.status}
-    if true_label is not None:
-        entry["true_label"] = true_label
-    if outcome.result is not None:
-        entry.update(duration=outcome.result.duration, n_slices=len(outcome.result.starts),
-                     ranking=[r._asdict() for r in outcome.result.ranking])
-    return entry
+    evaluate = truth is not None
+    names = {path: path.relative_to(root).as_posix() for path in paths}
+    stored = results_settings(bundle, overlap=settings.overlap, aggregation=settings.aggregation, evaluate=evaluate)
+    targets = [path for path in (args.csv, None if evaluate else args.json) if path]
+    records: dict[str, dict] = {}
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(ResultsFile(path, stored, restart=args.restart)) for path in targets]
+        done = done_paths(files)
+        todo = [path for path in paths if names[path] not in done]
+        if len(todo) < len(paths):
+            cli.log(f"{len(paths) - len(todo)} of {len(paths)} files are in the results already; analyzing "
+                    f"the other {len(todo)}")
+        with tqdm(total=len(todo), unit="track", desc="analyzing", file=sys.stderr) as bar:
+            for outcome in outcomes_of(bundle, todo, args, settings):
+                name = outcome.path.relative_to(root).as_posix()
+                if outcome.result is None:
+                    bar.write(f"{name}: {outcome.status}", file=sys.stderr)
+                elif not evaluate:
+                    bar.write(f"{name}\t{outcome.result.summary(settings.top_k)}", file=sys.stdout)
+                record = record_of(name, outcome.status, outcome.result,
+                                   None if truth is None else truth[outcome.path])
+                for results in files:
+                    results.add(record)
+                records[name] = record
+                bar.update()
+        for results in files:
+            records = {**{record["path"]: record for record in results.finish()}, **records}
+    return {names[path]: records[names[path]] for path in paths}
 
 
 def analyze_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
@@ -239,13 +277,9 @@ def analyze_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, setti
     paths = find_audio_files(folder, settings.extensions)
     if not paths:
         raise GenrekitError(f"{folder}: no audio files found ({' '.join(settings.extensions)})")
-    outcomes = run_files(bundle, paths, folder, args, settings)
-    if args.json:
-        output.write_json(args.json, {"model": str(args.model), "labels": bundle.labels,
-                                      "aggregation": settings.aggregation,
-                                      "tracks": [outcome_dict(o, folder) for o in outcomes]})
-    if not any(o.result is not None for o in outcomes):
-        raise GenrekitError(f"{folder}: none of the {len(outcomes)} audio files could be analyzed")
+    records = run_files(bundle, paths, folder, args, settings)
+    if not any("ranking" in record for record in records.values()):
+        raise GenrekitError(f"{folder}: none of the {len(records)} audio files could be analyzed")
 
 
 def labelled_files(folder: Path, labels: Sequence[str], extensions: Sequence[str]) -> dict[Path, str]:
@@ -271,13 +305,13 @@ def evaluate_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, sett
     if not truth:
         raise GenrekitError(f"{folder}: no audio files in folders named after the model's labels "
                             f"({', '.join(bundle.labels)})")
-    outcomes = run_files(bundle, sorted(truth), folder, args, settings, truth=truth)
-    scored = [o for o in outcomes if o.result is not None]
+    records = run_files(bundle, sorted(truth), folder, args, settings, truth=truth)
+    scored = [record for record in records.values() if "ranking" in record]
     if not scored:
-        raise GenrekitError(f"{folder}: none of the {len(outcomes)} audio files could be analyzed")
+        raise GenrekitError(f"{folder}: none of the {len(records)} audio files could be analyzed")
     index = {name: i for i, name in enumerate(bundle.labels)}
-    true = np.array([index[truth[o.path]] for o in scored])
-    pred = np.array([int(np.argmax(o.result.track_scores)) for o in scored])
+    true = np.array([index[record["true_label"]] for record in scored])
+    pred = np.array([index[record["ranking"][0]["label"]] for record in scored])
     report = classification_report(true, pred, bundle.labels)
     print(output.evaluation_summary(report, bundle.labels, settings.aggregation), flush=True)
     confusion = args.plot or (args.csv.parent / "confusion.png" if args.csv else None)
@@ -287,9 +321,8 @@ def evaluate_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, sett
                        title=f"{folder.name}: track accuracy {100 * report['accuracy']:.1f} %")
     if args.json:
         output.write_json(args.json, {"model": str(args.model), "labels": bundle.labels,
-                                      "aggregation": settings.aggregation, "skipped": len(outcomes) - len(scored),
-                                      "report": report,
-                                      "tracks": [outcome_dict(o, folder, truth[o.path]) for o in outcomes]})
+                                      "aggregation": settings.aggregation, "skipped": len(records) - len(scored),
+                                      "report": report, "tracks": list(records.values())})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -306,8 +339,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif args.input.is_dir():
         analyze_folder(args.input, bundle, args, settings)
     elif args.input.exists():
-        if args.csv:
-            raise GenrekitError("--csv is for a folder or --evaluate; for a file use --json")
+        if args.csv or args.scheduler:
+            raise GenrekitError(f"{'--csv' if args.csv else '--scheduler'} is for a folder or --evaluate"
+                                + ("; for a file use --json" if args.csv else ""))
         analyze_file(args.input, bundle, args, settings)
     else:
         raise GenrekitError(f"{args.input}: no such file or folder")

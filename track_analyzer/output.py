@@ -1,11 +1,10 @@
-"""What the analyzer writes: JSON, CSV, the timeline plot and the evaluation summary."""
+"""What the analyzer writes besides the results files (:mod:`genrekit.inference.results`): a track's
+JSON, the timeline plot and the evaluation summary."""
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -18,37 +17,6 @@ def write_json(path: Path, data: object) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic.write_json(path, data)
-
-
-CSV_FIXED = ("path", "status", "top_label", "top_share", "duration", "n_slices")
-
-
-def csv_header(labels: Sequence[str], with_truth: bool = False) -> list[str]:
-    """Fixed columns, ``true_label`` in evaluate mode, then one ``share_<label>`` per label (model order)."""
-    return [*CSV_FIXED, *(["true_label"] if with_truth else []), *(f"share_{name}" for name in labels)]
-
-
-def csv_row(path: str, labels: Sequence[str], result: Optional[TrackAnalysis], status: str,
-            true_label: Optional[str] = None) -> list:
-    """One track's CSV row; a skipped track (``result`` None) has empty scores."""
-    truth = [] if true_label is None else [true_label]
-    if result is None:
-        return [path, status, "", "", "", "", *truth, *([""] * len(labels))]
-    top = result.ranking[0]
-    return [path, status, top.label, f"{top.share:.6f}", f"{result.duration:.3f}", len(result.starts), *truth,
-            *(f"{share:.6f}" for share in result.shares)]
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
 
 
 TAGGER_LINES = 10  # tags drawn in a tagger's timeline

@@ -169,7 +169,7 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    overlap: float = 2.0
+    overlap: Optional[float] = None  # None: the model's default (genrekit.inference.analyzer.default_overlap)
     aggregation: Literal["sum", "mean-log", "vote"] = "sum"
     batch_size: int = 64
     top_k: int = 3
@@ -480,8 +480,8 @@ def validate(cfg: Config) -> None:
         _require(value >= 0, f"training.augmentation.{key}", f"must be >= 0, got {value}")
     _require(aug.mixup_alpha >= 0, "training.augmentation.mixup_alpha", f"must be >= 0, got {aug.mixup_alpha}")
 
-    _require(0 <= a.overlap < s.slice_duration, "analysis.overlap",
-             f"must be in [0, slicing.slice_duration ({s.slice_duration})), got {a.overlap}")
+    _require(a.overlap is None or 0 <= a.overlap < s.slice_duration, "analysis.overlap",
+             f"must be null or in [0, slicing.slice_duration ({s.slice_duration})), got {a.overlap}")
     _require(a.batch_size >= 1, "analysis.batch_size", f"must be >= 1, got {a.batch_size}")
     _require(a.top_k >= 1, "analysis.top_k", f"must be >= 1, got {a.top_k}")
 

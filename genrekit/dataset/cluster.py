@@ -15,6 +15,7 @@ only appears by an atomic rename, the retry writes the whole shard once, never h
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 from contextlib import contextmanager
@@ -47,9 +48,8 @@ def check_storage(track: str, shard_dir: str) -> Optional[str]:
 
 
 @contextmanager
-def open_dask_executor(scheduler: Optional[str], workers: int, probe_track: Path, shard_dir: Path,
-                       features) -> Iterator[tuple[object, int]]:
-    """A ``concurrent.futures`` executor on a Dask cluster, and how many tasks it runs at once.
+def open_client(scheduler: Optional[str], workers: int, setting: str) -> Iterator[object]:
+    """A ``distributed.Client`` with at least one worker that imports genrekit.
 
     Parameters
     ----------
@@ -58,16 +58,13 @@ def open_dask_executor(scheduler: Optional[str], workers: int, probe_track: Path
         ``workers`` single-threaded worker processes on this machine, on 127.0.0.1.
     workers : int
         Worker processes of the ``LocalCluster`` (unused with a scheduler address).
-    probe_track, shard_dir : Path
-        A track every worker must be able to read and the folder every worker must be able to
-        write into; checked on every worker before the executor is handed out.
-    features : FeaturesConfig
-        Each worker computes one tiny spectrogram first (imports, numba caches), all at once.
+    setting : str
+        Where the address came from (``build.dask_scheduler``, ``--scheduler``), for the messages.
 
     Raises
     ------
     GenrekitError
-        The scheduler cannot be reached, it has no workers, or a worker cannot see the storage.
+        The scheduler cannot be reached, it has no workers, or a worker cannot import genrekit.
     """
     import logging
 
@@ -86,31 +83,57 @@ def open_dask_executor(scheduler: Optional[str], workers: int, probe_track: Path
         try:
             client = Client(cluster if cluster is not None else scheduler, timeout=timeout)
         except (OSError, TimeoutError) as exc:
-            raise GenrekitError(f"build.dask_scheduler: cannot reach the Dask scheduler at {scheduler} "
-                                f"({exc})") from None
+            raise GenrekitError(f"{setting}: cannot reach the Dask scheduler at {scheduler} ({exc})") from None
         try:
             try:
                 client.wait_for_workers(1, timeout=timeout)
             except TimeoutError:
                 raise GenrekitError(f"the Dask scheduler at {scheduler} has no workers "
-                                    f"(start some with: dask worker {scheduler})") from None
+                                    f"(start some with: .venv/bin/dask worker {scheduler})") from None
             try:
-                problems = client.run(check_storage, str(probe_track), str(shard_dir))
+                client.run(importlib.import_module, "genrekit.core.config")
             except ModuleNotFoundError as exc:
-                raise GenrekitError(f"a Dask worker cannot import genrekit ({exc}): start the workers from "
-                                    f"the repository folder or with it on PYTHONPATH") from None
-            bad = sorted((worker, problem) for worker, problem in problems.items() if problem)
-            if bad:
-                worker, problem = bad[0]
-                more = f" (and {len(bad) - 1} more workers)" if len(bad) > 1 else ""
-                raise GenrekitError(f"Dask worker {worker}{more}: {problem}; {SHARED_STORAGE}")
-            client.run(warm_up, features)
-            slots = sum(client.nthreads().values())
+                raise GenrekitError(f"a Dask worker cannot import genrekit ({exc}): start the workers with the "
+                                    f"Python environment the project is installed in (make venv installs it: "
+                                    f".venv/bin/dask worker {scheduler})") from None
             if cluster is None:
-                log(f"Dask scheduler {scheduler}: {len(problems)} workers, {slots} threads")
-            yield client.get_executor(pure=False), slots
+                log(f"Dask scheduler {scheduler}: {len(client.nthreads())} workers, "
+                    f"{sum(client.nthreads().values())} threads")
+            yield client
         finally:
             client.close()
     finally:
         if cluster is not None:
             cluster.close()
+
+
+@contextmanager
+def open_dask_executor(scheduler: Optional[str], workers: int, probe_track: Path, shard_dir: Path,
+                       features) -> Iterator[tuple[object, int]]:
+    """A ``concurrent.futures`` executor on a Dask cluster (:func:`open_client`), and how many tasks
+    it runs at once.
+
+    Parameters
+    ----------
+    scheduler, workers
+        As for :func:`open_client`.
+    probe_track, shard_dir : Path
+        A track every worker must be able to read and the folder every worker must be able to
+        write into; checked on every worker before the executor is handed out.
+    features : FeaturesConfig
+        Each worker computes one tiny spectrogram first (imports, numba caches), all at once.
+
+    Raises
+    ------
+    GenrekitError
+        As :func:`open_client`, or a worker cannot see the storage.
+    """
+    with open_client(scheduler, workers, "build.dask_scheduler") as client:
+        problems = client.run(check_storage, str(probe_track), str(shard_dir))
+        bad = sorted((worker, problem) for worker, problem in problems.items() if problem)
+        if bad:
+            worker, problem = bad[0]
+            more = f" (and {len(bad) - 1} more workers)" if len(bad) > 1 else ""
+            raise GenrekitError(f"Dask worker {worker}{more}: {problem}; {SHARED_STORAGE}")
+        client.run(warm_up, features)
+        yield client.get_executor(pure=False), sum(client.nthreads().values())

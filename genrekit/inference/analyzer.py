@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple, Optional, Union
 
 import numpy as np
 
-from genrekit.audio.features import TrackSlices, load_track_slices, warm_up
+from genrekit.audio.features import TrackSlices, load_track_slices, slice_geometry, warm_up
 from genrekit.core.config import AnalysisConfig, FeaturesConfig, SlicingConfig
 from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import apply
@@ -29,6 +29,7 @@ from genrekit.models.bundle import Bundle
 from genrekit.models.registry import load_model, open_model
 
 DEFAULTS = AnalysisConfig()
+TRAINED_RUN_OVERLAP = 2.0
 
 
 class RankedLabel(NamedTuple):
@@ -111,13 +112,26 @@ class SliceSettings:
                                  silence_threshold_db=self.silence_threshold_db, overlap=self.overlap)
 
 
-def slice_settings(bundle: Bundle, overlap: float = DEFAULTS.overlap) -> SliceSettings:
+def default_overlap(bundle: Bundle) -> float:
+    """The analysis overlap when none is set: 2 s for a trained run (a slice every second at 3 s
+    slices); for a ready tagger, consecutive patches with no frame in common, as musicnn's own
+    extractor cuts a track (187 frames, a patch every 2.992 s)."""
+    if bundle.pretrained is None:
+        return TRAINED_RUN_OVERLAP
+    features = bundle.features
+    frames = slice_geometry(bundle.slicing.slice_duration, 0.0, features).n_frames
+    return bundle.slicing.slice_duration - frames * features.hop_length / features.sample_rate
+
+
+def slice_settings(bundle: Bundle, overlap: Optional[float] = None) -> SliceSettings:
     """The analysis slicing of a bundle; raise :class:`GenrekitError` for an overlap it cannot use.
+    ``overlap`` None is :func:`default_overlap`.
 
     A track shorter than one slice is always padded (with the bundle's ``pad_mode``),
     even if the training data dropped such tracks: one verdict is better than none.
     """
     duration = bundle.slicing.slice_duration
+    overlap = default_overlap(bundle) if overlap is None else overlap
     if not 0 <= overlap < duration:
         raise GenrekitError(f"analysis overlap {overlap:g} s (analysis.overlap / --overlap) must be >= 0 and "
                             f"smaller than the model's slice_duration ({duration:g} s)")
@@ -199,7 +213,7 @@ class Analyzer:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.bundle.labels)
 
-    def slice_settings(self, overlap: float = DEFAULTS.overlap) -> SliceSettings:
+    def slice_settings(self, overlap: Optional[float] = None) -> SliceSettings:
         return slice_settings(self.bundle, overlap)
 
     def predict_batch(self, specs: np.ndarray) -> np.ndarray:
@@ -218,19 +232,20 @@ class Analyzer:
         return np.concatenate(out)
 
     def result(self, path: os.PathLike | str, slices: TrackSlices, scores: np.ndarray, *,
-               overlap: float = DEFAULTS.overlap, aggregation: Optional[str] = None) -> TrackAnalysis:
+               overlap: Optional[float] = None, aggregation: Optional[str] = None) -> TrackAnalysis:
         """The analysis of a track from its slices and their scores (see :meth:`predict`)."""
         aggregation = choose_aggregation(self.bundle, aggregation)
+        overlap = default_overlap(self.bundle) if overlap is None else overlap
         return TrackAnalysis.from_scores(Path(path), self.labels, slices, scores, aggregation,
                                          self.bundle.slicing.slice_duration, overlap, self.bundle.multi_label)
 
-    def analyze_slices(self, path: os.PathLike | str, slices: TrackSlices, *, overlap: float = DEFAULTS.overlap,
+    def analyze_slices(self, path: os.PathLike | str, slices: TrackSlices, *, overlap: Optional[float] = None,
                        aggregation: Optional[str] = None) -> TrackAnalysis:
         """Predict and aggregate slices already cut with :meth:`slice_settings` ``(overlap)``;
         ``aggregation`` defaults to ``sum`` (``mean`` for a tagger, see :func:`choose_aggregation`)."""
         return self.result(path, slices, self.predict(slices.specs), overlap=overlap, aggregation=aggregation)
 
-    def analyze(self, path: os.PathLike | str, *, overlap: float = DEFAULTS.overlap,
+    def analyze(self, path: os.PathLike | str, *, overlap: Optional[float] = None,
                 aggregation: Optional[str] = None) -> TrackAnalysis:
         """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file)."""
         aggregation = choose_aggregation(self.bundle, aggregation)
@@ -239,7 +254,7 @@ class Analyzer:
 
 
 def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Analyzer], *,
-            overlap: float = DEFAULTS.overlap, aggregation: Optional[str] = None,
+            overlap: Optional[float] = None, aggregation: Optional[str] = None,
             batch_size: Optional[int] = None) -> TrackAnalysis:
     """Analyze one audio file with a trained model.
 
@@ -250,8 +265,9 @@ def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Anal
     model : path-like, Bundle or Analyzer
         A run folder (``output/models/<run>``), a ready tagger's name (``"musicnn-msd"``,
         ``"musicnn-mtt"``), or an :class:`Analyzer` to reuse a loaded model.
-    overlap : float
-        Seconds of overlap between analysis slices (default 2: a slice every second at 3 s slices).
+    overlap : float, optional
+        Seconds of overlap between analysis slices; default :func:`default_overlap` (2 for a trained
+        run: a slice every second at 3 s slices; 0 for a ready tagger).
     aggregation : {"sum", "mean-log", "vote", "mean"}, optional
         Default ``sum``; a tagger takes ``mean`` only.
     batch_size : int, optional
