@@ -27,6 +27,7 @@ from genrekit.dataset.normalization import apply
 from genrekit.inference.analyzer import slice_settings
 from genrekit.models.aggregate import aggregate
 from genrekit.models.bundle import load_bundle
+from genrekit.models.litert import LiteRTModel
 from tests.conftest import TINY_LABELS
 from tests.helpers import REPO_ROOT, SR, label_signal, run_script, script_env, write_audio
 from track_analyzer import Analyzer, TrackAnalysis, analyze
@@ -195,12 +196,15 @@ def test_mixed_precision_model_runs_in_float32(trained_run, tmp_path, long_mp3, 
     folder = edited_bundle(trained_run.run_folder, tmp_path / "mixed", lambda data: None)
     mixed.save(folder / "model.keras")
 
-    analyzer = Analyzer(folder)
-    assert {layer.dtype_policy.name for layer in analyzer.model.layers} == {"float32"}
+    keras_analyzer = Analyzer(folder, runtime="keras")
+    assert {layer.dtype_policy.name for layer in keras_analyzer.model.layers} == {"float32"}
+    analyzer = Analyzer(folder)  # exported on first use, from the float32 clone
+    assert isinstance(analyzer.model, LiteRTModel) and (folder / "model.tflite").is_file()
     slices = analyzer.slice_settings(analysis_overlap).load(long_mp3)
     x = apply(slices.specs[:32], bundle.normalization)[..., np.newaxis]
     reference = keras.ops.convert_to_numpy(mixed(x, training=False))
-    np.testing.assert_allclose(analyzer.predict(slices.specs[:32]), reference, atol=5e-3)
+    for runner in (keras_analyzer, analyzer):
+        np.testing.assert_allclose(runner.predict(slices.specs[:32]), reference, atol=5e-3)
 
 
 # --------------------------------------------------------------------------- parity with the build
@@ -241,7 +245,7 @@ def test_parity_with_dataset_h5_and_processed_h5(trained_run, analyzer):
         order = np.argsort(processed_starts)
         processed = np.stack([group["specs"][r] for r in rows[order]]).astype(np.float32)
     np.testing.assert_array_equal(result.starts, processed_starts[order])
-    expected = analyzer.model.predict(processed[..., np.newaxis], verbose=0)
+    expected = analyzer.model.predict(processed[..., np.newaxis])
     np.testing.assert_allclose(result.scores, expected, atol=1e-3)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from genrekit.core.errors import GenrekitError, TrackError
 from genrekit.inference.analyzer import Analyzer, choose_aggregation, slice_settings
 from genrekit.inference.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
 from genrekit.inference.results import ResultsFile, done_paths, record_of, results_settings
+from genrekit.models import registry
 from genrekit.models.aggregate import METHODS
 from genrekit.models.bundle import Bundle
 from genrekit.models.registry import open_model
@@ -116,6 +116,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="folder or --evaluate: one row per file (path, status, top label and share, "
                              "duration, slices, a share per label), written as each file is done; run again, "
                              "it resumes (the settings it was made with are kept in PATH.settings.json)")
+    parser.add_argument("--runtime", choices=registry.RUNTIMES, default="auto",
+                        help="auto (default): the model's LiteRT export, without TensorFlow (a run folder made "
+                             "before exports existed is exported on first use), else Keras; litert: the export "
+                             "or an error; keras: the Keras model")
     parser.add_argument("--restart", action="store_true",
                         help="analyze every file again into --csv/--json, even if they hold results made with "
                              "other settings")
@@ -157,27 +161,6 @@ def resolve_settings(args: argparse.Namespace, bundle: Bundle) -> Settings:
     )
 
 
-@contextlib.contextmanager
-def quiet_native_logs() -> Iterator[None]:
-    """Hide what TensorFlow's C++ side prints to fd 2 while it loads.
-
-    It logs (oneDNN, CUDA probing) before ``TF_CPP_MIN_LOG_LEVEL`` takes effect. Set
-    ``TF_CPP_MIN_LOG_LEVEL=0`` to see it. Python exceptions are raised after fd 2 is back.
-    """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def import_keras() -> None:
     """Import Keras and TensorFlow quietly, and a second or two faster than a plain import.
 
@@ -187,17 +170,19 @@ def import_keras() -> None:
     """
     gc.disable()
     try:
-        with quiet_native_logs():
+        with cli.quiet_native_logs():
             import keras  # noqa: F401  (the import is what prints)
     finally:
         gc.enable()
     gc.freeze()
 
 
-def load_analyzer(bundle: Bundle, batch_size: int) -> Analyzer:
-    if bundle.baseline is None:  # a classical baseline (train_baselines.py) needs NumPy only
+def load_analyzer(bundle: Bundle, batch_size: int, runtime: str) -> Analyzer:
+    # An exported model (LiteRT) and a classical baseline (NumPy) load without TensorFlow.
+    if registry.needs_keras(bundle, runtime):
         import_keras()
-    return Analyzer(bundle, batch_size=batch_size, warm_up_features=False)  # workers compute features
+    # workers compute the features
+    return Analyzer(bundle, batch_size=batch_size, warm_up_features=False, runtime=runtime)
 
 
 # --------------------------------------------------------------------------- modes
@@ -206,7 +191,7 @@ def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings:
     cutting = slice_settings(bundle, settings.overlap)
     # The track decodes in a worker process while this one imports Keras and loads the model.
     with SliceLoader([path], cutting, workers=1) as loader:
-        analyzer = load_analyzer(bundle, settings.batch_size)
+        analyzer = load_analyzer(bundle, settings.batch_size, args.runtime)
         (_, slices), = loader
     if isinstance(slices, TrackError):
         raise GenrekitError(f"{path}: {slices}")
@@ -226,10 +211,11 @@ def outcomes_of(bundle: Bundle, paths: list[Path], args: argparse.Namespace,
         from genrekit.inference.cluster import analyze_on_cluster  # imports Dask
 
         yield from analyze_on_cluster(args.scheduler, args.model, paths, overlap=settings.overlap,
-                                      aggregation=settings.aggregation, batch_size=settings.batch_size)
+                                      aggregation=settings.aggregation, batch_size=settings.batch_size,
+                                      runtime=args.runtime)
         return
     with SliceLoader(paths, slice_settings(bundle, settings.overlap)) as loader:
-        analyzer = load_analyzer(bundle, settings.batch_size)  # while the first tracks decode
+        analyzer = load_analyzer(bundle, settings.batch_size, args.runtime)  # while the first tracks decode
         yield from analyze_loaded(analyzer, loader, overlap=settings.overlap, aggregation=settings.aggregation)
 
 

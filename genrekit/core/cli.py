@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from genrekit.core.config import Config, load_config
 from genrekit.core.errors import GenrekitError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # genrekit/core/cli.py
 DEFAULT_CONFIG = REPO_ROOT / "pipeline_parameters.json"
 
 
@@ -48,3 +50,24 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to continue", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Hide what native libraries print to fd 2 while they load: TensorFlow (oneDNN, CUDA probing,
+    before ``TF_CPP_MIN_LOG_LEVEL`` takes effect) and the LiteRT interpreter (its XNNPACK delegate).
+
+    Set ``TF_CPP_MIN_LOG_LEVEL=0`` to see it. Python exceptions are raised after fd 2 is back.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

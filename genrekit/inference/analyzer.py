@@ -194,15 +194,19 @@ class Analyzer:
     warm_up_features : bool
         Import the feature code (librosa) now, so the first track is as fast as the rest;
         the CLI turns this off because it computes features in worker processes.
+    runtime : {"auto", "litert", "keras"}
+        ``auto``: the model's LiteRT export, without TensorFlow, where there is one (a run folder
+        saved before exports existed is exported on first use), else Keras; see
+        :func:`genrekit.models.registry.load_model`.
     """
 
     def __init__(self, model: Union[os.PathLike, str, Bundle], *, batch_size: int = DEFAULTS.batch_size,
-                 warm_up_features: bool = True):
+                 warm_up_features: bool = True, runtime: str = "auto"):
         if batch_size < 1:
             raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
         self.bundle = model if isinstance(model, Bundle) else open_model(model)
         self.batch_size = batch_size
-        self.model = load_model(self.bundle)
+        self.model = load_model(self.bundle, runtime)
         self._forward = compile_forward(self.model, self.bundle.input_shape)
         # Trace now, so the first track is timed like every other one.
         self._forward(np.zeros((1, *self.bundle.input_shape), dtype=np.float32))

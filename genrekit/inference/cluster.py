@@ -35,13 +35,14 @@ class AnalyzerPlugin(WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, model: str, batch_size: int):
+    def __init__(self, model: str, batch_size: int, runtime: str = "auto"):
         self.model = model
         self.batch_size = batch_size
+        self.runtime = runtime
         self.analyzer: Optional[Analyzer] = None
 
     def setup(self, worker) -> None:
-        self.analyzer = Analyzer(self.model, batch_size=self.batch_size)
+        self.analyzer = Analyzer(self.model, batch_size=self.batch_size, runtime=self.runtime)
 
     def teardown(self, worker) -> None:
         self.analyzer = None
@@ -64,14 +65,14 @@ def _key(path: Path) -> str:
 
 
 def analyze_on_cluster(scheduler: str, model: os.PathLike | str, paths: Iterable[Path], *, overlap: float,
-                       aggregation: str, batch_size: int) -> Iterator[FileOutcome]:
+                       aggregation: str, batch_size: int, runtime: str = "auto") -> Iterator[FileOutcome]:
     """Analyze files on the Dask cluster at ``scheduler``; outcomes come as they finish (any order).
 
     ``model`` is a run folder (given to the workers as an absolute path) or a ready tagger's name.
     """
     model = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
     with open_client(scheduler, 0, "--scheduler") as client:
-        client.register_plugin(AnalyzerPlugin(model, batch_size), name=PLUGIN_NAME)
+        client.register_plugin(AnalyzerPlugin(model, batch_size, runtime), name=PLUGIN_NAME)
         limit = FILES_PER_THREAD * max(1, sum(client.nthreads().values()))
         pending = iter(paths)
         running = as_completed()

@@ -3,25 +3,31 @@
 =========  ==============================================  ===========================  ==============
 family     what                                             saved as                     built by
 =========  ==============================================  ===========================  ==============
-keras      a network of ``model.architecture`` (CRNN,       ``model.keras``              :mod:`.networks`,
-           1D CNN, MobileNetV2), a pretrained backbone                                   :mod:`.backbone`
+keras      a network of ``model.architecture`` (CRNN,       ``model.keras``, exported    :mod:`.networks`,
+           1D CNN, MobileNetV2), a pretrained backbone      to ``model.tflite``          :mod:`.backbone`
            with its head, or the ensemble of several runs                                :func:`ensemble`
 baseline   a scikit-learn family on slice feature vectors   ``model.npz`` (arrays only)  :mod:`.baselines`
-tagger     a ready musicnn tagger (``musicnn-msd``,         nothing: the ``musicnn``     :mod:`.musicnn`
-           ``musicnn-mtt``)                                 wheel's checkpoints
+tagger     a ready musicnn tagger (``musicnn-msd``,         the ``musicnn`` wheel's      :mod:`.musicnn`
+           ``musicnn-mtt``)                                 checkpoints, exported to
+                                                            ``exports/<name>.tflite``
 =========  ==============================================  ===========================  ==============
 
 A run folder's ``bundle.json`` (:mod:`.bundle`) says which family its model is; the analyzer and
-the training ask this module for the rest. Keras is imported only when a Keras model is built,
-saved or loaded, so a baseline needs NumPy alone.
+the training ask this module for the rest. A Keras model is analyzed through its LiteRT export
+(:mod:`.litert`), without TensorFlow; a run folder saved before exports existed is exported on
+first use (or with ``tools/export_models.py``), and Keras stays the fallback where no export can be
+had. Keras is imported only when a Keras model is built, saved, exported or loaded, so a baseline
+needs NumPy alone.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 from genrekit.audio.features import slice_geometry
+from genrekit.core.cli import log
 from genrekit.core.config import (
     BACKBONE_FEATURES,
     BACKBONE_NORM_METHOD,
@@ -31,11 +37,16 @@ from genrekit.core.config import (
 )
 from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import NormStats
-from genrekit.models import baselines
+from genrekit.models import baselines, litert
 from genrekit.models.bundle import MODEL_FILE, Bundle, load_bundle
 
 KERAS, BASELINE, TAGGER = "keras", "baseline", "tagger"
 PRETRAINED = ("musicnn-msd", "musicnn-mtt")  # the ready taggers: --model musicnn-msd
+EXPORTS = Path(__file__).resolve().parent / "exports"  # the ready taggers' LiteRT exports (tools/export_models.py)
+# Slices per interpreter call for musicnn (a ready tagger, or a run on its backbone): its activations
+# take about 10 MB a slice, so a batch of 64 holds 0.7 GB and one of 8 0.1 GB, at the same speed per
+# slice (benchmarks/analyzer_speed.py); a CRNN's batches run whole.
+MUSICNN_ROWS = 8
 
 
 def family(bundle: Bundle) -> str:
@@ -75,10 +86,30 @@ def open_model(model: os.PathLike | str) -> Bundle:
 # --------------------------------------------------------------------------- Keras models
 
 def save_model(model, folder: Path) -> None:
-    """``<folder>/model.keras``, written whole or not at all."""
+    """``<folder>/model.keras`` and its LiteRT export ``model.tflite``, each written whole or not at all."""
     partial = folder / "model.partial.keras"  # Keras wants the .keras suffix
     model.save(partial)
     os.replace(partial, folder / MODEL_FILE)
+    litert.export(float32_model(model), folder / litert.EXPORT_FILE)
+
+
+def tagger_export(name: str) -> Path:
+    """Where the LiteRT export of a ready tagger is kept (in the package)."""
+    return EXPORTS / f"{name}.tflite"
+
+
+def export_tagger(name: str) -> Path:
+    """Export a ready tagger (:data:`PRETRAINED`) to :func:`tagger_export` (needs Keras and the musicnn wheel)."""
+    EXPORTS.mkdir(exist_ok=True)
+    return litert.export(pretrained_tagger(name), tagger_export(name))
+
+
+def export_run(bundle: Bundle) -> Path:
+    """Export a run folder's ``model.keras`` to ``model.tflite`` (a run saved before exports existed)."""
+    import keras
+
+    model = float32_model(keras.saving.load_model(bundle.model_path, compile=False))
+    return litert.export(model, bundle.folder / litert.EXPORT_FILE)
 
 
 def ensemble(members: list, shared_backbone: bool = False):
@@ -96,11 +127,50 @@ def ensemble(members: list, shared_backbone: bool = False):
 
 # --------------------------------------------------------------------------- loading
 
-def _load(bundle: Bundle):
-    """The bundle's model as stored, unchecked."""
+def export_path(bundle: Bundle) -> Optional[Path]:
+    """The LiteRT export the analyzer runs for this bundle, if one can be had without Keras: the run
+    folder's ``model.tflite``, or a ready tagger's export in the package; None for a baseline."""
+    kind = family(bundle)
+    if kind == BASELINE or not litert.interpreter_available():
+        return None
+    path = tagger_export(bundle.pretrained) if kind == TAGGER else bundle.folder / litert.EXPORT_FILE
+    return path if path.is_file() else None
+
+
+def needs_keras(bundle: Bundle, runtime: str = "auto") -> bool:
+    """Whether loading the bundle's model imports Keras (and TensorFlow)."""
+    return family(bundle) != BASELINE and (runtime == "keras" or export_path(bundle) is None)
+
+
+def _export_on_first_use(bundle: Bundle) -> Optional[Path]:
+    """Export a run folder saved before exports existed, once, if Keras and the interpreter are here
+    and the folder is writable; None otherwise (the analyzer then runs Keras)."""
+    import importlib.util
+
+    if (family(bundle) != KERAS or not litert.interpreter_available() or importlib.util.find_spec("keras") is None
+            or not os.access(bundle.folder, os.W_OK)):
+        return None
+    log(f"{bundle.folder}: exporting model.keras to {litert.EXPORT_FILE} for fast analysis (once)")
+    return export_run(bundle)
+
+
+RUNTIMES = ("auto", "litert", "keras")
+
+
+def _load(bundle: Bundle, runtime: str):
+    """The bundle's model as stored, unchecked: its LiteRT export (``auto``: when there is one or one can
+    be made; ``litert``: or an error), or the Keras model (``keras``, or ``auto`` without an export)."""
     kind = family(bundle)
     if kind == BASELINE:  # arrays and JSON only: no Keras, no pickle
         return baselines.load_model(bundle.model_path, bundle.baseline, bundle.features, len(bundle.labels))
+    exported = None if runtime == "keras" else export_path(bundle) or _export_on_first_use(bundle)
+    if exported is None and runtime == "litert":
+        where = tagger_export(bundle.pretrained) if kind == TAGGER else bundle.folder / litert.EXPORT_FILE
+        raise GenrekitError(f"{where}: no LiteRT export (and none can be made here: it needs Keras, the "
+                            f"ai-edge-litert interpreter and a writable run folder); tools/export_models.py makes it")
+    if exported is not None:
+        musicnn = bundle.features.log_scale == "musicnn"
+        return litert.LiteRTModel(exported, max_rows=MUSICNN_ROWS if musicnn else None)
     if kind == TAGGER:
         return pretrained_tagger(bundle.pretrained)
     import keras
@@ -108,27 +178,29 @@ def _load(bundle: Bundle):
     return keras.saving.load_model(bundle.model_path, compile=False)
 
 
-def load_model(bundle: Bundle):
-    """The bundle's Keras model, checked against the bundle's input shape and labels
-    (or a classical baseline's :class:`genrekit.models.baselines.BaselineModel`)."""
+def load_model(bundle: Bundle, runtime: str = "auto"):
+    """The bundle's model (``runtime``: see :data:`RUNTIMES` and :func:`_load`), checked against the bundle's input shape and labels: its LiteRT export
+    (:class:`genrekit.models.litert.LiteRTModel`) when there is one, else the Keras model in float32,
+    or a classical baseline's :class:`genrekit.models.baselines.BaselineModel`."""
     try:
-        model = _load(bundle)
+        model = _load(bundle, runtime)
     except GenrekitError:
         raise
-    except Exception as exc:  # keras raises many kinds (ValueError, OSError, zipfile errors...)
+    except Exception as exc:  # keras and the interpreter raise many kinds (ValueError, OSError, zipfile errors...)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GenrekitError(f"{bundle.model_path}: cannot load the model ({reason})") from None
     if bundle.baseline is not None:
         return model
+    source = model.path if isinstance(model, litert.LiteRTModel) else bundle.model_path
     input_shape = tuple(model.input_shape[1:])
     if input_shape != tuple(bundle.input_shape):
-        raise GenrekitError(f"{bundle.model_path}: the model takes input {list(input_shape)}, but bundle.json "
+        raise GenrekitError(f"{source}: the model takes input {list(input_shape)}, but bundle.json "
                             f"says {list(bundle.input_shape)}")
     n_outputs = model.output_shape[-1]
     if n_outputs != len(bundle.labels):
-        raise GenrekitError(f"{bundle.model_path}: the model has {n_outputs} outputs, but bundle.json lists "
+        raise GenrekitError(f"{source}: the model has {n_outputs} outputs, but bundle.json lists "
                             f"{len(bundle.labels)} labels")
-    return float32_model(model)
+    return model if isinstance(model, litert.LiteRTModel) else float32_model(model)
 
 
 def float32_model(model):

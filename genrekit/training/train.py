@@ -34,7 +34,7 @@ from genrekit.core.atomic import write_bytes, write_json
 from genrekit.core.cli import log
 from genrekit.core.config import AugmentationConfig, Config, changed_keys, to_jsonable
 from genrekit.core.errors import GenrekitError
-from genrekit.models import backbone, registry
+from genrekit.models import backbone, litert, registry
 from genrekit.models.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
 from genrekit.models.networks import build_model, compile_crnn, multiply_adds
 from genrekit.training.augment import gain_per_db
@@ -406,7 +406,8 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
                                            AGGREGATION)
             summary["ensemble"] = {key: metrics[key] for key in ("slice_accuracy", "track_accuracy")}
     else:
-        write_bytes(folder / MODEL_FILE, (folder / summary["best_run"] / MODEL_FILE).read_bytes())
+        for name in (MODEL_FILE, litert.EXPORT_FILE):
+            write_bytes(folder / name, (folder / summary["best_run"] / name).read_bytes())
         summary["model"] = summary["best_run"]
     write_bytes(folder / BUNDLE_FILE, (folder / names[0] / BUNDLE_FILE).read_bytes())
     write_json(folder / SUMMARY_FILE, summary)

@@ -21,6 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_file_holds_every_key_at_its_default():
+    from genrekit.core.cli import DEFAULT_CONFIG
+
+    assert DEFAULT_CONFIG == REPO / "pipeline_parameters.json"  # what --config defaults to, from any folder
     data = json.loads((REPO / "pipeline_parameters.json").read_text())
     cfg = config_from_dict(data, base_dir=REPO)
     assert cfg == config_from_dict({}, base_dir=REPO)
