@@ -52,10 +52,12 @@ def make_track(path: Path) -> Path:
     return path
 
 
-def make_bundle(folder: Path, cfg: Config) -> Path:
-    """A run folder with the default-size CRNN (untrained) and plausible normalization statistics."""
+def make_bundle(folder: Path, cfg: Config, runs: int = 1) -> Path:
+    """A run folder with the default-size CRNN (untrained) and plausible normalization statistics; with
+    ``runs`` > 1 the ensemble of that many, as ``training.runs`` makes it (the default run folder: 3)."""
     from genrekit.audio.features import slice_geometry
     from genrekit.dataset.normalization import NormStats
+    from genrekit.models import registry
     from genrekit.models.bundle import write_bundle
     from genrekit.models.networks import build_crnn
 
@@ -63,8 +65,8 @@ def make_bundle(folder: Path, cfg: Config) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     geometry = slice_geometry(cfg.slicing.slice_duration, cfg.slicing.overlap, cfg.features)
-    model = build_crnn((*geometry.spec_shape, 1), len(LABELS), cfg.model)
-    model.save(folder / "model.keras")
+    members = [build_crnn((*geometry.spec_shape, 1), len(LABELS), cfg.model, name=f"crnn{i}") for i in range(runs)]
+    registry.save_model(members[0] if runs == 1 else registry.ensemble(members), folder)  # model.keras + .tflite
     stats = NormStats("standard", np.full(geometry.n_mels, -50.0), np.full(geometry.n_mels, 20.0))
     write_bundle(folder, labels=LABELS, features=cfg.features, slicing=cfg.slicing, normalization=stats,
                  silence_threshold_db=cfg.build.silence_threshold_db)
@@ -75,7 +77,7 @@ def make_backbone_bundle(folder: Path) -> Path:
     """A run folder with musicnn-msd as backbone and an untrained head, as train_crnn.py writes it."""
     from genrekit.core.config import config_from_dict
     from genrekit.dataset.normalization import NormStats
-    from genrekit.models import backbone
+    from genrekit.models import backbone, registry
     from genrekit.models.bundle import write_bundle
 
     if (folder / "bundle.json").exists():
@@ -85,7 +87,7 @@ def make_backbone_bundle(folder: Path) -> Path:
     embedder = backbone.build_embedder(cfg.model)
     model = backbone.build_classifier(embedder, backbone.build_head(embedder.output_shape[-1], len(LABELS),
                                                                     cfg.model))
-    model.save(folder / "model.keras")
+    registry.save_model(model, folder)
     write_bundle(folder, labels=LABELS, features=cfg.features, slicing=cfg.slicing, normalization=NormStats("none"),
                  silence_threshold_db=cfg.build.silence_threshold_db)
     return folder

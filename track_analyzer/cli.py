@@ -189,8 +189,9 @@ def load_analyzer(bundle: Bundle, batch_size: int, runtime: str) -> Analyzer:
 
 def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
     cutting = slice_settings(bundle, settings.overlap)
-    # The track decodes in a worker process while this one imports Keras and loads the model.
-    with SliceLoader([path], cutting, workers=1) as loader:
+    # With Keras to import (5 s), the track decodes in a worker process meanwhile; an exported model
+    # loads in milliseconds, and a worker's start would only delay the decode.
+    with SliceLoader([path], cutting, workers=1 if registry.needs_keras(bundle, args.runtime) else 0) as loader:
         analyzer = load_analyzer(bundle, settings.batch_size, args.runtime)
         (_, slices), = loader
     if isinstance(slices, TrackError):

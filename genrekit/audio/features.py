@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
@@ -41,6 +42,9 @@ from genrekit.core.config import FeaturesConfig, SlicingConfig
 from genrekit.core.errors import TrackError
 
 AMIN = 1e-10  # power floor: log-mel values are >= -100 dB
+SLANEY_HZ_PER_MEL = 200.0 / 3  # Slaney's mel scale: 3 mels per 200 Hz below 1 kHz,
+SLANEY_LOG_HZ = 1000.0
+SLANEY_LOG_STEP = np.log(6.4) / 27.0  # and 27 mels per factor 6.4 above
 
 
 @dataclass(frozen=True)
@@ -114,21 +118,60 @@ def log_compress(power: np.ndarray) -> np.ndarray:
     return np.log10(argument.astype(np.float64)).astype(np.float32)
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
+    hz = np.asanyarray(hz, dtype=np.float64)
+    linear = hz / SLANEY_HZ_PER_MEL
+    return np.where(hz >= SLANEY_LOG_HZ, SLANEY_LOG_HZ / SLANEY_HZ_PER_MEL
+                    + np.log(np.maximum(hz, SLANEY_LOG_HZ) / SLANEY_LOG_HZ) / SLANEY_LOG_STEP, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asanyarray(mel, dtype=np.float64)
+    log_mel_start = SLANEY_LOG_HZ / SLANEY_HZ_PER_MEL
+    return np.where(mel >= log_mel_start, SLANEY_LOG_HZ * np.exp(SLANEY_LOG_STEP * (mel - log_mel_start)),
+                    SLANEY_HZ_PER_MEL * mel)
+
+
+@lru_cache(maxsize=8)
+def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: Optional[float]) -> np.ndarray:
+    """The mel filterbank ``(n_mels, 1 + n_fft // 2)`` float32: triangles on Slaney's mel scale, each
+    normalized to unit area (``norm="slaney"``), as ``librosa.filters.mel`` makes it, step for step
+    (``tests/audio/test_features.py`` compares them). Written out so that analysis needs NumPy alone:
+    librosa's import costs more than analyzing a song (1.6 s, scipy.signal and numba)."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    bins = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, bins)
+    weights = np.zeros((n_mels, len(bins)), dtype=np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    weights *= (2.0 / (edges[2:n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
+    return weights
+
+
+def power_spectrogram(signal: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """``|STFT|^2`` with a periodic Hann window and no centring, time first: ``(frames, 1 + n_fft // 2)``
+    float32 (``librosa.stft(center=False)`` squared: frame ``j`` covers samples ``[j*hop, j*hop + n_fft)``)."""
+    frames = np.lib.stride_tricks.sliding_window_view(signal, n_fft)[::hop_length]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    spectrum = np.fft.rfft(window * frames, axis=1).astype(np.complex64)
+    return np.abs(spectrum) ** 2
+
+
 def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
     """Log-mel spectrogram, time first: shape ``(frames, n_mels)``, float32, in dB
     (or on musicnn's scale with ``features.log_scale == "musicnn"``)."""
-    import librosa  # heavy import; only workers that compute features pay it
-
+    power = power_spectrogram(np.asarray(signal, dtype=np.float32), features.n_fft, features.hop_length)
+    filters = mel_filters(features.sample_rate, features.n_fft, features.n_mels, features.fmin, features.fmax)
     with blas.single_threaded():  # the same sums whatever the core count (see genrekit.core.blas)
-        power = librosa.feature.melspectrogram(
-            y=signal, sr=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
-            n_mels=features.n_mels, fmin=features.fmin, fmax=features.fmax, center=False, power=2.0,
-        )
+        mel = power @ filters.T
     if features.log_scale == "musicnn":  # the pretrained musicnn taggers' scale
-        logged = log_compress(power)
-    else:
-        logged = librosa.power_to_db(power, ref=1.0, amin=AMIN, top_db=None)
-    return np.ascontiguousarray(logged.T, dtype=np.float32)
+        logged = log_compress(mel)
+    else:  # librosa.power_to_db(ref=1.0, top_db=None)
+        logged = 10.0 * np.log10(np.maximum(np.float32(AMIN), mel))
+    return np.ascontiguousarray(logged, dtype=np.float32)
 
 
 def waveform_rows(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
@@ -148,8 +191,7 @@ def frames_of(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
 
 
 def warm_up(features: FeaturesConfig) -> None:
-    """Import librosa and run one tiny transform: forked workers then inherit a ready library
-    instead of each paying seconds of imports (scipy.signal) and numba cache loading."""
+    """Run one tiny transform (the mel filterbank is then cached): forked workers inherit it."""
     log_mel(np.zeros(features.n_fft, dtype=np.float32), features)
 
 

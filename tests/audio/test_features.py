@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genrekit.audio.features import log_mel, pad_to, slice_geometry, slice_signal, slice_start_frames
-from genrekit.core.config import Config
+from genrekit.core.config import Config, FeaturesConfig
 from genrekit.core.errors import TrackError
 from tests.helpers import SR, noise, tone
 
@@ -116,3 +116,27 @@ def test_waveform_slices_are_the_samples_at_the_spectrogram_starts():
     for rows, start in zip(ts.specs, ts.starts):
         first = int(round(start * SR))
         np.testing.assert_array_equal(rows.reshape(-1), signal[first:first + 129 * 512])
+
+
+@pytest.mark.parametrize("features", [FeaturesConfig(), FeaturesConfig(n_mels=32, fmin=50.0, fmax=8000.0),
+                                      FeaturesConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)])
+def test_log_mel_is_librosas(features):
+    """The mel path is written out in NumPy (librosa's import costs more than analyzing a song): the same
+    filterbank and power as librosa's, and the same dB to within float32 rounding (measured: equal)."""
+    import librosa
+
+    from genrekit.audio.features import mel_filters, power_spectrogram
+
+    signal = (0.3 * np.random.default_rng(5).standard_normal(features.sample_rate * 4)).astype(np.float32)
+    np.testing.assert_allclose(mel_filters(features.sample_rate, features.n_fft, features.n_mels, features.fmin,
+                                           features.fmax),
+                               librosa.filters.mel(sr=features.sample_rate, n_fft=features.n_fft, n_mels=features.n_mels,
+                                                   fmin=features.fmin, fmax=features.fmax), rtol=1e-6, atol=0)
+    power = np.abs(librosa.stft(signal, n_fft=features.n_fft, hop_length=features.hop_length, center=False)) ** 2
+    np.testing.assert_allclose(power_spectrogram(signal, features.n_fft, features.hop_length), power.T,
+                               rtol=1e-5, atol=1e-9)
+    mel = librosa.feature.melspectrogram(y=signal, sr=features.sample_rate, n_fft=features.n_fft,
+                                         hop_length=features.hop_length, n_mels=features.n_mels, fmin=features.fmin,
+                                         fmax=features.fmax, center=False, power=2.0)
+    reference = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
+    np.testing.assert_allclose(log_mel(signal, features), reference, rtol=0, atol=1e-4)
