@@ -128,6 +128,25 @@ def run_script(script: str, *args: str, timeout: float = 600, **kwargs: Any) -> 
                           timeout=timeout, **kwargs)
 
 
+def analyzer_cli(*args: object) -> subprocess.CompletedProcess:
+    """``python -m track_analyzer`` with ``args``."""
+    return run_script("-m track_analyzer", *map(str, args))
+
+
+def analyze_cli(run, *args: object, model=None) -> subprocess.CompletedProcess:
+    """The analyzer on a trained run (``trained_run`` in conftest.py), with the run's config (its
+    analysis overlap fits the run's 1 s slices)."""
+    return analyzer_cli(*args, "--model", model or run.run_folder, "--config", run.config)
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    """The single ``error: ...`` line a refused run prints; fails if there is more."""
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
 def script_command(script: str, *args: str) -> list[str]:
     """The command line of a top-level script (``build_dataset.py``...) or of ``-m module``."""
     return [sys.executable, *(script.split() if script.startswith("-m ") else [str(REPO_ROOT / script)]), *args]

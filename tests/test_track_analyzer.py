@@ -29,7 +29,17 @@ from genrekit.models.aggregate import aggregate
 from genrekit.models.bundle import load_bundle
 from genrekit.models.litert import LiteRTModel
 from tests.conftest import TINY_LABELS
-from tests.helpers import REPO_ROOT, SR, label_signal, run_script, script_env, write_audio
+from tests.helpers import (
+    REPO_ROOT,
+    SR,
+    analyze_cli,
+    analyzer_cli,
+    label_signal,
+    one_error_line,
+    run_script,
+    script_env,
+    write_audio,
+)
 from track_analyzer import Analyzer, TrackAnalysis, analyze
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -39,23 +49,6 @@ THIRD = 60.0  # seconds of each label in the long track
 
 def signal(label: str, seconds: float, seed: int) -> np.ndarray:
     return label_signal(SIGNALS[label], seconds, seed=seed)
-
-
-def analyzer_cli(*args: str):
-    return run_script("-m track_analyzer", *map(str, args))
-
-
-def analyze_cli(run, *args: str, model=None):
-    """The analyzer on the trained run, with the run's config (its analysis overlap fits 1 s slices)."""
-    return analyzer_cli(*args, "--model", model or run.run_folder, "--config", run.config)
-
-
-def one_error_line(proc) -> str:
-    """The single ``error: ...`` line a refused run prints; fails if there is more."""
-    assert proc.returncode != 0, proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
 
 
 def is_png(path: Path) -> bool:
@@ -264,7 +257,7 @@ def test_cli_file_line_json_and_plot(file_run, long_result):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # TensorFlow's start-up chatter is kept out
     data = json.loads((out / "song.json").read_text())
-    assert data["labels"] == list(long_result.labels)
+    assert data["labels"] == list(long_result.labels) and data["multi_label"] is False
 
     ranking = data["ranking"]
     assert [r["label"] for r in ranking] == [r.label for r in long_result.ranking]
@@ -426,7 +419,7 @@ def test_ready_tagger_ranks_its_50_tags_by_mean_probability(tmp_path):
     assert len(re.findall(r"\S+ \d+\.\d %", result.stdout)) == 4
     data = json.loads(out.read_text())
     assert data["labels"] == list(musicnn_tags("musicnn-msd")) and len(data["labels"]) == 50
-    assert data["aggregation"] == "mean" and data["slice_duration"] == 3.008
+    assert data["aggregation"] == "mean" and data["slice_duration"] == 3.008 and data["multi_label"] is True
     scores = np.array([s["scores"] for s in data["slices"]])
     starts = np.array([s["start"] for s in data["slices"]])
     # 7 s: musicnn's extractor's patches, 187 frames of 256 samples one after the other, at 0 and 2.992 s

@@ -19,7 +19,7 @@ import numpy as np
 from genrekit.core import cli
 from genrekit.core.config import Config, load_config
 from genrekit.core.errors import GenrekitError, TrackError
-from genrekit.inference.analyzer import Analyzer, choose_aggregation, slice_settings
+from genrekit.inference.analyzer import Analyzer, TrackAnalysis, choose_aggregation, slice_settings
 from genrekit.inference.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
 from genrekit.inference.results import ResultsFile, done_paths, record_of, results_settings
 from genrekit.models import registry
@@ -28,6 +28,7 @@ from genrekit.models.bundle import Bundle
 from genrekit.models.registry import open_model
 from genrekit.training.evaluate import classification_report, plot_confusion
 from track_analyzer import output
+from track_analyzer import report as pages
 
 DESCRIPTION = """\
 Rank the genres of an audio file (any length, any format the build accepts) with a model trained by
@@ -50,6 +51,12 @@ decode in worker processes ahead of the model. --scheduler ADDRESS runs the per-
 features, model) on the workers of a Dask cluster instead, each loading the model once; the workers
 must see the files and the run folder at the same paths (docs/SCALING.md).
   --evaluate  track-level accuracy, per-label recall/precision and the confusion matrix
+
+--html PATH writes a report to open in a browser, one self-contained file per page (no network
+access): for a file, the verdict, the timeline of the label scores and a player whose playhead follows
+on the timeline (click or use the arrow keys to seek); for a folder or --evaluate, PATH is an index of
+every file (sortable, filterable; with --evaluate the confusion matrix, each cell listing its files),
+and each analyzed file's page is written as the file is done, to <PATH stem>_tracks/<file>.html.
 Exit status: 0 when the file (or at least one file of a folder) was analyzed; 1 when the file or the
 model is refused (one line on stderr); 2 for a bad config or option.
 
@@ -73,6 +80,8 @@ examples:
   python -m track_analyzer music/ --model output/models/crnn --csv music.csv --scheduler tcp://head:8786
   python -m track_analyzer --evaluate labelled/ --model output/models/crnn --csv eval.csv
   python -m track_analyzer song.mp3 --model musicnn-msd --top-k 5 --json song-tags.json
+  python -m track_analyzer song.mp3 --model output/models/crnn --html song.html
+  python -m track_analyzer music/ --model output/models/crnn --csv music.csv --html music.html
 """
 
 
@@ -105,10 +114,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=positive_int, metavar="N",
                         help="slices per forward pass (default: analysis.batch_size, 64)")
     parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="a file: labels (model order), ranking (label, score, share) and slices (start in s, "
-                             "scores per label); a folder: JSON Lines, a first line with the analysis settings, "
-                             "then one line per file (path, status, duration, n_slices, ranking), resumable like "
-                             "--csv; --evaluate: the classification report and each file's record")
+                        help="a file: labels (model order), multi_label (true for a tagger), ranking (label, score, "
+                             "share) and slices (start in s, scores per label); a folder: JSON Lines, a first line "
+                             "with the analysis settings, then one line per file (path, status, duration, n_slices, "
+                             "ranking), resumable like --csv; --evaluate: the classification report and each file's "
+                             "record")
     parser.add_argument("--plot", type=Path, metavar="PNG",
                         help="a file: timeline of label probabilities over the track; "
                              "--evaluate: the confusion matrix")
@@ -120,6 +130,13 @@ def make_parser() -> argparse.ArgumentParser:
                         help="auto (default): the model's LiteRT export, without TensorFlow (a run folder made "
                              "before exports existed is exported on first use), else Keras; litert: the export "
                              "or an error; keras: the Keras model")
+    parser.add_argument("--html", type=Path, metavar="PATH",
+                        help="a file: its page (verdict, timeline, player; about 85 KB for a 4-minute track); "
+                             "a folder or --evaluate: the index page, the files' pages in <PATH stem>_tracks/")
+    parser.add_argument("--embed-audio", action="store_true",
+                        help="put the audio inside the --html pages instead of linking to the file by its "
+                             "relative path: a page then works anywhere but is about 4/3 of the audio "
+                             "file's size")
     parser.add_argument("--restart", action="store_true",
                         help="analyze every file again into --csv/--json, even if they hold results made with "
                              "other settings")
@@ -202,6 +219,24 @@ def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings:
         output.write_json(args.json, {"model": str(args.model), **result.to_dict()})
     if args.plot:
         output.plot_timeline(result, args.plot)
+    if args.html:
+        write_track_page(args.html, result, args, settings)
+
+
+def write_track_page(page: Path, result: TrackAnalysis, args: argparse.Namespace, settings: Settings,
+                     index: Optional[Path] = None) -> None:
+    """Write the ``--html`` page of an analyzed file to ``page``, linking back to ``index`` if given."""
+    pages.write_track_page(page, {"model": str(args.model), **result.to_dict()}, result.path,
+                            embed=args.embed_audio, top_k=settings.top_k, index=index)
+
+
+def write_index_page(folder: Path, records: dict[str, dict], args: argparse.Namespace, settings: Settings,
+                     labels: Sequence[str] = (), evaluation: Optional[dict] = None) -> None:
+    """Write the ``--html`` index of a folder's records (with ``--evaluate``, its classification report)."""
+    title = f"{folder.name or folder}: {'evaluation' if evaluation else 'library'} of {len(records)} files"
+    pages.write_index_page(args.html, list(records.values()), title=title, labels=labels, report=evaluation,
+                            settings=[("Model", args.model), ("Aggregation", settings.aggregation),
+                                      ("Folder", folder)])
 
 
 def outcomes_of(bundle: Bundle, paths: list[Path], args: argparse.Namespace,
@@ -248,6 +283,9 @@ def run_files(bundle: Bundle, paths: list[Path], root: Path, args: argparse.Name
                     bar.write(f"{name}\t{outcome.result.summary(settings.top_k)}", file=sys.stdout)
                 record = record_of(name, outcome.status, outcome.result,
                                    None if truth is None else truth[outcome.path])
+                if args.html and outcome.result is not None:  # before the record: a file done has its page
+                    write_track_page(pages.track_page_path(args.html, name), outcome.result, args, settings,
+                                     index=args.html)
                 for results in files:
                     results.add(record)
                 records[name] = record
@@ -267,6 +305,8 @@ def analyze_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, setti
     records = run_files(bundle, paths, folder, args, settings)
     if not any("ranking" in record for record in records.values()):
         raise GenrekitError(f"{folder}: none of the {len(records)} audio files could be analyzed")
+    if args.html:
+        write_index_page(folder, records, args, settings)
 
 
 def labelled_files(folder: Path, labels: Sequence[str], extensions: Sequence[str]) -> dict[Path, str]:
@@ -306,6 +346,8 @@ def evaluate_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, sett
         confusion.parent.mkdir(parents=True, exist_ok=True)
         plot_confusion(np.asarray(report["confusion_matrix"]), bundle.labels, confusion,
                        title=f"{folder.name}: track accuracy {100 * report['accuracy']:.1f} %")
+    if args.html:
+        write_index_page(folder, records, args, settings, bundle.labels, report)
     if args.json:
         output.write_json(args.json, {"model": str(args.model), "labels": bundle.labels,
                                       "aggregation": settings.aggregation, "skipped": len(records) - len(scored),
@@ -317,6 +359,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if (args.input is None) == (args.evaluate is None):
         parser.error("give either an AUDIO file or folder, or --evaluate FOLDER")
+    if args.embed_audio and not args.html:
+        raise GenrekitError("--embed-audio puts the audio inside the --html pages: give --html PATH too")
     bundle = open_model(args.model)
     settings = resolve_settings(args, bundle)
     if args.evaluate is not None:

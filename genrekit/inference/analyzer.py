@@ -79,10 +79,12 @@ class TrackAnalysis:
         return "  ".join(f"{r.label} {100 * r.share:.1f} %" for r in self.ranking[:max(1, top_k)])
 
     def to_dict(self) -> dict:
-        """JSON-ready: labels (model order), ranking, and every slice's start and scores in time order."""
+        """JSON-ready: labels (model order), ranking, and every slice's start and scores in time order;
+        ``multi_label`` says the scores are a tagger's independent tag probabilities."""
         return {
             "path": str(self.path),
             "labels": list(self.labels),
+            "multi_label": bool(self.multi_label),
             "aggregation": self.aggregation,
             "duration": float(self.duration),
             "padded": bool(self.padded),

@@ -17,8 +17,14 @@ import numpy as np
 import pytest
 
 from genrekit.audio.features import load_track_slices, slice_geometry
-from genrekit.core.config import (BACKBONE_FEATURES, BACKBONE_SLICE_DURATION, BuildConfig, FeaturesConfig, ModelConfig,
-                                  SlicingConfig)
+from genrekit.core.config import (
+    BACKBONE_FEATURES,
+    BACKBONE_SLICE_DURATION,
+    BuildConfig,
+    FeaturesConfig,
+    ModelConfig,
+    SlicingConfig,
+)
 from genrekit.models import litert, registry
 from tests.helpers import REPO_ROOT, label_signal, script_env, write_audio
 
