@@ -9,7 +9,7 @@ STAMP := $(VENV)/.requirements-lock.stamp
 BENCH ?= *
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test bench clean
+.PHONY: help venv venv-analysis demo test bench clean
 
 help:
 	@echo "make demo   synthesize a demo corpus, run the whole pipeline on it, analyze a song (a few minutes)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench  run the benchmark scripts in benchmarks/ (BENCH=build_speed: only that one)"
 	@echo "make venv   only create .venv, install requirements-lock.txt and the checkout (editable)"
 	@echo "make clean  remove demo_output/ (nothing else)"
+	@echo "make venv-analysis  only what analysis with exported models needs, in .venv-analysis (no TensorFlow)"
 
 venv: $(STAMP)
 
@@ -37,6 +38,19 @@ $(STAMP): requirements-lock.txt requirements-nodeps.txt pyproject.toml
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input --no-deps -r requirements-nodeps.txt
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check --no-input --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Analysis only: python -m track_analyzer with exported (LiteRT) models and the ready taggers, without
+# TensorFlow, Keras or librosa (requirements-analysis.txt, the same pins as the lock).
+ANALYSIS_VENV := .venv-analysis
+ANALYSIS_STAMP := $(ANALYSIS_VENV)/.requirements-analysis.stamp
+
+venv-analysis: $(ANALYSIS_STAMP)
+
+$(ANALYSIS_STAMP): requirements-analysis.txt pyproject.toml
+	@[ -x "$(ANALYSIS_VENV)/bin/python" ] || "$(PYTHON)" -m venv $(ANALYSIS_VENV)
+	$(ANALYSIS_VENV)/bin/python -m pip install --disable-pip-version-check --no-input -r requirements-analysis.txt
+	$(ANALYSIS_VENV)/bin/python -m pip install --disable-pip-version-check --no-input --no-deps --no-build-isolation -e .
+	@touch $(ANALYSIS_STAMP)
 
 demo: $(STAMP)
 	$(VENV_PYTHON) demo/run_demo.py
