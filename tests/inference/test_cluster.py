@@ -1,0 +1,40 @@
+"""A library analysis on a Dask cluster (--scheduler): a worker killed mid-run loses and duplicates nothing
+(issue 22)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from tests.helpers import start_script
+from tests.inference.conftest import analyze_args, assert_same_results, read_results
+
+
+def test_analysis_on_two_workers_survives_a_killed_worker(trained_run, library, uninterrupted, tmp_path):
+    """Two single-threaded worker processes on 127.0.0.1, each loading the model once; one is killed (SIGKILL)
+    while it holds files. The scheduler runs them again on the other, and the results file equals the
+    local run's: every file once, the same values."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        victim, victim_pid = sorted(client.run(os.getpid).items())[0]
+        log = (tmp_path / "analysis.log").open("w+")
+        proc = start_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path, "--scheduler",
+                                                               cluster.scheduler_address), stderr=log)
+        deadline = time.monotonic() + 120
+        while not client.processing(workers=[victim])[victim]:  # files assigned to it, one of them running
+            assert proc.poll() is None, "the analysis finished before the worker could be killed"
+            assert time.monotonic() < deadline, "the worker never got a file"
+            time.sleep(0.005)
+        os.kill(victim_pid, signal.SIGKILL)
+        try:
+            assert proc.wait(timeout=180) == 0, log.seek(0) or log.read()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert victim_pid not in client.run(os.getpid).values()  # it really died (its nanny started another)
+    table, records = read_results(tmp_path)
+    assert len(table) == len(records) == 15
+    assert_same_results(tmp_path, uninterrupted)
