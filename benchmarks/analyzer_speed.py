@@ -1,8 +1,21 @@
-"""How fast does ``track_analyzer`` analyze a 4-minute 44.1 kHz stereo mp3?
+"""How fast does ``track_analyzer`` analyze a 4-minute 44.1 kHz stereo mp3, and a whole library?
 
-Targets (issue 5): after the model is loaded, one track in <= 1.5 s on the 2-core CPU;
-the whole CLI call (Python start, imports, model load) in <= 8 s; in a folder, one model
-load and decoding that overlaps inference.
+Sections (``--sections``, default all):
+
+* ``track`` (issue 5): after the model is loaded, one track split into decode, features and
+  inference, in one process, for the CRNN, the musicnn-msd tagger and a backbone run.
+* ``startup`` (issue 23): the whole CLI call (process start to exit) on the 4-minute mp3, median
+  of ``--cold`` calls, with the default run folder (an ensemble of 3 CRNNs) and with one CRNN,
+  through the LiteRT export and through Keras (``--runtime keras``); per-slice inference of the
+  CRNN and of musicnn on both; the musicnn tagger's whole call and peak memory; the size of the
+  analysis-only install (``.venv-analysis``, make venv-analysis) against the full one (``.venv``).
+* ``library`` (issue 22): a generated library of ``--library-files`` mp3s (44.1 kHz stereo: 30 s
+  clips and, one in ``--song-every``, 3-5 minute songs), analyzed with ``--csv`` by the default run
+  folder, one CRNN and the musicnn-msd tagger: files per second and times real time, with the folder
+  mode of before this work (the commit ``BEFORE``, run from a git worktree) beside it in the same
+  run; one CRNN on a Dask ``LocalCluster`` of two worker processes (``--scheduler``); then the peak
+  memory (the whole process tree) at ``--library-files`` and 10 times as many files (hard links to
+  the same audio).
 
 The model is the default-config CRNN (``genrekit.models.networks.build_crnn``) with untrained
 weights (speed does not depend on them) and a bundle with the default features. Files
@@ -22,12 +35,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -108,9 +120,10 @@ def in_process(track: Path, bundle: Path | str, cfg: Config, repeats: int) -> np
     from track_analyzer import Analyzer
 
     analyzer, load_s = timed(Analyzer, bundle, batch_size=cfg.analysis.batch_size)
-    print(f"{bundle if isinstance(bundle, str) else Path(bundle).name}, in one process: model load + trace "
-          f"{load_s:.2f} s ({analyzer.model.count_params():,} parameters, "
-          f"{multiply_adds(analyzer.model) / 1e6:,.0f} M multiply-adds per slice)")
+    keras_model = Analyzer(bundle, runtime="keras").model
+    print(f"{bundle if isinstance(bundle, str) else Path(bundle).name}, in one process: model load "
+          f"{load_s:.2f} s ({type(analyzer.model).__name__}; {keras_model.count_params():,} parameters, "
+          f"{multiply_adds(keras_model) / 1e6:,.0f} M multiply-adds per slice)")
     settings = analyzer.slice_settings(cfg.analysis.overlap)
     rows = []
     for run in range(repeats):
@@ -132,67 +145,214 @@ def in_process(track: Path, bundle: Path | str, cfg: Config, repeats: int) -> np
     return steady
 
 
-def cli(args: list[str]) -> tuple[float, float]:
-    """Wall-clock and CPU seconds (user + system, the decoding worker included) of one CLI call."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+BEFORE = "a096de7"  # the last commit before the library analysis and the exports (folder mode of then)
+
+
+def median_cli(args: list[str], calls: int, python: str = sys.executable) -> float:
+    """Median wall-clock seconds of ``calls`` fresh CLI processes (process start to exit)."""
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        proc = subprocess.run([python, "-m", "track_analyzer", *args], cwd=REPO_ROOT, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            sys.exit(f"CLI failed:\n{proc.stderr}")
+    return float(np.median(times))
+
+
+def peak_tree_rss(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float]:
+    """Run ``cmd``; return its wall-clock seconds and the peak of the summed RSS of its process tree
+    (the analyzer and its decoding workers), sampled every 20 ms."""
+    import psutil
+
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "track_analyzer", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    parent, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
     seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        sys.exit(f"CLI failed:\n{proc.stderr}")
-    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr.read()[-3000:]}")
+    return seconds, peak
+
+
+def per_slice_ms(analyzer, specs: np.ndarray, repeats: int = 3) -> float:
+    """Milliseconds of inference per slice (:meth:`Analyzer.predict`: batches of 64), best of ``repeats``."""
+    analyzer.predict(specs[:64])  # the first call allocates
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        analyzer.predict(specs)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best / len(specs)
+
+
+def site_packages_mb(venv: Path) -> float:
+    found = list(venv.glob("lib/python3*/site-packages"))
+    return sum(f.stat().st_size for f in found[0].rglob("*") if f.is_file()) / 2**20 if found else float("nan")
+
+
+def startup(track: Path, cfg: Config, calls: int) -> None:
+    """Issue 23: the whole CLI call, Keras against the LiteRT export; per-slice inference; install size."""
+    from genrekit.inference.analyzer import Analyzer
+
+    print(f"\n== startup: the whole CLI call on {track.name}, median of {calls} cold calls "
+          f"(load average {os.getloadavg()[0]:.2f})")
+    folders = {"default run (ensemble of 3)": make_bundle(OUT / "crnn-3", cfg, runs=3),
+               "one CRNN": make_bundle(OUT / "crnn-1", cfg)}
+    for name, folder in folders.items():
+        export = median_cli([str(track), "--model", str(folder)], calls)
+        keras_s = median_cli([str(track), "--model", str(folder), "--runtime", "keras"], calls)
+        print(f"  {name}: LiteRT export {export:.2f} s, Keras {keras_s:.2f} s (x{keras_s / export:.1f})")
+    seconds, peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(track), "--model", "musicnn-msd"],
+                                  REPO_ROOT, {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    keras_seconds, keras_peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(track), "--model",
+                                               "musicnn-msd", "--runtime", "keras"], REPO_ROOT,
+                                              {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    print(f"  musicnn-msd tagger, one call: LiteRT export {seconds:.2f} s, peak {peak / 2**30:.2f} GB; "
+          f"Keras {keras_seconds:.2f} s, peak {keras_peak / 2**30:.2f} GB")
+    for name, model in (("CRNN", folders["one CRNN"]), ("musicnn-msd", "musicnn-msd")):
+        analyzers = {runtime: Analyzer(model, runtime=runtime) for runtime in ("litert", "keras")}
+        specs = analyzers["litert"].slice_settings().load(track).specs[:128]
+        times = {runtime: per_slice_ms(analyzer, specs) for runtime, analyzer in analyzers.items()}
+        print(f"  per-slice inference, {name}: LiteRT {times['litert']:.2f} ms, Keras {times['keras']:.2f} ms "
+              f"(batches of 64)")
+    analysis, full = site_packages_mb(REPO_ROOT / ".venv-analysis"), site_packages_mb(REPO_ROOT / ".venv")
+    print(f"  install: analysis-only (.venv-analysis, make venv-analysis) {analysis:,.0f} MB of site-packages, "
+          f"full (.venv) {full:,.0f} MB (x{full / analysis:.1f})")
+
+
+def make_library(root: Path, files: int, song_every: int) -> tuple[Path, float]:
+    """``files`` mp3s under ``root`` (44.1 kHz stereo): 30 s clips and, one in ``song_every``, 3-5 min songs;
+    returns the folder and its seconds of audio."""
+    from tests.helpers import label_signal, write_audio
+
+    folder = root / f"library-{files}"
+    total = 0.0
+    for i in range(files):
+        seconds = 180.0 + 30.0 * (i // song_every % 5) if i % song_every == 0 else 30.0
+        path = folder / f"part{i % 7}" / f"track{i:04d}.mp3"
+        if not path.exists():
+            parts = [label_signal((i + k) % 4, 15.0, seed=1000 * i + k) for k in range(int(seconds // 15))]
+            write_audio(path, 0.8 * np.concatenate(parts), out_rate=44100, channels=2)
+        total += seconds
+    return folder, total
+
+
+def linked_copies(folder: Path, times: int) -> Path:
+    """A library of ``times`` hard links to every file of ``folder`` (distinct paths, the same audio)."""
+    target = folder.with_name(f"{folder.name}-x{times}")
+    for source in sorted(folder.rglob("*.mp3")):
+        for k in range(times):
+            link = target / f"copy{k}" / source.relative_to(folder)
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.link(source, link)
+    return target
+
+
+def before_checkout() -> Optional[Path]:
+    """A git worktree of :data:`BEFORE` (the folder mode of then), or None without git."""
+    path = OUT / f"before-{BEFORE}"
+    if not (path / "track_analyzer").is_dir():
+        done = subprocess.run(["git", "worktree", "add", "--detach", str(path), BEFORE], cwd=REPO_ROOT,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"  (no folder mode of before: git worktree failed: {done.stderr.strip()})")
+            return None
+    return path
+
+
+def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None:
+    """Issue 22: library throughput, now and before, and memory at ``files`` and 10x ``files``."""
+    folder, audio_seconds = make_library(OUT, files, song_every)
+    print(f"\n== library: {files} files, {audio_seconds / 3600:.1f} h of audio (load average "
+          f"{os.getloadavg()[0]:.2f})")
+    choices = {"default run (ensemble of 3)": make_bundle(OUT / "crnn-3", cfg, runs=3),
+               "one CRNN": make_bundle(OUT / "crnn-1", cfg), "musicnn-msd tagger": "musicnn-msd"}
+    before = before_checkout()
+    for name in models:
+        model = choices[name]
+        rows = {}
+        for when, root in (("now", REPO_ROOT), ("before", before)):
+            if root is None:
+                continue
+            results = OUT / f"library-{when}.csv"
+            for stale in (results, results.with_name(results.name + ".settings.json")):
+                stale.unlink(missing_ok=True)
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            seconds, peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(folder), "--model",
+                                           str(model), "--csv", str(results)], root, env)
+            rows[when] = seconds
+            print(f"  {name}, {when}: {seconds:.1f} s, {files / seconds:.1f} files/s, "
+                  f"x{audio_seconds / seconds:.0f} real time, peak {peak / 2**30:.2f} GB")
+        if len(rows) == 2:
+            print(f"  {name}: now x{rows['before'] / rows['now']:.2f} the throughput of before")
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        results = OUT / "library-dask.csv"
+        for stale in (results, results.with_name(results.name + ".settings.json")):
+            stale.unlink(missing_ok=True)
+        seconds, _ = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(folder), "--model",
+                                    str(choices["one CRNN"]), "--csv", str(results), "--scheduler",
+                                    cluster.scheduler_address], REPO_ROOT,
+                                   {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        print(f"  one CRNN on a Dask LocalCluster of 2 single-threaded workers (--scheduler): {seconds:.1f} s, "
+              f"{files / seconds:.1f} files/s, x{audio_seconds / seconds:.0f} real time")
+    bigger = linked_copies(folder, 10)
+    for count, path in ((files, folder), (10 * files, bigger)):
+        seconds, peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(path), "--model",
+                                       str(choices["one CRNN"]), "--csv", str(OUT / f"memory-{count}.csv"),
+                                       "--restart"], REPO_ROOT, {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        print(f"  memory, one CRNN, {count} files: peak {peak / 2**30:.2f} GB of the process tree "
+              f"({seconds:.0f} s, x{audio_seconds * count / files / seconds:.0f} real time)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", nargs="+", default=["track", "startup", "library"],
+                        choices=["track", "startup", "library"], help="what to measure (default: all)")
     parser.add_argument("--repeats", type=int, default=3, help="in-process analyses and CLI calls (default 3)")
-    parser.add_argument("--folder-tracks", type=int, default=3,
-                        help="copies of the track in the folder benchmark (0 skips it; default 3)")
+    parser.add_argument("--cold", type=int, default=5, help="cold CLI calls per median in 'startup' (default 5)")
     parser.add_argument("--models", nargs="+", default=["crnn", "tagger", "backbone"],
                         choices=["crnn", "tagger", "backbone"],
-                        help="models timed in one process: the CRNN (its CLI timings too), the musicnn-msd "
-                             "tagger, a musicnn-msd backbone run (default: all)")
+                        help="'track': models timed in one process: the CRNN, the musicnn-msd tagger, a "
+                             "musicnn-msd backbone run (default: all)")
+    parser.add_argument("--library-files", type=int, default=200, help="'library': files (default 200)")
+    parser.add_argument("--song-every", type=int, default=7,
+                        help="'library': one file in this many is a 3-5 minute song, the others 30 s clips")
+    parser.add_argument("--library-models", nargs="+", default=["default run (ensemble of 3)", "one CRNN",
+                                                                 "musicnn-msd tagger"],
+                        help="'library': which models (default: all three)")
     args = parser.parse_args()
 
     cfg = Config()
     track = make_track(OUT / "track_4min_44k_stereo.mp3")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
-          f"track {track.name} ({track.stat().st_size / 1e6:.1f} MB); analysis overlap {cfg.analysis.overlap} s")
-
-    bundle_folder = make_bundle(OUT / "model", cfg)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import keras"], check=True, capture_output=True)
-    print(f"python -c 'import keras' (TensorFlow backend): {time.perf_counter() - start:.2f} s")
-    calls = [cli([str(track), "--model", str(bundle_folder)]) for _ in range(args.repeats)]
-    cli_times = [wall for wall, _ in calls]
-    print(f"CLI, one file, fresh process: {', '.join(f'{t:.2f}' for t in cli_times)} s "
-          f"(best {min(cli_times):.2f} s, target <= 8 s); CPU time "
-          f"{', '.join(f'{cpu:.2f}' for _, cpu in calls)} s")
-
-    if args.folder_tracks > 0:
-        folder = OUT / "folder"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        for i in range(args.folder_tracks):
-            os.link(track, folder / f"track{i}.mp3")
-        folder_s, _ = cli([str(folder), "--model", str(bundle_folder)])
-        print(f"CLI, folder of {args.folder_tracks} such tracks: {folder_s:.2f} s "
-              f"({(folder_s - min(cli_times)) / max(1, args.folder_tracks - 1):.2f} s per extra track)")
-
-    models = {"crnn": lambda: bundle_folder, "tagger": lambda: "musicnn-msd",
-              "backbone": lambda: make_backbone_bundle(OUT / "backbone_model")}
-    steady = {}
-    for name in args.models:
-        print()
-        steady[name] = in_process(track, models[name](), cfg, args.repeats)
-    if "crnn" in steady:
-        for name in set(steady) - {"crnn"}:
-            ratio = steady[name] / steady["crnn"]
-            print(f"{name} / crnn, same run: features x{ratio[1]:.2f}, inference x{ratio[2]:.1f}, "
-                  f"total x{steady[name].sum() / steady['crnn'].sum():.1f}")
+          f"track {track.name} ({track.stat().st_size / 1e6:.1f} MB)")
+    if "track" in args.sections:
+        models = {"crnn": lambda: make_bundle(OUT / "crnn-1", cfg), "tagger": lambda: "musicnn-msd",
+                  "backbone": lambda: make_backbone_bundle(OUT / "backbone_model")}
+        steady = {}
+        for name in args.models:
+            print()
+            steady[name] = in_process(track, models[name](), cfg, args.repeats)
+        if "crnn" in steady:
+            for name in set(steady) - {"crnn"}:
+                ratio = steady[name] / steady["crnn"]
+                print(f"{name} / crnn, same run: features x{ratio[1]:.2f}, inference x{ratio[2]:.1f}, "
+                      f"total x{steady[name].sum() / steady['crnn'].sum():.1f}")
+    if "startup" in args.sections:
+        startup(track, cfg, args.cold)
+    if "library" in args.sections:
+        library(cfg, args.library_files, args.song_every, args.library_models)
 
 
 if __name__ == "__main__":

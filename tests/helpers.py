@@ -205,3 +205,16 @@ def after(seconds: float, condition):
             first_seen.append(time.monotonic())
         return bool(first_seen) and time.monotonic() - first_seen[0] >= seconds
     return check
+
+
+def kill_busy_worker(client, proc: subprocess.Popen, timeout: float = 120) -> int:
+    """``kill -9`` one worker of a Dask ``client``'s cluster as soon as it holds tasks of ``proc`` (a
+    script using the cluster), one of them running; return its pid. Fails if ``proc`` ends first."""
+    victim, victim_pid = sorted(client.run(os.getpid).items())[0]
+    deadline = time.monotonic() + timeout
+    while not client.processing(workers=[victim])[victim]:
+        assert proc.poll() is None, "the script finished before the worker could be killed"
+        assert time.monotonic() < deadline, "the worker never got a task"
+        time.sleep(0.005)
+    os.kill(victim_pid, signal.SIGKILL)
+    return victim_pid

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from genrekit.dataset.cluster import check_storage
 from genrekit.inference.analyzer import analyze
 from tests.conftest import TINY_RUN, run_pipeline, tiny_config
 from tests.dataset.test_build import assert_same_content
-from tests.helpers import make_corpus, run_script, start_script, write_config
+from tests.helpers import kill_busy_worker, make_corpus, run_script, start_script, write_config
 
 LABELS = {"bass": 4, "treble": 4, "hiss": 4}
 
@@ -55,17 +54,10 @@ def test_dask_build_survives_a_killed_worker(corpus, local_build, tmp_path):
     config = config_for(tmp_path / "dask", corpus, executor="dask")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        pids = client.run(os.getpid)
-        victim, victim_pid = sorted(pids.items())[0]
         log = (tmp_path / "build.log").open("w+")
         proc = start_script("build_dataset.py", "--config", str(config), "--quiet",
                             "--scheduler", cluster.scheduler_address, stderr=log)
-        deadline = time.monotonic() + 60
-        while not client.processing(workers=[victim])[victim]:  # tracks assigned to it, one of them running
-            assert proc.poll() is None, "the build finished before the worker could be killed"
-            assert time.monotonic() < deadline, "the worker never got a track"
-            time.sleep(0.005)
-        os.kill(victim_pid, signal.SIGKILL)
+        victim_pid = kill_busy_worker(client, proc, timeout=60)  # while it holds tracks, one of them running
         assert not (out / "dataset.h5").exists()
         try:
             assert proc.wait(timeout=120) == 0, log.seek(0) or log.read()

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
-from tests.helpers import start_script
+from tests.helpers import kill_busy_worker, start_script
 from tests.inference.conftest import analyze_args, assert_same_results, read_results
 
 
@@ -19,16 +18,10 @@ def test_analysis_on_two_workers_survives_a_killed_worker(trained_run, library, 
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        victim, victim_pid = sorted(client.run(os.getpid).items())[0]
         log = (tmp_path / "analysis.log").open("w+")
         proc = start_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path, "--scheduler",
                                                                cluster.scheduler_address), stderr=log)
-        deadline = time.monotonic() + 120
-        while not client.processing(workers=[victim])[victim]:  # files assigned to it, one of them running
-            assert proc.poll() is None, "the analysis finished before the worker could be killed"
-            assert time.monotonic() < deadline, "the worker never got a file"
-            time.sleep(0.005)
-        os.kill(victim_pid, signal.SIGKILL)
+        victim_pid = kill_busy_worker(client, proc)  # while it holds files, one of them running
         try:
             assert proc.wait(timeout=180) == 0, log.seek(0) or log.read()
         finally:
