@@ -26,6 +26,7 @@ from genrekit.dataset.normalization import NormStats
 from genrekit.inference.analyzer import analyze
 from genrekit.models import registry
 from genrekit.models.bundle import load_bundle
+from genrekit.models.litert import LiteRTModel
 from tests.conftest import TINY_LABELS, TINY_RUN, run_pipeline, tiny_config
 from tests.h5fixtures import write_dataset
 from tests.helpers import (
@@ -198,11 +199,13 @@ def test_bundle_and_model_take_processed_spectrograms(trained_run):
         assert bundle.normalization.to_dict() == h5layout.json_attr(h5, "normalization")
         assert list(bundle.input_shape[:2]) == list(h5["test"]["specs"].shape[1:])
         specs = h5["test"]["specs"][:4].astype(np.float32)[..., None]  # as stored: already normalized
-    model = registry.load_model(bundle)
+    model = registry.load_model(bundle, "keras")
     assert model.count_params() == json.loads((trained_run.run_folder / "report.json").read_text())["parameters"]
-    scores = np.asarray(model(specs, training=False))
-    np.testing.assert_allclose(scores, np.load(trained_run.run_folder / "predictions.npz")["scores"][:4],
-                               atol=1e-5)
+    expected = np.load(trained_run.run_folder / "predictions.npz")["scores"][:4]
+    np.testing.assert_allclose(np.asarray(model(specs, training=False)), expected, atol=1e-5)
+    exported = registry.load_model(bundle)  # model.tflite, written beside model.keras
+    assert isinstance(exported, LiteRTModel)
+    np.testing.assert_allclose(exported.predict(specs), expected, atol=1e-5)
 
 
 def test_finished_run_is_left_alone(trained_run):
