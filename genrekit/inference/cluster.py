@@ -14,6 +14,7 @@ run the Python environment the project is installed in.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -76,11 +77,14 @@ def analyze_on_cluster(scheduler: str, model: os.PathLike | str, paths: Iterable
         limit = FILES_PER_THREAD * max(1, sum(client.nthreads().values()))
         pending = iter(paths)
         running = as_completed()
+        given: dict[str, Path] = {}  # the path a worker opens (absolute: its folder is not ours) -> as given
 
         def submit_next() -> None:
             path = next(pending, None)
             if path is not None:
-                running.add(client.submit(analyze_on_worker, str(path), overlap, aggregation, key=_key(path),
+                absolute = str(Path(path).resolve())
+                given[absolute] = Path(path)
+                running.add(client.submit(analyze_on_worker, absolute, overlap, aggregation, key=_key(path),
                                           retries=0))
 
         for _ in range(limit):
@@ -89,4 +93,4 @@ def analyze_on_cluster(scheduler: str, model: os.PathLike | str, paths: Iterable
             outcome = future.result()
             future.release()
             submit_next()
-            yield outcome
+            yield dataclasses.replace(outcome, path=given.pop(str(outcome.path)))

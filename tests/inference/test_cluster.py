@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
-from tests.helpers import kill_busy_worker, start_script
+from tests.helpers import REPO_ROOT, kill_busy_worker, start_script
 from tests.inference.conftest import analyze_args, assert_same_results, read_results
 
 
@@ -19,7 +20,8 @@ def test_analysis_on_two_workers_survives_a_killed_worker(trained_run, library, 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         log = (tmp_path / "analysis.log").open("w+")
-        proc = start_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path, "--scheduler",
+        relative = Path(os.path.relpath(library, REPO_ROOT))  # the workers' folder is not the client's
+        proc = start_script("-m track_analyzer", *analyze_args(trained_run, relative, tmp_path, "--scheduler",
                                                                cluster.scheduler_address), stderr=log)
         victim_pid = kill_busy_worker(client, proc)  # while it holds files, one of them running
         try:
