@@ -31,9 +31,20 @@ from track_analyzer import output
 from track_analyzer import report as pages
 
 DESCRIPTION = """\
-Rank the genres of an audio file (any length, any format the build accepts) with a model trained by
-train_crnn.py: the track is cut into slices exactly as in the build, every slice is scored, and the
-scores are aggregated into one verdict.
+Rank the genres of an audio file (any length, any format the build accepts): the track is cut into
+slices exactly as the model's training data was, every slice is scored, and the scores are
+aggregated into one verdict. The model is the ready genre model unless --model names another: a run
+trained by train_crnn.py or train_baselines.py, or a ready tagger.
+
+The ready genre model (the default; --model gtzan-genres) ranks GTZAN's ten genres: blues, classical,
+country, disco, hiphop, jazz, metal, pop, reggae, rock. It is a head trained on the frozen pretrained
+musicnn-msd backbone with all 270 GTZAN clips shared beside the project (80 artists, ten genres). On
+artists it never heard (5-fold cross-validation with whole artists held out) it names the genre of
+80.3 % of the clips (sd 11.5 over the folds), with a balanced accuracy of 72.6 % over the ten genres
+and 91.3 % over blues, classical and jazz; pop, reggae and rock, one main artist each in GTZAN, are
+its weakest (31, 42 and 0 % recall). GTZAN's caveats apply (repeated artists, mislabelled clips,
+zydeco filed under blues); its weights derive from GTZAN audio: research use only. Model card:
+genrekit/models/ready/gtzan-genres/MODEL_CARD.md; figures: docs/RESULTS.md.
 
 Output on stdout
   a file      one line, the top-k labels and their shares:  metal 71.3 %  rock 20.1 %  blues 4.2 %
@@ -74,6 +85,8 @@ cuts a track as musicnn's extractor does, a patch every 3 s, unless --overlap or
 says otherwise.
 
 examples:
+  python -m track_analyzer song.mp3                                 # the ready genre model
+  python -m track_analyzer music/ --csv music.csv                   # a library, with the ready model
   python -m track_analyzer song.mp3 --model output/models/crnn
   python -m track_analyzer song.mp3 --model output/models/crnn --json song.json --plot song.png
   python -m track_analyzer music/ --model output/models/crnn --csv music.csv   # again: resumes
@@ -97,9 +110,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.prog = "python -m track_analyzer"
     parser.add_argument("input", nargs="?", type=Path, metavar="AUDIO",
                         help="an audio file, or a folder analyzed recursively")
-    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
-                        help="run folder written by train_crnn.py (bundle.json + model.keras), or a ready "
-                             "tagger: musicnn-msd, musicnn-mtt")
+    parser.add_argument("--model", type=Path, default=Path(registry.DEFAULT_MODEL), metavar="DIR",
+                        help=f"run folder written by train_crnn.py or train_baselines.py (bundle.json + model), "
+                             f"the ready genre model ({', '.join(registry.READY)}: the default, see above), or a "
+                             f"ready tagger: {', '.join(registry.PRETRAINED)}")
     parser.add_argument("--evaluate", type=Path, metavar="FOLDER",
                         help="instead of AUDIO: a folder-per-label tree (<label>/<files>); reports track-level "
                              "accuracy and the confusion matrix (confusion.png next to --csv, or at --plot)")

@@ -188,9 +188,11 @@ class Analyzer:
 
     Parameters
     ----------
-    model : path-like or Bundle
+    model : path-like, str or Bundle, optional
         A run folder written by ``train_crnn.py`` (``bundle.json`` + ``model.keras``) or
-        ``train_baselines.py`` (``bundle.json`` + ``model.npz``).
+        ``train_baselines.py`` (``bundle.json`` + ``model.npz``), or the name of a ready model
+        (see :func:`genrekit.models.registry.open_model`); default the ready genre model,
+        ``gtzan-genres``.
     batch_size : int
         Slices per forward pass.
     warm_up_features : bool
@@ -202,7 +204,7 @@ class Analyzer:
         :func:`genrekit.models.registry.load_model`.
     """
 
-    def __init__(self, model: Union[os.PathLike, str, Bundle], *, batch_size: int = DEFAULTS.batch_size,
+    def __init__(self, model: Union[os.PathLike, str, Bundle, None] = None, *, batch_size: int = DEFAULTS.batch_size,
                  warm_up_features: bool = True, runtime: str = "auto"):
         if batch_size < 1:
             raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
@@ -259,7 +261,7 @@ class Analyzer:
         return self.analyze_slices(path, slices, overlap=overlap, aggregation=aggregation)
 
 
-def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Analyzer], *,
+def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Analyzer, None] = None, *,
             overlap: Optional[float] = None, aggregation: Optional[str] = None,
             batch_size: Optional[int] = None) -> TrackAnalysis:
     """Analyze one audio file with a trained model.
@@ -268,9 +270,10 @@ def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Anal
     ----------
     path : path-like
         Any audio file the build accepts, of any length.
-    model : path-like, Bundle or Analyzer
-        A run folder (``output/models/<run>``), a ready tagger's name (``"musicnn-msd"``,
-        ``"musicnn-mtt"``), or an :class:`Analyzer` to reuse a loaded model.
+    model : path-like, str, Bundle or Analyzer, optional
+        A run folder (``output/models/<run>``), the ready genre model's name (``"gtzan-genres"``, the
+        default), a ready tagger's name (``"musicnn-msd"``, ``"musicnn-mtt"``), or an :class:`Analyzer`
+        to reuse a loaded model.
     overlap : float, optional
         Seconds of overlap between analysis slices; default :func:`default_overlap` (2 for a trained
         run: a slice every second at 3 s slices; 0 for a ready tagger).
@@ -293,7 +296,7 @@ def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Anal
 
     Examples
     --------
-    >>> result = analyze("song.mp3", "output/models/crnn")  # doctest: +SKIP
+    >>> result = analyze("song.mp3")  # the ready genre model  # doctest: +SKIP
     >>> result.summary()  # doctest: +SKIP
     'metal 71.3 %  rock 20.1 %  blues 4.2 %'
     """

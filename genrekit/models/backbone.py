@@ -22,6 +22,7 @@ like the CRNN's, and the analyzer uses it without knowing it holds a backbone.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from genrekit.core.config import ModelConfig
@@ -50,6 +51,26 @@ def build_head(dimension: int, n_labels: int, config: ModelConfig) -> keras.Mode
     x = layers.Dropout(config.dropout, name="dropout")(inputs)
     outputs = layers.Dense(n_labels, activation="softmax", dtype="float32", name="scores")(x)
     return keras.Model(inputs, outputs, name="head")
+
+
+def head_arrays(head: keras.Model) -> dict[str, np.ndarray]:
+    """The weights of a head of :func:`build_head` as plain arrays, by ``<layer>.<weight>`` name
+    (``scores.kernel``, ``scores.bias``): what a head-only folder's ``head.npz`` holds."""
+    return {f"{layer.name}.{weight.name}": keras.ops.convert_to_numpy(weight)
+            for layer in head.layers for weight in layer.weights}
+
+
+def set_head_arrays(head: keras.Model, arrays: dict[str, np.ndarray]) -> None:
+    """Give a head of :func:`build_head` the weights of :func:`head_arrays`; raise ``ValueError`` when
+    one is missing, left over or of another shape."""
+    weights = {f"{layer.name}.{weight.name}": weight for layer in head.layers for weight in layer.weights}
+    if set(weights) != set(arrays):
+        raise ValueError(f"the head's weights are {', '.join(sorted(weights))}, the file holds "
+                         f"{', '.join(sorted(arrays)) or 'none'}")
+    for name, weight in weights.items():
+        if tuple(arrays[name].shape) != tuple(weight.shape):
+            raise ValueError(f"{name} has shape {list(weight.shape)} in the head, {list(arrays[name].shape)} in the file")
+        weight.assign(arrays[name])
 
 
 def build_classifier(embedder: keras.Model, head: keras.Model) -> keras.Model:

@@ -16,6 +16,12 @@ A classical baseline (``train_baselines.py``, :mod:`genrekit.models.baselines`) 
 with; the analyzer takes them from here, never from the user's config, so its
 features match the training data.
 
+A run on a frozen pretrained backbone can keep its trained head alone: ``head.npz`` (the head's
+arrays) instead of ``model.keras``, and ``"head": {...}``, the ``model`` settings that rebuild the
+backbone from its checkpoints and the head around those arrays, in ``bundle.json``. The ready genre
+model (``gtzan-genres``, ``genrekit/models/ready/``) is such a folder, with its LiteRT export of
+backbone and head together (``model.tflite``), so that 2 MB of musicnn weights are not stored twice.
+
 The pretrained taggers (``musicnn-msd``, ``musicnn-mtt``) have a bundle too, made
 in memory by :func:`genrekit.models.registry.pretrained_bundle` from musicnn's own input
 settings: they go through the very same analysis path as a trained run. Which family a
@@ -34,6 +40,7 @@ from genrekit.audio.features import slice_geometry
 from genrekit.core.atomic import write_json
 from genrekit.core.config import (
     FeaturesConfig,
+    ModelConfig,
     SlicingConfig,
     _section_from_dict,
     to_jsonable,
@@ -45,6 +52,7 @@ from genrekit.dataset.normalization import NormStats
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "model.keras"
 BASELINE_FILE = "model.npz"  # a classical baseline's fitted arrays (genrekit.models.baselines)
+HEAD_FILE = "head.npz"  # a frozen backbone's trained head alone (genrekit.models.backbone.head_arrays)
 BUNDLE_VERSION = 1
 
 
@@ -60,10 +68,14 @@ class Bundle:
     extra: dict  # anything else that was stored (fingerprints, dates)
     pretrained: Optional[str] = None  # a ready tagger (registry.PRETRAINED) instead of a run folder
     baseline: Optional[dict] = None  # a scikit-learn baseline (genrekit.models.baselines) instead of a Keras model
+    head: Optional[ModelConfig] = None  # a frozen backbone's settings, its trained head alone in head.npz
 
     @property
     def model_path(self) -> Path:
-        return self.folder / (BASELINE_FILE if self.baseline is not None else MODEL_FILE)
+        """The model's file: ``model.keras``, a baseline's ``model.npz`` or a head-only folder's ``head.npz``."""
+        if self.baseline is not None:
+            return self.folder / BASELINE_FILE
+        return self.folder / (HEAD_FILE if self.head is not None else MODEL_FILE)
 
     @property
     def multi_label(self) -> bool:
@@ -103,7 +115,15 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
     baseline = data.pop("baseline", None)
     if baseline is not None and not isinstance(baseline, dict):
         raise GenrekitError(f"{path}: 'baseline' must be an object")
-    model_file = BASELINE_FILE if baseline is not None else MODEL_FILE
+    head = data.pop("head", None)
+    if head is not None:
+        try:
+            head = _section_from_dict(ModelConfig, head, "head")
+        except ConfigError as exc:
+            raise GenrekitError(f"{path}: {exc}") from None
+        if head.backbone is None or head.backbone_trainable:
+            raise GenrekitError(f"{path}: 'head' must name a frozen backbone (head.backbone)")
+    model_file = BASELINE_FILE if baseline is not None else HEAD_FILE if head is not None else MODEL_FILE
     if not (folder / model_file).is_file():
         raise GenrekitError(f"{folder / model_file}: not found; the run folder is incomplete")
 
@@ -138,4 +158,4 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
                             f"({geometry.n_frames} frames x {geometry.n_mels} mels)")
     threshold = float(need("silence_threshold_db"))
     return Bundle(folder, labels, features, slicing, normalization, input_shape, threshold, data,
-                  baseline=baseline)
+                  baseline=baseline, head=head)

@@ -6,6 +6,9 @@ family     what                                             saved as            
 keras      a network of ``model.architecture`` (CRNN,       ``model.keras``, exported    :mod:`.networks`,
            1D CNN, MobileNetV2), a pretrained backbone      to ``model.tflite``          :mod:`.backbone`
            with its head, or the ensemble of several runs                                :func:`ensemble`
+keras      the ready genre model (``gtzan-genres``, the     ``head.npz`` (the head       :mod:`.backbone`
+           default): a head on the frozen musicnn-msd       alone) and ``model.tflite``
+           backbone, trained on 270 GTZAN clips             in ``ready/gtzan-genres/``
 baseline   a scikit-learn family on slice feature vectors   ``model.npz`` (arrays only)  :mod:`.baselines`
 tagger     a ready musicnn tagger (``musicnn-msd``,         the ``musicnn`` wheel's      :mod:`.musicnn`
            ``musicnn-mtt``)                                 checkpoints, exported to
@@ -17,16 +20,21 @@ the training ask this module for the rest. A Keras model is analyzed through its
 (:mod:`.litert`), without TensorFlow; a run folder saved before exports existed is exported on
 first use (or with ``tools/export_models.py``), and Keras stays the fallback where no export can be
 had. Keras is imported only when a Keras model is built, saved, exported or loaded, so a baseline
-needs NumPy alone.
+needs NumPy alone. A head-only folder (``head.npz``, like the ready genre model's) is a Keras model
+too: :func:`keras_model` rebuilds its backbone from the checkpoints and sets the head's arrays.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from genrekit.audio.features import slice_geometry
+from genrekit.core.atomic import write_bytes
 from genrekit.core.cli import log
 from genrekit.core.config import (
     BACKBONE_FEATURES,
@@ -38,11 +46,14 @@ from genrekit.core.config import (
 from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import NormStats
 from genrekit.models import baselines, litert
-from genrekit.models.bundle import MODEL_FILE, Bundle, load_bundle
+from genrekit.models.bundle import HEAD_FILE, MODEL_FILE, Bundle, load_bundle
 
 KERAS, BASELINE, TAGGER = "keras", "baseline", "tagger"
 PRETRAINED = ("musicnn-msd", "musicnn-mtt")  # the ready taggers: --model musicnn-msd
 EXPORTS = Path(__file__).resolve().parent / "exports"  # the ready taggers' LiteRT exports (tools/export_models.py)
+# The ready genre models, trained by tools/train_ready_model.py: --model gtzan-genres, the analyzer's default.
+READY = {"gtzan-genres": Path(__file__).resolve().parent / "ready" / "gtzan-genres"}
+DEFAULT_MODEL = "gtzan-genres"
 # Slices per interpreter call for musicnn (a ready tagger, or a run on its backbone): its activations
 # take about 10 MB a slice, so a batch of 64 holds 0.7 GB and one of 8 0.1 GB, at the same speed per
 # slice (benchmarks/analyzer_speed.py); a CRNN's batches run whole.
@@ -76,11 +87,15 @@ def pretrained_bundle(name: str) -> Bundle:
                   (geometry.n_frames, geometry.n_mels, 1), BuildConfig().silence_threshold_db, {}, pretrained=name)
 
 
-def open_model(model: os.PathLike | str) -> Bundle:
-    """``--model``: a run folder, or the name of a ready tagger (:data:`PRETRAINED`) when no such folder exists."""
-    if str(model) in PRETRAINED and not Path(model).is_dir():
-        return pretrained_bundle(str(model))
-    return load_bundle(model)
+def open_model(model: Optional[os.PathLike | str] = None) -> Bundle:
+    """``--model``: a run folder, or, when no such folder exists, the name of a ready genre model
+    (:data:`READY`) or of a ready tagger (:data:`PRETRAINED`); None is :data:`DEFAULT_MODEL`."""
+    name = DEFAULT_MODEL if model is None else str(model)
+    if name in READY and not Path(name).is_dir():
+        return load_bundle(READY[name])
+    if name in PRETRAINED and not Path(name).is_dir():
+        return pretrained_bundle(name)
+    return load_bundle(name)
 
 
 # --------------------------------------------------------------------------- Keras models
@@ -91,6 +106,32 @@ def save_model(model, folder: Path) -> None:
     model.save(partial)
     os.replace(partial, folder / MODEL_FILE)
     litert.export(float32_model(model), folder / litert.EXPORT_FILE)
+
+
+def write_head(head, folder: Path) -> Path:
+    """``<folder>/head.npz``: the arrays of a frozen backbone's trained head
+    (:func:`genrekit.models.backbone.head_arrays`), written whole or not at all."""
+    from genrekit.models.backbone import head_arrays  # imports Keras
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **head_arrays(head))
+    return write_bytes(Path(folder) / HEAD_FILE, buffer.getvalue())
+
+
+def keras_model(bundle: Bundle):
+    """A run folder's Keras model: its ``model.keras``, or for a head-only folder (``bundle.head``)
+    the backbone rebuilt from its checkpoints under the head of ``head.npz``."""
+    if bundle.head is None:
+        import keras
+
+        return keras.saving.load_model(bundle.model_path, compile=False)
+    from genrekit.models.backbone import build_classifier, build_embedder, build_head, set_head_arrays
+
+    embedder = build_embedder(bundle.head)
+    head = build_head(embedder.output_shape[-1], len(bundle.labels), bundle.head)
+    with np.load(bundle.model_path, allow_pickle=False) as arrays:
+        set_head_arrays(head, dict(arrays))
+    return build_classifier(embedder, head)
 
 
 def tagger_export(name: str) -> Path:
@@ -105,11 +146,9 @@ def export_tagger(name: str) -> Path:
 
 
 def export_run(bundle: Bundle) -> Path:
-    """Export a run folder's ``model.keras`` to ``model.tflite`` (a run saved before exports existed)."""
-    import keras
-
-    model = float32_model(keras.saving.load_model(bundle.model_path, compile=False))
-    return litert.export(model, bundle.folder / litert.EXPORT_FILE)
+    """Export a run folder's Keras model (:func:`keras_model`) to ``model.tflite`` (a run saved before
+    exports existed)."""
+    return litert.export(float32_model(keras_model(bundle)), bundle.folder / litert.EXPORT_FILE)
 
 
 def ensemble(members: list, shared_backbone: bool = False):
@@ -173,9 +212,7 @@ def _load(bundle: Bundle, runtime: str):
         return litert.LiteRTModel(exported, max_rows=MUSICNN_ROWS if musicnn else None)
     if kind == TAGGER:
         return pretrained_tagger(bundle.pretrained)
-    import keras
-
-    return keras.saving.load_model(bundle.model_path, compile=False)
+    return keras_model(bundle)
 
 
 def load_model(bundle: Bundle, runtime: str = "auto"):

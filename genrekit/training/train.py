@@ -141,6 +141,37 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
     """
     if (folder / REPORT_FILE).is_file():
         return json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
+    models, state = train_model(plan, folder, seed, label, features)
+    report = finish_run(plan, folder, models.export(), state, seed)
+    shutil.rmtree(folder / WORK_FOLDER, ignore_errors=True)
+    return report
+
+
+def train_model(plan: RunPlan, folder: Path, seed: int, label: str = "",
+                features: Optional[Path] = None) -> tuple[Models, TrainingState]:
+    """Build and fit (or resume) one run's model in ``folder``, without evaluating or saving it.
+
+    Parameters
+    ----------
+    plan : RunPlan
+        What the runs share; ``plan.data.rows`` says which splits there are.
+    folder : Path
+        The run folder: its ``training/`` work folder holds the resumable state, ``history.csv``
+        the epochs.
+    seed : int
+        Seeds the initial weights, the batches and the dropout.
+    label : str
+        Printed before the progress bar (``"run 2/3 "``).
+    features : Path, optional
+        A frozen backbone's slice features (default ``<folder>/training/backbone_features.h5``);
+        computed there unless the file exists (``benchmarks/ready_model_cv.py`` passes its own).
+
+    Returns
+    -------
+    tuple of (Models, TrainingState)
+        The models, the trained one holding the kept weights (the best epoch's with a validation
+        split, else the last one's), and the training state with its history.
+    """
     data, training = plan.data, plan.cfg.training
     work = folder / WORK_FOLDER
     work.mkdir(parents=True, exist_ok=True)
@@ -193,9 +224,7 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
     if not model.optimizer.built:  # a finished run resumed for its artifacts: the file holds optimizer state
         model.optimizer.build(model.trainable_variables)
     model.load_weights(best_path)
-    report = finish_run(plan, folder, models.export(), state, seed)
-    shutil.rmtree(work, ignore_errors=True)
-    return report
+    return models, state
 
 
 def predict_test_split(model: keras.Model, data: ProcessedData, batch_size: int) -> dict[str, np.ndarray]:
