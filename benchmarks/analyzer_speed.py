@@ -13,9 +13,9 @@ Sections (``--sections``, default all):
   clips and, one in ``--song-every``, 3-5 minute songs), analyzed with ``--csv`` by the default run
   folder, one CRNN and the musicnn-msd tagger: files per second and times real time, with the folder
   mode of before this work (the commit ``BEFORE``, run from a git worktree) beside it in the same
-  run; one CRNN on a Dask ``LocalCluster`` of two worker processes (``--scheduler``); then the peak
-  memory (the whole process tree) at ``--library-files`` and 10 times as many files (hard links to
-  the same audio).
+  run; one CRNN on a Dask ``LocalCluster`` of two worker processes (``--scheduler``).
+* ``memory`` (issue 22): the peak memory of the whole process tree analyzing that library with one
+  CRNN, at ``--library-files`` and 10 times as many files (hard links to the same audio).
 
 The model is the default-config CRNN (``genrekit.models.networks.build_crnn``) with untrained
 weights (speed does not depend on them) and a bundle with the default features. Files
@@ -164,20 +164,24 @@ def median_cli(args: list[str], calls: int, python: str = sys.executable) -> flo
 def peak_tree_rss(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float]:
     """Run ``cmd``; return its wall-clock seconds and the peak of the summed RSS of its process tree
     (the analyzer and its decoding workers), sampled every 20 ms."""
+    import tempfile
+
     import psutil
 
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    parent, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr.read()[-3000:]}")
+    with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: nobody reads a pipe while it runs
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        parent, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            log.seek(0)
+            sys.exit(f"failed: {' '.join(cmd)}\n{log.read()[-3000:]}")
     return seconds, peak
 
 
@@ -306,10 +310,17 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
                                    {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
         print(f"  one CRNN on a Dask LocalCluster of 2 single-threaded workers (--scheduler): {seconds:.1f} s, "
               f"{files / seconds:.1f} files/s, x{audio_seconds / seconds:.0f} real time")
+
+
+def memory(cfg: Config, files: int, song_every: int) -> None:
+    """Issue 22: the peak memory of a library analysis at ``files`` and 10x ``files`` (hard links)."""
+    folder, audio_seconds = make_library(OUT, files, song_every)
+    print(f"\n== memory: one CRNN, {files} and {10 * files} files (load average {os.getloadavg()[0]:.2f})")
+    one_crnn = make_bundle(OUT / "crnn-1", cfg)
     bigger = linked_copies(folder, 10)
     for count, path in ((files, folder), (10 * files, bigger)):
         seconds, peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(path), "--model",
-                                       str(choices["one CRNN"]), "--csv", str(OUT / f"memory-{count}.csv"),
+                                       str(one_crnn), "--csv", str(OUT / f"memory-{count}.csv"),
                                        "--restart"], REPO_ROOT, {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
         print(f"  memory, one CRNN, {count} files: peak {peak / 2**30:.2f} GB of the process tree "
               f"({seconds:.0f} s, x{audio_seconds * count / files / seconds:.0f} real time)")
@@ -317,8 +328,8 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["track", "startup", "library"],
-                        choices=["track", "startup", "library"], help="what to measure (default: all)")
+    parser.add_argument("--sections", nargs="+", default=["track", "startup", "library", "memory"],
+                        choices=["track", "startup", "library", "memory"], help="what to measure (default: all)")
     parser.add_argument("--repeats", type=int, default=3, help="in-process analyses and CLI calls (default 3)")
     parser.add_argument("--cold", type=int, default=5, help="cold CLI calls per median in 'startup' (default 5)")
     parser.add_argument("--models", nargs="+", default=["crnn", "tagger", "backbone"],
@@ -353,6 +364,8 @@ def main() -> None:
         startup(track, cfg, args.cold)
     if "library" in args.sections:
         library(cfg, args.library_files, args.song_every, args.library_models)
+    if "memory" in args.sections:
+        memory(cfg, args.library_files, args.song_every)
 
 
 if __name__ == "__main__":

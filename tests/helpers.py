@@ -218,3 +218,13 @@ def kill_busy_worker(client, proc: subprocess.Popen, timeout: float = 120) -> in
         time.sleep(0.005)
     os.kill(victim_pid, signal.SIGKILL)
     return victim_pid
+
+
+def wait_for_success(proc: subprocess.Popen, log, timeout: float) -> None:
+    """Wait for a script started with :func:`start_script` (stderr to the file ``log``); fail with its log
+    if it fails, and never leave it running."""
+    try:
+        assert proc.wait(timeout=timeout) == 0, log.seek(0) or log.read()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

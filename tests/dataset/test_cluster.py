@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from genrekit.dataset.cluster import check_storage
 from genrekit.inference.analyzer import analyze
 from tests.conftest import TINY_RUN, run_pipeline, tiny_config
 from tests.dataset.test_build import assert_same_content
-from tests.helpers import kill_busy_worker, make_corpus, run_script, start_script, write_config
+from tests.helpers import kill_busy_worker, make_corpus, run_script, start_script, wait_for_success, write_config
 
 LABELS = {"bass": 4, "treble": 4, "hiss": 4}
 
@@ -59,11 +58,7 @@ def test_dask_build_survives_a_killed_worker(corpus, local_build, tmp_path):
                             "--scheduler", cluster.scheduler_address, stderr=log)
         victim_pid = kill_busy_worker(client, proc, timeout=60)  # while it holds tracks, one of them running
         assert not (out / "dataset.h5").exists()
-        try:
-            assert proc.wait(timeout=120) == 0, log.seek(0) or log.read()
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        wait_for_success(proc, log, timeout=120)
         assert victim_pid not in client.run(os.getpid).values()  # it really died (its nanny started another)
     report = json.loads((out / "build_report.json").read_text())
     assert report["tracks_used"] == 12 and report["tracks_skipped"] == 0

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
-from tests.helpers import REPO_ROOT, kill_busy_worker, start_script
+from tests.helpers import REPO_ROOT, kill_busy_worker, start_script, wait_for_success
 from tests.inference.conftest import analyze_args, assert_same_results, read_results
 
 
@@ -24,11 +23,7 @@ def test_analysis_on_two_workers_survives_a_killed_worker(trained_run, library, 
         proc = start_script("-m track_analyzer", *analyze_args(trained_run, relative, tmp_path, "--scheduler",
                                                                cluster.scheduler_address), stderr=log)
         victim_pid = kill_busy_worker(client, proc)  # while it holds files, one of them running
-        try:
-            assert proc.wait(timeout=180) == 0, log.seek(0) or log.read()
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        wait_for_success(proc, log, timeout=180)
         assert victim_pid not in client.run(os.getpid).values()  # it really died (its nanny started another)
     table, records = read_results(tmp_path)
     assert len(table) == len(records) == 15
