@@ -1,7 +1,8 @@
 """``python -m track_analyzer``: the command line over :mod:`genrekit.inference.analyzer`.
 
-Keras is imported only once the inputs and the bundle have been checked, so
-``--help`` and the one-line errors come back at once.
+Keras is imported only for a model without a LiteRT export (or with ``--runtime keras``), and
+only once the inputs and the bundle have been checked, so ``--help`` and the one-line errors
+come back at once.
 """
 
 from __future__ import annotations

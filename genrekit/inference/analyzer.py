@@ -6,8 +6,9 @@ settings stored in the bundle, is normalized with the bundle's statistics
 (:func:`genrekit.dataset.normalization.apply`), predicted in batches, and its slice
 scores are aggregated with :func:`genrekit.models.aggregate.aggregate`.
 
-Keras (and TensorFlow) are imported only when a model is loaded, so reading a
-bundle or slicing a track stays cheap.
+The model is its LiteRT export where there is one (no TensorFlow); Keras (and TensorFlow)
+are imported only when a Keras model itself is loaded, so reading a bundle or slicing a track
+stays cheap.
 """
 
 from __future__ import annotations
@@ -196,8 +197,9 @@ class Analyzer:
     batch_size : int
         Slices per forward pass.
     warm_up_features : bool
-        Import the feature code (librosa) now, so the first track is as fast as the rest;
-        the CLI turns this off because it computes features in worker processes.
+        Run one tiny transform now (the mel filterbank is then cached), so the first track is
+        timed like the rest; the CLI turns this off (its features are computed in worker
+        processes, or once for a single file).
     runtime : {"auto", "litert", "keras"}
         ``auto``: the model's LiteRT export, without TensorFlow, where there is one (a run folder
         saved before exports existed is exported on first use), else Keras; see

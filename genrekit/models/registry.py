@@ -169,11 +169,16 @@ def ensemble(members: list, shared_backbone: bool = False):
 def export_path(bundle: Bundle) -> Optional[Path]:
     """The LiteRT export the analyzer runs for this bundle, if one can be had without Keras: the run
     folder's ``model.tflite``, or a ready tagger's export in the package; None for a baseline."""
-    kind = family(bundle)
-    if kind == BASELINE or not litert.interpreter_available():
+    if family(bundle) == BASELINE or not litert.interpreter_available():
         return None
-    path = tagger_export(bundle.pretrained) if kind == TAGGER else bundle.folder / litert.EXPORT_FILE
+    path = export_file(bundle)
     return path if path.is_file() else None
+
+
+def export_file(bundle: Bundle) -> Path:
+    """Where a Keras-family bundle's LiteRT export is (or would be): ``model.tflite`` in the run folder,
+    or a ready tagger's export in the package."""
+    return tagger_export(bundle.pretrained) if family(bundle) == TAGGER else bundle.folder / litert.EXPORT_FILE
 
 
 def needs_keras(bundle: Bundle, runtime: str = "auto") -> bool:
@@ -204,8 +209,7 @@ def _load(bundle: Bundle, runtime: str):
         return baselines.load_model(bundle.model_path, bundle.baseline, bundle.features, len(bundle.labels))
     exported = None if runtime == "keras" else export_path(bundle) or _export_on_first_use(bundle)
     if exported is None and runtime == "litert":
-        where = tagger_export(bundle.pretrained) if kind == TAGGER else bundle.folder / litert.EXPORT_FILE
-        raise GenrekitError(f"{where}: no LiteRT export (and none can be made here: it needs Keras, the "
+        raise GenrekitError(f"{export_file(bundle)}: no LiteRT export (and none can be made here: it needs Keras, the "
                             f"ai-edge-litert interpreter and a writable run folder); tools/export_models.py makes it")
     if exported is not None:
         musicnn = bundle.features.log_scale == "musicnn"
