@@ -1,46 +1,55 @@
-"""Generalization to artists never heard: the CRNN from scratch against the pretrained musicnn backbones.
+"""Generalization to artists never heard, over many artists and seeds: every training default judged.
 
-Trains on all 100 clips of ``../shared/data/gtzan_mini`` (10 genres; no validation or test
-split: the config's epochs, the last epoch's model) and evaluates on ``../shared/data/gtzan_other_artists``:
-88 clips of blues, jazz and classical by artists that are NOT in gtzan_mini. Rows:
+Trains on all 100 clips of ``../shared/data/gtzan_mini`` (10 genres; no validation or test split:
+the config's epochs, the last epoch's model) and evaluates on both generalization sets together:
+``gtzan_other_artists`` (88 clips, 9 artists: blues, classical, jazz) and ``gtzan_more_artists``
+(82 clips, 27 further artists, all ten genres): 170 clips by 36 artists that are not in gtzan_mini.
 
-* ``crnn``: the default config, trained from scratch (with its build-time pitch-shifted and
-  time-stretched copies of the train tracks, ``audio_augmentation``);
-* ``crnn-seed45``, ``crnn-seed48``, ... ``crnn-seed57``: the default with other seeds (45, 46, 47
-  instead of 42, 43, 44, and so on): the spread of the default's figure over its seed;
-* ``crnn-8epochs``: one run of 8 epochs on the same dataset (what one run's figure is);
-* ``crnn-no-copies``: one run without those copies, 20 epochs (the default before them);
-* ``crnn-before``: the CRNN defaults before augmentation and per-slice normalization;
-* ``msd-frozen`` / ``mtt-frozen``: ``model.backbone: musicnn-msd`` / ``musicnn-mtt``, frozen,
-  a new head on its pooled features (``model.backbone_output: pooled``);
-* ``msd-frozen-penultimate``: the same on its 200-d penultimate features;
-* ``msd-finetuned``: musicnn-msd fine-tuned (``backbone_trainable: true``). On a 2-core CPU an
-  epoch over all slices costs about 15 minutes, so this row trains on 4 random slices per clip
-  (``slicing.max_slices``) for ``--finetune-epochs`` epochs (default 12), the head at a learning
-  rate of 1e-3 and the backbone at 1e-4 (few steps: the default 1e-4 barely moves a new head);
-* ``msd-zero-shot``: no training at all, the MSD tagger's tags mapped to genres (reference).
+Each row changes one thing and is trained once per seed (``--seeds``, ``training.runs: 1``). Per
+row it reports, as the mean and the standard deviation over its seeds:
 
-Per row: per-genre recall on the other artists, their balanced accuracy (mean recall over
-the three genres), the accuracy over the 88 clips, and the training time; with ``--each-run``,
-also the figure of every run of an ensemble alone. At the end, the default's figure over its seed
-sets, and, from the runs of those rows evaluated alone, the figure of ``training.runs`` 1, 3 and 5
-for every first seed (an ensemble's clip scores are the mean of its runs' under the ``sum``
-aggregation, so no training is needed for those). The model still
-chooses among all 10 genres. Caveat: the training genres are few artists each (blues is all
-John Lee Hooker, classical all Bach), so the from-scratch model learns those artists.
+* the **broad figure**: balanced accuracy over the ten genres (mean recall per genre) on the 170 clips;
+* balanced accuracy over blues, classical and jazz (the genres with many clips) on the 170 clips;
+* the **old figure** (labelled so): balanced accuracy over blues, classical and jazz on the 88 clips of
+  gtzan_other_artists alone, the set the earlier defaults were tuned on;
+* recall per genre and per artist (in ``results.json``);
+* its cost: the build of its dataset (× real time of the 100 training clips), the training command
+  per run, and the analysis of the 170 clips.
 
-Needs ``../shared`` (it says so and exits when it is absent). Runs the real scripts; work
-folders under ``--work``; results in ``<work>/results.json``. About 2 hours on 2 cores for all rows.
+Rows (the others change one thing from ``one-run``):
+
+* ``default``: the default config: the ensemble of 3 runs (``training.runs``) of ``one-run``, not
+  trained again: with the analyzer's ``sum`` aggregation an ensemble's clip scores are the mean of its
+  runs', so its figure is computed from the clip scores of 3 ``one-run`` seeds in a row (42-44, 43-45,
+  ...; its training and analysis time are the sum of theirs);
+* ``one-run``: one run of the default config (``training.runs: 1``): 2 build-time copies of every
+  train clip by resampling (``speed_rates`` 0.9 and 1.1: tempo and pitch together), 7 epochs, random
+  equalization (``eq_db`` 20), cosine schedule;
+* ``no-copies``: no build-time copies, 20 epochs (about as many steps);
+* ``phase-vocoder-copies``: the copies of the default before this benchmark: 4 per train clip by
+  librosa's phase vocoder (pitch ±2 semitones, stretch 0.9/1.1), 4 epochs (about as many steps);
+* ``no-eq``: ``eq_db`` 0; ``constant-lr``: ``lr_schedule: "constant"``; ``4-epochs``: about half the training;
+* ``msd-frozen``: a head on the frozen ``musicnn-msd`` backbone's pooled features (one run, no copies);
+* ``msd-zero-shot``: no training: the MSD tagger's tags mapped to genres.
+
+Every (row, seed) is kept in ``<work>/runs/`` once evaluated: a rerun skips it, so the benchmark can
+be stopped and resumed, and rows or seeds added later. Needs ``../shared`` (it says so and exits).
+About 10 minutes per CRNN row and 5 seeds on 2 cores.
 
 Usage::
 
-    .venv/bin/python benchmarks/accuracy_generalization.py [--rows crnn msd-frozen ...] [--work DIR] [--each-run]
-        [--training '{"lr_schedule": "constant"}']
+    .venv/bin/python benchmarks/accuracy_generalization.py [--rows default no-eq ...] [--seeds 42 43 44 45 46]
+
+The published figure of the default config used 10 seeds (8 ensembles of 3 runs in a row)::
+
+    .venv/bin/python benchmarks/accuracy_generalization.py --rows default one-run --seeds 42 43 44 45 46 47 48 49 50 51
+        [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -52,9 +61,12 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA = REPO_ROOT.parent / "shared" / "data"
 TRAIN = DATA / "gtzan_mini"
-OTHER = DATA / "gtzan_other_artists"
+EVAL_SETS = (DATA / "gtzan_other_artists", DATA / "gtzan_more_artists")
+OLD_SET = "gtzan_other_artists"  # the earlier figure: these 88 clips alone
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "accuracy_generalization"
-GENRES = ("blues", "classical", "jazz")  # the genres gtzan_other_artists holds
+GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+MANY_CLIPS = ("blues", "classical", "jazz")  # 61, 53 and 41 clips; the other genres 1 to 3 each
+TRAIN_SECONDS = 100 * 30.0  # the audio of gtzan_mini: 100 clips of 30 s
 
 # The zero-shot mapping of MSD tags to GTZAN genres (variant B of shared/data/musicnn_reference):
 # a genre's score is the highest mean probability among its tags; reggae has no MSD tag.
@@ -64,39 +76,37 @@ ZERO_SHOT_TAGS = {
     "reggae": [], "rock": ["rock"],
 }
 
+NO_COPIES = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": []}
+PHASE_VOCODER = {"pitch_shift_semitones": [-2.0, 2.0], "time_stretch_rates": [0.9, 1.1], "speed_rates": []}
+SPEED = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": [0.9, 1.1]}
+# One run of the default config since this benchmark: 2 speed copies, 7 epochs (about the steps of 20
+# epochs without copies), random equalization, cosine schedule (the default trains 3 such runs)
+ONE_RUN = {"audio_augmentation": SPEED,
+           "training": {"runs": 1, "epochs": 7, "lr_schedule": "cosine", "augmentation": {"eq_db": 20.0}}}
 
-NO_COPIES = {"pitch_shift_semitones": [], "time_stretch_rates": []}
-ONE_RUN = {"runs": 1}
-# the training of the rows measured before the cosine schedule and the random equalization existed
-EARLIER = {**ONE_RUN, "lr_schedule": "constant", "augmentation": {"eq_db": 0}}
-SEED_SETS = (45, 48, 51, 54, 57)  # first seeds of the default's other seed sets (3 runs each)
+
+def with_changes(base: dict, **sections: dict) -> dict:
+    """``base`` with the keys of ``sections`` changed (one level of merging below each section)."""
+    merged = {name: dict(keys) for name, keys in base.items()}
+    for name, keys in sections.items():
+        merged.setdefault(name, {}).update(keys)
+    return merged
 
 
-def rows(finetune_epochs: int) -> dict[str, dict]:
-    """Config sections of every trained row (beside paths and split). The CRNN rows but ``crnn`` and
-    its seed sets were measured before the cosine schedule and ``eq_db`` existed, and keep them off;
-    those but ``crnn-8epochs`` also before ``audio_augmentation`` and the 3-run ensemble."""
-    return {
-        "crnn": {},
-        # the default with other seeds: crnn-seed45 trains runs 45, 46, 47, and so on
-        **{f"crnn-seed{seed}": {"training": {"seed": seed}} for seed in SEED_SETS},
-        # one run of 8 epochs with copies: how much one run's figure depends on its seed
-        "crnn-8epochs": {"training": {**EARLIER, "epochs": 8}},
-        "crnn-no-copies": {"audio_augmentation": NO_COPIES, "training": {**EARLIER, "epochs": 20}},
-        # the defaults before issue 11: per-band standardization, no augmentation
-        "crnn-before": {"processing": {"norm_method": "standard"}, "audio_augmentation": NO_COPIES,
-                        "training": {**EARLIER, "epochs": 60,
-                                     "augmentation": {"gain_db": 0, "eq_db": 0, "time_shift_frames": 0,
-                                                      "time_masks": 0, "frequency_masks": 0, "mixup_alpha": 0}}},
-        "msd-frozen": {"model": {"backbone": "musicnn-msd"}, "audio_augmentation": NO_COPIES, "training": ONE_RUN},
-        "mtt-frozen": {"model": {"backbone": "musicnn-mtt"}, "audio_augmentation": NO_COPIES, "training": ONE_RUN},
-        "msd-frozen-penultimate": {"model": {"backbone": "musicnn-msd", "backbone_output": "penultimate"},
-                                   "audio_augmentation": NO_COPIES, "training": ONE_RUN},
-        "msd-finetuned": {"model": {"backbone": "musicnn-msd", "backbone_trainable": True},
-                          "slicing": {"max_slices": 4, "random_slice_selection": True},
-                          "audio_augmentation": NO_COPIES,
-                          "training": {**ONE_RUN, "epochs": finetune_epochs, "learning_rate": 1e-3}},
-    }
+ROWS = {
+    "one-run": ONE_RUN,
+    # the kind of copies: none (20 epochs, as many steps), or the phase vocoder's 4 (the default before)
+    "no-copies": with_changes(ONE_RUN, audio_augmentation=NO_COPIES, training={"epochs": 20}),
+    "phase-vocoder-copies": with_changes(ONE_RUN, audio_augmentation=PHASE_VOCODER, training={"epochs": 4}),
+    "no-eq": with_changes(ONE_RUN, training={"augmentation": {"eq_db": 0.0}}),
+    "constant-lr": with_changes(ONE_RUN, training={"lr_schedule": "constant"}),
+    "4-epochs": with_changes(ONE_RUN, training={"epochs": 4}),
+    "msd-frozen": {"model": {"backbone": "musicnn-msd"}, "audio_augmentation": NO_COPIES,
+                   "training": {"runs": 1}},
+}
+# the default config trains 3 runs and keeps their ensemble: (the row of its runs, runs per ensemble)
+ENSEMBLES = {"default": ("one-run", 3)}
+ZERO_SHOT = "msd-zero-shot"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -106,153 +116,196 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def train_row(name: str, sections: dict, work: Path) -> tuple[Path, float]:
-    """Build, process and train one row; return its run folder and the seconds of train_crnn.py."""
-    backbone = sections.get("model", {}).get("backbone")
-    # one dataset per feature set, with or without build-time copies, and one for a row with its own
-    # slicing or processing
-    own = "slicing" in sections or "processing" in sections
-    copies = sections.get("audio_augmentation") != NO_COPIES
-    output = work / (("musicnn_dataset" if backbone else "crnn_dataset") + ("_copies" if copies else "")
-                     + (f"_{name}" if own else ""))
+def dataset_name(sections: dict) -> str:
+    """One dataset per feature set and kind of copies: rows that differ only in training share it."""
+    copies = sections.get("audio_augmentation", NO_COPIES)
+    kind = ("phase_vocoder" if copies["pitch_shift_semitones"] or copies["time_stretch_rates"]
+            else "speed" if copies["speed_rates"] else "no_copies")
+    return f"{'musicnn' if sections.get('model', {}).get('backbone') else 'crnn'}_{kind}"
+
+
+def write_config(row: str, seed: int, sections: dict, work: Path) -> Path:
+    output = work / dataset_name(sections)
     config = {
         "paths": {"audio_folder": str(TRAIN), "output_folder": str(output)},
         # No validation split: every clip trains, for the config's epochs, and the last epoch's model
         # is kept. A validation split of gtzan_mini judges epochs by the artists the model trains on
-        # (most genres are one or two artists), and one by other artists is a handful of clips:
-        # either picks epochs by noise or by artist recognition.
+        # (most genres are one or two artists): it would pick epochs by artist recognition.
         "split": {"validation_share": 0.0, "test_share": 0.0, "seed": 1},
         **{key: value for key, value in sections.items() if key != "training"},
-        "training": {"run_name": name, **sections.get("training", {})},
+        "training": {**sections.get("training", {}), "run_name": f"{row}-seed{seed}", "seed": seed},
     }
-    path = work / f"{name}.json"
+    path = work / "configs" / f"{row}-seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2))
-    for script in ("build_dataset.py", "process_dataset.py"):
-        run(script, "--config", str(path))
-    started = time.perf_counter()
-    run("train_crnn.py", "--config", str(path))
-    # the whole training command: a frozen backbone's feature pass included, not only the epochs
-    return output / "models" / name, time.perf_counter() - started
+    return path
 
 
-def evaluate(model: str, out: Path) -> list[tuple[str, str]]:
-    """``(true genre, predicted label)`` of every clip of gtzan_other_artists."""
-    run("-m", "track_analyzer", str(OTHER), "--model", model, "--json", str(out))
-    tracks = json.loads(out.read_text())["tracks"]
-    pairs = []
-    for track in tracks:
-        if track["status"] != "ok":
-            continue
-        truth = track["path"].split("/")[0]
-        if model.startswith("musicnn"):  # zero-shot: tags to genres
-            tag_scores = {r["label"]: r["score"] for r in track["ranking"]}
-            genre_scores = {g: max((tag_scores[t] for t in tags), default=-1.0) for g, tags in ZERO_SHOT_TAGS.items()}
-            predicted = max(genre_scores, key=genre_scores.get)
-        else:
-            predicted = track["ranking"][0]["label"]
-        pairs.append((truth, predicted))
-    return pairs
+def build(config: Path, work: Path) -> float:
+    """Build and process the config's dataset once; return the build's seconds (from the first time)."""
+    name = json.loads(config.read_text())["paths"]["output_folder"]
+    timing = work / f"{Path(name).name}.build_seconds"
+    if not timing.is_file():
+        started = time.perf_counter()
+        run("build_dataset.py", "--config", str(config))
+        timing.write_text(f"{time.perf_counter() - started:.2f}")
+        run("process_dataset.py", "--config", str(config))
+    return float(timing.read_text())
 
 
-def default_runs_by_seed(work: Path) -> dict[int, dict[str, np.ndarray]]:
-    """The clip scores (summed slice scores, every label) of each run of the default's seed-set rows
-    evaluated alone (``--each-run``), by the run's seed: ``crnn`` holds seeds 42, 43, 44,
-    ``crnn-seed45`` seeds 45, 46, 47, and so on."""
-    first_seeds = {"crnn": 42, **{f"crnn-seed{seed}": seed for seed in SEED_SETS}}
-    runs = {}
-    for name, first_seed in first_seeds.items():
-        for path in sorted(work.glob(f"{name}.run-*.eval.json")):
-            analysis = json.loads(path.read_text())
-            seed = first_seed + int(path.name.split(".")[1].removeprefix("run-")) - 1
-            runs[seed] = {track["path"]: np.array([{r["label"]: r["score"] for r in track["ranking"]}[label]
-                                                   for label in analysis["labels"]])
-                          for track in analysis["tracks"] if track["status"] == "ok"}
-            runs[seed]["labels"] = analysis["labels"]
-    return runs
+def artists() -> dict[str, str]:
+    """``<set>/<genre>/<file>`` of every evaluation clip to its artist (the sets' ``artists.csv``)."""
+    return {f"{folder.name}/{row['path']}": row["group"]
+            for folder in EVAL_SETS for row in csv.DictReader((folder / "artists.csv").open())}
 
 
-def ensemble_balanced_accuracy(runs: dict[int, dict[str, np.ndarray]], seeds: list[int]) -> float:
-    """The balanced accuracy of the ensemble of the runs of ``seeds``. With the analyzer's ``sum``
-    aggregation a track's ensemble score is the mean of the runs' track scores, so this is what
-    ``training.runs: len(seeds)`` with ``training.seed: seeds[0]`` scores, without training it."""
-    labels = runs[seeds[0]]["labels"]
-    pairs = [(path.split("/")[0], labels[int(np.argmax(np.mean([runs[seed][path] for seed in seeds], axis=0)))])
-             for path in runs[seeds[0]] if path != "labels"]
-    return summarize(pairs)["balanced_accuracy"]
+def evaluate(model: str, out: Path) -> tuple[dict[str, np.ndarray], list[str], float]:
+    """Clip scores (summed slice scores, one per label) of every clip of both sets, keyed
+    ``<set>/<genre>/<file>``, the labels, and the seconds of the two analyzer calls."""
+    scores, labels, seconds = {}, [], 0.0
+    for folder in EVAL_SETS:
+        path = out.with_suffix(f".{folder.name}.json")
+        started = time.perf_counter()
+        run("-m", "track_analyzer", str(folder), "--model", model, "--json", str(path), "--restart")
+        seconds += time.perf_counter() - started
+        # a folder's --json is JSON Lines: the settings (with the labels), then one object per file
+        settings, *tracks = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for track in tracks:
+            if track["status"] != "ok":
+                continue
+            ranking = {r["label"]: r["score"] for r in track["ranking"]}
+            if model.startswith("musicnn"):  # zero-shot: a genre scores its best tag
+                labels = list(GENRES)
+                scores[f"{folder.name}/{track['path']}"] = np.array(
+                    [max((ranking[t] for t in ZERO_SHOT_TAGS[g]), default=-1.0) for g in GENRES])
+            else:
+                labels = settings["settings"]["labels"]
+                scores[f"{folder.name}/{track['path']}"] = np.array([ranking[label] for label in labels])
+    return scores, labels, seconds
 
 
-def summarize(pairs: list[tuple[str, str]]) -> dict:
-    recall = {g: float(np.mean([p == g for t, p in pairs if t == g])) for g in GENRES}
-    return {"recall": recall, "balanced_accuracy": float(np.mean(list(recall.values()))),
-            "accuracy": float(np.mean([t == p for t, p in pairs])), "clips": len(pairs)}
+def summarize(scores: dict[str, np.ndarray], labels: list[str], clip_artists: dict[str, str]) -> dict:
+    """Recall per genre and per artist, and the balanced accuracies, of one model's clip scores."""
+    hits = {clip: labels[int(np.argmax(s))] == clip.split("/")[1] for clip, s in scores.items()}
+
+    def recall(keep) -> float:
+        chosen = [hit for clip, hit in hits.items() if keep(clip)]
+        return float(np.mean(chosen)) if chosen else float("nan")
+
+    per_genre = {g: recall(lambda c, g=g: c.split("/")[1] == g) for g in GENRES}
+    per_artist = {f"{g} / {a}": recall(lambda c, g=g, a=a: c.split("/")[1] == g and clip_artists[c] == a)
+                  for g, a in sorted({(c.split("/")[1], clip_artists[c]) for c in hits})}
+    old = [recall(lambda c, g=g: c.startswith(OLD_SET + "/") and c.split("/")[1] == g) for g in MANY_CLIPS]
+    return {"ten_genres": float(np.mean(list(per_genre.values()))),
+            "three_genres": float(np.mean([per_genre[g] for g in MANY_CLIPS])),
+            "old_figure": float(np.mean(old)), "accuracy": float(np.mean(list(hits.values()))),
+            "per_genre": per_genre, "per_artist": per_artist, "clips": len(hits)}
+
+
+def run_one(row: str, seed: int, work: Path, clip_artists: dict[str, str]) -> dict:
+    """Train and evaluate one (row, seed), or read it back from ``<work>/runs/``."""
+    done = work / "runs" / f"{row}-seed{seed}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if row == ZERO_SHOT:
+        model, build_seconds, train_seconds = "musicnn-msd", 0.0, 0.0
+    else:
+        config = write_config(row, seed, ROWS[row], work)
+        build_seconds = build(config, work)
+        started = time.perf_counter()
+        run("train_crnn.py", "--config", str(config), "--restart")
+        # the whole training command: a frozen backbone's feature pass included, not only the epochs
+        train_seconds = time.perf_counter() - started
+        model = str(work / dataset_name(ROWS[row]) / "models" / f"{row}-seed{seed}")
+    scores, labels, analysis_seconds = evaluate(model, work / "evals" / f"{row}-seed{seed}")
+    result = {**summarize(scores, labels, clip_artists), "build_seconds": build_seconds,
+              "training_seconds": train_seconds, "analysis_seconds": analysis_seconds,
+              "labels": labels, "scores": {clip: s.tolist() for clip, s in scores.items()}}
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(result))
+    return result
+
+
+def ensemble(results: list[dict], clip_artists: dict[str, str]) -> dict:
+    """The figures of the ensemble of these runs: a clip's score is the mean of the runs' scores."""
+    clips = set.intersection(*(set(r["scores"]) for r in results))
+    scores = {clip: np.mean([r["scores"][clip] for r in results], axis=0) for clip in clips}
+    return summarize(scores, results[0]["labels"], clip_artists)
+
+
+def spread(values: list[float]) -> str:
+    values = 100 * np.asarray(values)
+    sd = f" ± {values.std(ddof=1):.1f}" if len(values) > 1 else ""
+    return f"{values.mean():.1f}{sd}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", nargs="+", default=None, help="rows to run (default: all, and zero-shot)")
-    parser.add_argument("--finetune-epochs", type=int, default=12)
+    parser.add_argument("--rows", nargs="+", choices=[*ENSEMBLES, *ROWS, ZERO_SHOT],
+                        default=[*ENSEMBLES, *ROWS, ZERO_SHOT], help="rows to run (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44, 45, 46],
+                        help="training seeds of every trained row (default: 42 to 46)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
-    parser.add_argument("--each-run", action="store_true",
-                        help="also evaluate every run of a several-run row alone (a trained row is not trained again)")
-    parser.add_argument("--training", type=json.loads, default={},
-                        help="JSON keys of the training section to set in every trained row, e.g. "
-                             "'{\"lr_schedule\": \"constant\"}' for the previous default (use another --work)")
     args = parser.parse_args()
-    if not TRAIN.is_dir() or not OTHER.is_dir():
-        sys.exit(f"needs {TRAIN} and {OTHER} (../shared beside the repository); not found")
+    if not TRAIN.is_dir() or not all(folder.is_dir() for folder in EVAL_SETS):
+        sys.exit(f"needs {TRAIN} and {', '.join(map(str, EVAL_SETS))} (../shared beside the repository); not found")
     args.work.mkdir(parents=True, exist_ok=True)
-    results_path = args.work / "results.json"
-    results: dict = {}
-    trained = {name: {**sections, "training": {**sections.get("training", {}), **args.training}}
-               for name, sections in rows(args.finetune_epochs).items()}
-    wanted = args.rows or [*trained, "msd-zero-shot"]
-    for name in wanted:
-        started = time.perf_counter()
-        if name == "msd-zero-shot":
-            model, seconds = "musicnn-msd", 0.0
-        else:
-            folder, seconds = train_row(name, trained[name], args.work)
-            model = str(folder)
-        summary = summarize(evaluate(model, args.work / f"{name}.eval.json"))
-        if args.each_run and name != "msd-zero-shot":
-            # an ensemble's runs alone: how far its figure lies from its members'
-            summary["runs"] = {run_folder.name: summarize(evaluate(str(run_folder),
-                                                                   args.work / f"{name}.{run_folder.name}.eval.json"))
-                               for run_folder in sorted(folder.glob("run-*"))}
-        # read again: another run of this script may have added its rows meanwhile
-        results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-        results[name] = {**summary, "training_seconds": seconds,
-                         "wall_seconds": round(time.perf_counter() - started, 1)}
-        results_path.write_text(json.dumps(results, indent=2))
-        print(f"{name}: balanced accuracy {summary['balanced_accuracy']:.3f}, "
-              + ", ".join(f"{g} {r:.2f}" for g, r in summary["recall"].items())
-              + f"; training {seconds:.0f} s", flush=True)
-        for run_name, run_summary in summary.get("runs", {}).items():
-            print(f"  {run_name} alone: balanced accuracy {run_summary['balanced_accuracy']:.3f}", flush=True)
+    clip_artists = artists()
 
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    print("\n| model | blues | classical | jazz | balanced accuracy | accuracy (88 clips) | training |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, r in results.items():
-        print(f"| {name} | " + " | ".join(f"{100 * r['recall'][g]:.0f} %" for g in GENRES)
-              + f" | **{100 * r['balanced_accuracy']:.1f} %** | {100 * r['accuracy']:.1f} % "
-              f"| {r['training_seconds']:.0f} s |")
-    # the default's figure over its seed sets: one ensemble's figure still depends on its seeds
-    default_rows = [name for name in ("crnn", *(f"crnn-seed{seed}" for seed in SEED_SETS)) if name in results]
-    if len(default_rows) > 1:
-        figures = 100 * np.array([results[name]["balanced_accuracy"] for name in default_rows])
-        print(f"\nthe default over {len(figures)} seed sets ({', '.join(default_rows)}): balanced accuracy "
-              f"mean {figures.mean():.1f} %, standard deviation {figures.std(ddof=1):.1f}, "
-              f"range {figures.min():.1f} to {figures.max():.1f} %")
-    # ensembles of k consecutive runs, from the runs evaluated alone: every seed, not only 42, 45, ...
-    runs = default_runs_by_seed(args.work)
-    for k in (1, 3, 5):
-        starts = [seed for seed in sorted(runs) if all(seed + i in runs for i in range(k))]
-        if len(starts) > 1:
-            figures = 100 * np.array([ensemble_balanced_accuracy(runs, [s + i for i in range(k)]) for s in starts])
-            print(f"{k} run{'s' if k > 1 else ''} (training.runs {k}), seeds {starts[0]} to {starts[-1]} as the first: "
-                  f"balanced accuracy mean {figures.mean():.1f} %, standard deviation {figures.std(ddof=1):.1f}, "
-                  f"range {figures.min():.1f} to {figures.max():.1f} % over {len(figures)} seeds")
+    table: dict[str, list[dict]] = {}
+    for row in args.rows:
+        if row in ENSEMBLES:
+            members, size = ENSEMBLES[row]
+            runs = [run_one(members, seed, args.work, clip_artists) for seed in args.seeds]
+            # ensembles of `size` consecutive seeds among those trained
+            table[row] = [{**ensemble(runs[i:i + size], clip_artists),
+                           "training_seconds": sum(r["training_seconds"] for r in runs[i:i + size]),
+                           "build_seconds": runs[0]["build_seconds"],
+                           "analysis_seconds": sum(r["analysis_seconds"] for r in runs[i:i + size])}
+                          for i in range(len(runs) - size + 1)]
+        else:
+            seeds = args.seeds[:1] if row == ZERO_SHOT else args.seeds
+            table[row] = []
+            for seed in seeds:
+                table[row].append(run_one(row, seed, args.work, clip_artists))
+                r = table[row][-1]
+                print(f"{row} seed {seed}: ten genres {100 * r['ten_genres']:.1f} %, blues/classical/jazz "
+                      f"{100 * r['three_genres']:.1f} %, old figure {100 * r['old_figure']:.1f} %; training "
+                      f"{r['training_seconds']:.0f} s", file=sys.stderr, flush=True)
+
+    summary = {row: {"seeds": len(results),
+                     **{key: [r[key] for r in results] for key in
+                        ("ten_genres", "three_genres", "old_figure", "accuracy", "build_seconds",
+                         "training_seconds", "analysis_seconds")},
+                     "per_genre": {g: float(np.mean([r["per_genre"][g] for r in results])) for g in GENRES},
+                     "per_artist": {a: float(np.mean([r["per_artist"][a] for r in results]))
+                                    for a in results[0]["per_artist"]}}
+               for row, results in table.items()}
+    (args.work / "results.json").write_text(json.dumps(summary, indent=2))
+
+    print("| row | seeds | ten genres, 170 clips | blues/classical/jazz, 170 clips | old figure: 88 clips, "
+          "9 artists | build (× real time) | training per run | analysis of 170 clips |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row, s in summary.items():
+        build_speed = (f"{TRAIN_SECONDS / np.mean(s['build_seconds']):.0f}×"
+                       if np.mean(s["build_seconds"]) > 0 else "none")
+        print(f"| {row} | {s['seeds']} | **{spread(s['ten_genres'])} %** | {spread(s['three_genres'])} % "
+              f"| {spread(s['old_figure'])} % | {build_speed} | {np.mean(s['training_seconds']):.0f} s "
+              f"| {np.mean(s['analysis_seconds']):.0f} s |")
+    print("\nrecall per genre (mean over seeds), %:")
+    print("| row | " + " | ".join(GENRES) + " |")
+    print("| --- |" + " --- |" * len(GENRES))
+    for row, s in summary.items():
+        print(f"| {row} | " + " | ".join(f"{100 * s['per_genre'][g]:.0f}" for g in GENRES) + " |")
+    print("\nrecall per artist (mean over seeds), %:")
+    print("| genre / artist | clips | " + " | ".join(summary) + " |")
+    print("| --- | --- |" + " --- |" * len(summary))
+    clips = {}
+    for clip, artist in clip_artists.items():
+        clips[f"{clip.split('/')[1]} / {artist}"] = clips.get(f"{clip.split('/')[1]} / {artist}", 0) + 1
+    for artist in sorted(clips):
+        print(f"| {artist} | {clips[artist]} | "
+              + " | ".join(f"{100 * s['per_artist'][artist]:.0f}" for s in summary.values()) + " |")
 
 
 if __name__ == "__main__":

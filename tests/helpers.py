@@ -99,10 +99,10 @@ def make_corpus(root: Path, labels: dict[str, int], seconds: float = 8.0, fmt: s
     return paths
 
 
-# Build-time copies of the train tracks make a build and every epoch about 5x longer, and the default
-# 3 runs a training 3x longer; the tests that are not about them switch them off (tests/dataset/test_build.py
-# and tests/training/test_train.py turn them on where they test them).
-NO_AUDIO_AUGMENTATION = {"pitch_shift_semitones": [], "time_stretch_rates": []}
+# Build-time copies of the train tracks make a build and every epoch longer (the default 2 speed copies:
+# about 3x), and several runs a training that many times longer; the tests that are not about them switch
+# them off (tests/dataset/test_build.py and tests/training/test_train.py turn them on where they test them).
+NO_AUDIO_AUGMENTATION = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": []}
 
 
 def write_config(path: Path, **sections: Any) -> Path:

@@ -71,7 +71,7 @@ CARD_FILE = "MODEL_CARD.md"
 # copies (a frozen backbone: the copies would only lengthen the feature pass).
 SETTINGS = {
     "split": {"validation_share": 0.0, "test_share": 0.0, "seed": 42},
-    "audio_augmentation": {"pitch_shift_semitones": [], "time_stretch_rates": []},
+    "audio_augmentation": {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": []},
     "model": {"backbone": "musicnn-msd", "backbone_output": "pooled", "dropout": 0.5},
     "training": {"run_name": NAME, "epochs": 10, "runs": 1, "seed": 42},
 }

@@ -36,7 +36,6 @@ from typing import Optional
 import numpy as np
 
 from genrekit.audio.decode import decode, peak_dbfs
-from genrekit.audio.variants import AudioVariant, apply_variant
 from genrekit.core import blas
 from genrekit.core.config import FeaturesConfig, SlicingConfig
 from genrekit.core.errors import TrackError
@@ -273,6 +272,23 @@ def slice_signal(
                        duration=duration, padded=padded)
 
 
+def load_signal(path: Path, features: FeaturesConfig, *, silence_threshold_db: float) -> np.ndarray:
+    """Decode a file to mono at ``features.sample_rate`` (:func:`genrekit.audio.decode.decode`) and
+    refuse it if silent.
+
+    Raises
+    ------
+    TrackError
+        The file cannot be decoded, or its peak is below ``silence_threshold_db``.
+    """
+    signal = decode(path, features.sample_rate)
+    level = peak_dbfs(signal)
+    if level < silence_threshold_db:
+        shown = "-inf" if level == float("-inf") else f"{level:.1f}"
+        raise TrackError(f"silent (peak {shown} dBFS, below {silence_threshold_db:g} dBFS)")
+    return signal
+
+
 def load_track_slices(
     path: Path,
     slicing: SlicingConfig,
@@ -283,22 +299,14 @@ def load_track_slices(
     max_slices: Optional[int] = None,
     random_selection: bool = False,
     selection_key: str = "",
-    variant: Optional[AudioVariant] = None,
 ) -> TrackSlices:
-    """Decode a file, refuse it if silent, and slice it (see :func:`slice_signal`); with ``variant``,
-    slice that copy of the audio instead (build-time augmentation of train tracks).
+    """Decode a file, refuse it if silent (:func:`load_signal`), and slice it (see :func:`slice_signal`).
 
     Raises
     ------
     TrackError
         The file cannot be decoded, is silent, or (with ``short_tracks: drop``) too short.
     """
-    signal = decode(path, features.sample_rate)
-    level = peak_dbfs(signal)
-    if level < silence_threshold_db:
-        shown = "-inf" if level == float("-inf") else f"{level:.1f}"
-        raise TrackError(f"silent (peak {shown} dBFS, below {silence_threshold_db:g} dBFS)")
-    if variant is not None:
-        signal = apply_variant(signal, variant, features.sample_rate)
+    signal = load_signal(path, features, silence_threshold_db=silence_threshold_db)
     return slice_signal(signal, slicing, features, overlap=overlap, max_slices=max_slices,
                         random_selection=random_selection, selection_key=selection_key)

@@ -1,5 +1,5 @@
-"""Build-time copies of a train track (``audio_augmentation``): its audio pitch-shifted or
-time-stretched, between the decode and the slicing."""
+"""Build-time copies of a train track (``audio_augmentation``): its audio pitch-shifted,
+time-stretched or sped up or down, between the decode and the slicing."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from genrekit.core.errors import TrackError
 
 @dataclass(frozen=True)
 class AudioVariant:
-    """One build-time copy of a train track: its audio pitch-shifted or time-stretched."""
+    """One build-time copy of a train track: its audio pitch-shifted, time-stretched or sped up/down."""
 
-    kind: str  # "pitch_shift" (amount in semitones) or "time_stretch" (amount: rate, > 1 is faster)
+    # "pitch_shift" (amount in semitones), "time_stretch" (amount: rate, > 1 is faster, same pitch) or
+    # "speed" (amount: rate, > 1 is faster and higher, as a record played faster)
+    kind: str
     amount: float
 
     @property
@@ -26,14 +28,23 @@ class AudioVariant:
 
 
 def audio_variants(augmentation: AudioAugmentationConfig) -> list[AudioVariant]:
-    """The copies ``audio_augmentation`` asks for, in config order: pitch shifts, then stretches."""
+    """The copies ``audio_augmentation`` asks for, in config order: pitch shifts, stretches, speeds."""
     return ([AudioVariant("pitch_shift", float(n)) for n in augmentation.pitch_shift_semitones]
-            + [AudioVariant("time_stretch", float(r)) for r in augmentation.time_stretch_rates])
+            + [AudioVariant("time_stretch", float(r)) for r in augmentation.time_stretch_rates]
+            + [AudioVariant("speed", float(r)) for r in augmentation.speed_rates])
 
 
 def apply_variant(signal: np.ndarray, variant: AudioVariant, sample_rate: int) -> np.ndarray:
-    """The signal pitch-shifted (same length) or time-stretched (length / rate), by librosa's phase
-    vocoder: deterministic, so a copy is the same bits on every run and worker."""
+    """The signal pitch-shifted (same length) or time-stretched (length / rate) by librosa's phase
+    vocoder, or sped up or down (length / rate) by resampling: deterministic, so a copy is the same
+    bits on every run and worker."""
+    if variant.kind == "speed":
+        # Read as if recorded at rate × sample_rate and resampled to sample_rate: a speed change
+        # costs one resampling, a fraction of a phase vocoder's two STFTs.
+        import soxr
+
+        return np.ascontiguousarray(soxr.resample(signal, sample_rate * variant.amount, sample_rate),
+                                    dtype=np.float32)
     import librosa
 
     try:

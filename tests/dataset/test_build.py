@@ -303,7 +303,7 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
             pitch[f"{label}/{label}_{k}.wav"] = (330.0 if index == 0 else 880.0) * (1 + 0.004 * k)
             write_audio(tmp_path / "audio" / label / f"{label}_{k}.wav", tone(pitch[f"{label}/{label}_{k}.wav"], 6.0,
                                                                                harmonics=1))
-    copies = {"pitch_shift_semitones": [2], "time_stretch_rates": [0.8]}
+    copies = {"pitch_shift_semitones": [2], "time_stretch_rates": [0.8], "speed_rates": []}
     config = config_for(tmp_path, tmp_path / "audio", audio_augmentation=copies)
     out = tmp_path / "out"
     shards = out / ".build" / "shards"
@@ -317,7 +317,7 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
     resumed = run_script("build_dataset.py", "--config", str(config), "--workers", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 10 of 10 tracks" in resumed.stderr
-    assert "slices of 12 pitch-shifted or time-stretched copies of the train tracks" in resumed.stderr
+    assert "slices of 12 build-time copies of the train tracks" in resumed.stderr
 
     serial_config = config_for(tmp_path / "serial", tmp_path / "audio", audio_augmentation=copies)
     assert build(serial_config, "--workers", "1").returncode == 0
@@ -364,7 +364,44 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
     config.write_text(json.dumps(data))
     trained = run_script("train_crnn.py", "--config", str(config))
     assert trained.returncode == 0, trained.stderr
-    assert "training on 42 slices (30 of them pitch-shifted or time-stretched copies)" in trained.stderr
+    assert "training on 42 slices (30 of them build-time copies)" in trained.stderr
+
+
+def test_speed_copies_are_resampled_train_tracks(tmp_path):
+    """``speed_rates``: a copy of each train track played faster or slower, tempo and pitch together:
+    1/rate as long and every frequency × rate, in /train only, marked, counted in the report."""
+    hz = {}
+    for label, base in (("low", 330.0), ("high", 880.0)):
+        for k in range(4):
+            hz[f"{label}/{label}_{k}.wav"] = base * (1 + 0.004 * k)
+            write_audio(tmp_path / "audio" / label / f"{label}_{k}.wav", tone(hz[f"{label}/{label}_{k}.wav"], 6.0,
+                                                                               harmonics=1))
+    copies = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": [0.8]}
+    config = config_for(tmp_path, tmp_path / "audio", audio_augmentation=copies,
+                        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3})
+    built = run_script("build_dataset.py", "--config", str(config))
+    assert built.returncode == 0, built.stderr
+    assert "slices of 4 build-time copies of the train tracks" in built.stderr
+
+    out = tmp_path / "out"
+    with h5py.File(out / "dataset.h5", "r") as h5:
+        assert json.loads(h5.attrs["audio_variants"]) == ["original", "speed 0.8"]
+        assert "variants" not in h5["val"] and "variants" not in h5["test"]
+        tracks = read_tracks(h5)
+        train = {name: h5["train"][name][()] for name in ("specs", "track_ids", "variants")}
+    mel_hz = librosa.mel_frequencies(n_mels=102, fmax=11025)[1:-1]
+    train_ids = {i for i, t in enumerate(tracks) if t["split"] == "train"}
+    assert set(train["track_ids"]) == train_ids and len(train_ids) == 4
+    for track_id in train_ids:
+        own = train["track_ids"] == track_id
+        original, slower = (train["specs"][own & (train["variants"] == v)].astype(np.float32) for v in (0, 1))
+        assert len(original) == 2 and len(slower) == 3  # 6 s, and 6 / 0.8 = 7.5 s: slices at 0, 2 and 4 s
+        peak_band = [spec.mean(axis=(0, 1)).argmax() for spec in (original, slower)]
+        expected = hz[tracks[track_id]["path"]]
+        assert abs(peak_band[0] - np.abs(mel_hz - expected).argmin()) <= 1
+        assert abs(peak_band[1] - np.abs(mel_hz - 0.8 * expected).argmin()) <= 1 and peak_band[1] < peak_band[0]
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["audio_augmentation"] == {"variants": ["speed 0.8"], "copies": 4, "slices": 12, "skipped": []}
 
 
 @pytest.mark.parametrize("sections, key", [
