@@ -95,7 +95,8 @@ class AudioAugmentationConfig:
     # phase vocoder's four for half the copies and a fraction of their cost (docs/RESULTS.md).
     pitch_shift_semitones: tuple[float, ...] = ()
     time_stretch_rates: tuple[float, ...] = ()
-    speed_rates: tuple[float, ...] = (0.9, 1.1)
+    # added after datasets existed: left out of their settings when empty (omit_value), as they were built
+    speed_rates: tuple[float, ...] = field(default=(0.9, 1.1), metadata={"omit_value": ()})
 
 
 @dataclass(frozen=True)
@@ -509,21 +510,19 @@ def audio_variant_count(augmentation: AudioAugmentationConfig) -> int:
             + len(augmentation.speed_rates))
 
 
-def augmentation_settings(augmentation: AudioAugmentationConfig) -> dict:
-    """``audio_augmentation`` as a dataset's settings hold it: ``speed_rates`` only when it makes copies,
-    so datasets built before it existed stay current."""
-    settings = to_jsonable(augmentation)
-    if not augmentation.speed_rates:
-        del settings["speed_rates"]
-    return settings
+def _omitted(f: dataclasses.Field, value: Any) -> bool:
+    """Whether a key added after datasets or runs existed is left out of the settings, so those stay
+    current: at its default (``omit_at_default``), or at the value they were made with (``omit_value``)."""
+    if "omit_value" in f.metadata:
+        return value == f.metadata["omit_value"]
+    return bool(f.metadata.get("omit_at_default")) and value == f.default
 
 
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON values for a config (or one of its sections)."""
     if dataclasses.is_dataclass(obj):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if f.name != "source"
-                and not (f.metadata.get("omit_at_default") and getattr(obj, f.name) == f.default)}
+                if f.name != "source" and not _omitted(f, getattr(obj, f.name))}
     if isinstance(obj, (tuple, list)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):
@@ -576,7 +575,7 @@ def build_settings(cfg: Config) -> dict:
         "build": {"audio_extensions": list(cfg.build.audio_extensions),
                   "silence_threshold_db": cfg.build.silence_threshold_db},
         # absent without copies, so datasets built before audio_augmentation existed stay current
-        **({"audio_augmentation": augmentation_settings(cfg.audio_augmentation)}
+        **({"audio_augmentation": to_jsonable(cfg.audio_augmentation)}
            if audio_variant_count(cfg.audio_augmentation) else {}),
     }
 
