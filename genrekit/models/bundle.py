@@ -72,10 +72,7 @@ class Bundle:
 
     @property
     def model_path(self) -> Path:
-        """The model's file: ``model.keras``, a baseline's ``model.npz`` or a head-only folder's ``head.npz``."""
-        if self.baseline is not None:
-            return self.folder / BASELINE_FILE
-        return self.folder / (HEAD_FILE if self.head is not None else MODEL_FILE)
+        return self.folder / model_file(self.baseline, self.head)
 
     @property
     def multi_label(self) -> bool:
@@ -98,6 +95,14 @@ def write_bundle(folder: Path, *, labels: list[str], features: FeaturesConfig, s
         **extra,
     }
     return write_json(Path(folder) / BUNDLE_FILE, data)
+
+
+def model_file(baseline: Optional[dict], head: Optional[ModelConfig]) -> str:
+    """The model's file in a run folder: a baseline's ``model.npz``, a head-only folder's ``head.npz``,
+    else ``model.keras``."""
+    if baseline is not None:
+        return BASELINE_FILE
+    return HEAD_FILE if head is not None else MODEL_FILE
 
 
 def load_bundle(folder: os.PathLike | str) -> Bundle:
@@ -123,9 +128,9 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
             raise GenrekitError(f"{path}: {exc}") from None
         if head.backbone is None or head.backbone_trainable:
             raise GenrekitError(f"{path}: 'head' must name a frozen backbone (head.backbone)")
-    model_file = BASELINE_FILE if baseline is not None else HEAD_FILE if head is not None else MODEL_FILE
-    if not (folder / model_file).is_file():
-        raise GenrekitError(f"{folder / model_file}: not found; the run folder is incomplete")
+    model_path = folder / model_file(baseline, head)
+    if not model_path.is_file():
+        raise GenrekitError(f"{model_path}: not found; the run folder is incomplete")
 
     def need(key: str) -> Any:
         if key not in data or data[key] is None:
