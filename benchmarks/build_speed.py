@@ -262,6 +262,8 @@ def main() -> int:
     if args.assembly_tracks:
         return assembly(args.assembly_tracks)
 
+    kinds = copy_kinds()
+    plain = next(iter(kinds))  # no copies: the first of COPY_KINDS
     rows = []
     for n in args.sizes:
         corpus = make_corpus(n)
@@ -271,7 +273,7 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         builds = {}
-        for index, (name, copies) in enumerate(copy_kinds().items()):
+        for index, (name, copies) in enumerate(kinds.items()):
             config = out / f"copies-{index}.json"
             config.write_text(json.dumps({"paths": {"audio_folder": str(corpus),
                                                     "output_folder": str(out / f"output_{index}")},
@@ -285,7 +287,7 @@ def main() -> int:
     print(f"{'tracks':>6} {'baseline s':>10} {'ours s':>8} {'ours/base':>9} {'ours ×RT':>9} "
           f"{'base ×RT':>9} {'peak MiB base':>13} {'peak MiB ours':>13}")
     for n, audio, base, base_rss, builds in rows:
-        ours, ours_rss = builds[next(name for name in builds if name.startswith("no copies"))]
+        ours, ours_rss = builds[plain]
         print(f"{n:>6} {base:>10.2f} {ours:>8.2f} {ours / base:>9.2f} {audio / ours:>9.0f} {audio / base:>9.0f} "
               f"{base_rss / 1024:>13.0f} {ours_rss / 1024:>13.0f}")
     default = Config().audio_augmentation
@@ -295,15 +297,13 @@ def main() -> int:
     print(f"{'tracks':>6} {'copies':<52} {'s':>8} {'×RT':>6} {'/ no copies':>11} {'CPU s per copy':>14} "
           f"{'peak MiB':>8}")
     for n, audio, _, _, builds in rows:
-        ours = builds[next(name for name in builds if name.startswith("no copies"))][0]
+        ours = builds[plain][0]
         for name, (wall, rss) in builds.items():
-            count = audio_variant_count(config_from_dict({"audio_augmentation": copy_kinds()[name]}
-                                                         ).audio_augmentation)
+            count = audio_variant_count(config_from_dict({"audio_augmentation": kinds[name]}).audio_augmentation)
             per_copy = f"{(wall - ours) * args.workers / (count * round(0.8 * n)):.3f}" if count else ""
             print(f"{n:>6} {name:<52} {wall:>8.2f} {audio / wall:>6.0f} {wall / ours:>11.2f} {per_copy:>14} "
                   f"{rss / 1024:>8.0f}")
     if len(rows) > 1:
-        plain = next(name for name in rows[0][4] if name.startswith("no copies"))
         growth = rows[-1][4][plain][1] / rows[0][4][plain][1]
         print(f"peak memory, ours, {rows[-1][0]} vs {rows[0][0]} tracks: ×{growth:.2f}")
         # The difference between two sizes removes the fixed start-up (interpreter, imports, pool).
