@@ -49,7 +49,6 @@ The published figure of the default config used 10 seeds (8 ensembles of 3 runs 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -59,12 +58,17 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA = REPO_ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(REPO_ROOT / "tools"))  # train_ready_model: the shared sets' clips and artists
+sys.path.insert(0, str(REPO_ROOT))
+
+import train_ready_model as ready  # noqa: E402
+
+DATA = ready.DATA
 TRAIN = DATA / "gtzan_mini"
 EVAL_SETS = (DATA / "gtzan_other_artists", DATA / "gtzan_more_artists")
 OLD_SET = "gtzan_other_artists"  # the earlier figure: these 88 clips alone
 DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "accuracy_generalization"
-GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+GENRES = ready.GENRES
 MANY_CLIPS = ("blues", "classical", "jazz")  # 61, 53 and 41 clips; the other genres 1 to 3 each
 TRAIN_SECONDS = 100 * 30.0  # the audio of gtzan_mini: 100 clips of 30 s
 
@@ -155,8 +159,9 @@ def build(config: Path, work: Path) -> float:
 
 def artists() -> dict[str, str]:
     """``<set>/<genre>/<file>`` of every evaluation clip to its artist (the sets' ``artists.csv``)."""
-    return {f"{folder.name}/{row['path']}": row["group"]
-            for folder in EVAL_SETS for row in csv.DictReader((folder / "artists.csv").open())}
+    evaluated = {folder.name for folder in EVAL_SETS}
+    return {f"{clip.set}/{clip.genre}/{clip.path.name}": clip.artist
+            for clip in ready.read_clips(DATA) if clip.set in evaluated}
 
 
 def evaluate(model: str, out: Path) -> tuple[dict[str, np.ndarray], list[str], float]:
