@@ -277,7 +277,7 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
     folder, audio_seconds = make_library(OUT, files, song_every)
     print(f"\n== library: {files} files, {audio_seconds / 3600:.1f} h of audio (load average "
           f"{os.getloadavg()[0]:.2f})")
-    # the default run folder was an ensemble of 3 runs until issue 26, one run since
+    # the default run folder is an ensemble of 3 runs (training.runs; kept by issue 26), one run the cheap choice
     choices = {"ensemble": ("ensemble of 3 CRNNs", make_bundle(OUT / "crnn-3", cfg, runs=3)),
                "one": ("one CRNN", make_bundle(OUT / "crnn-1", cfg)),
                "tagger": ("musicnn-msd tagger", "musicnn-msd")}
