@@ -50,6 +50,31 @@ def test_forward_pass_gives_probabilities_and_frequency_axis_one():
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_pooling_before_the_activation_is_the_function_of_activation_then_pooling():
+    """build_crnn pools before the ELU (cheaper); ELU is increasing, so that is the textbook order's function."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    cfg = ModelConfig(conv_filters=(4, 8), time_pools=(2, 2), gru_units=(6,))
+    model = build_crnn((20, 12, 1), 3, cfg)
+    names = [layer.name for layer in model.layers]
+    assert names.index("pool1") < names.index("elu1")
+    for i in (1, 2):  # batch norm with negative scales too, so the ELU sees values of both signs
+        bn = model.get_layer(f"bn{i}")
+        rng = np.random.default_rng(i)
+        bn.set_weights([rng.uniform(-2, 2, w.shape).astype(np.float32) for w in bn.get_weights()[:3]]
+                       + [rng.uniform(0.5, 2, bn.get_weights()[3].shape).astype(np.float32)])
+    x = inputs = keras.Input((20, 12, 1))
+    for i in (1, 2):  # the same layers in the order of conv, batch norm, ELU, pooling
+        x = model.get_layer(f"bn{i}")(model.get_layer(f"conv{i}")(x))
+        x = model.get_layer(f"pool{i}")(model.get_layer(f"elu{i}")(x))
+    x = model.get_layer("scores")(model.get_layer("gru1")(model.get_layer("to_sequence")(x)))
+    textbook = keras.Model(inputs, x)
+    batch = np.random.default_rng(0).standard_normal((6, 20, 12, 1)).astype(np.float32)
+    # equal in exact arithmetic; 1e-6 leaves room for an ELU whose float rounding is not monotonic somewhere
+    np.testing.assert_allclose(model.predict_on_batch(batch), textbook.predict_on_batch(batch), atol=1e-6, rtol=0)
+
+
 def test_without_recurrent_layer_averages_the_sequence():
     model = build_crnn((16, 8, 1), 2, ModelConfig(conv_filters=(4,), time_pools=(2,), gru_units=()))
     assert model.get_layer("time_average").output.shape[-1] == 4
