@@ -102,6 +102,28 @@ def test_an_ensemble_of_crnns_exports_with_the_same_scores(song, tmp_path):
     assert_same_scores(ensemble, litert.export(ensemble, tmp_path / "model.tflite"), x)
 
 
+def test_wide_single_channel_convolutions_are_exported_as_two_with_the_same_scores(tmp_path):
+    """inference_clone splits a "valid" (kh, kw >= UNFOLD_MIN_WIDTH) convolution on one channel in two (musicnn's
+    timbral branches), inside nested models too; narrower or "same" ones stay as they are."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((24, 40, 1))
+    wide = layers.Conv2D(6, (5, litert.UNFOLD_MIN_WIDTH + 4), activation="relu", name="wide")(inputs)
+    narrow = layers.Conv2D(6, (3, 3), padding="same", name="narrow")(inputs)
+    pooled = layers.Concatenate()([layers.GlobalMaxPooling2D()(wide), layers.GlobalMaxPooling2D()(narrow)])
+    inner = keras.Model(inputs, pooled, name="inner")
+    model = keras.Sequential([keras.Input((24, 40, 1)), inner, layers.Dense(4, activation="softmax")])
+    clone = litert.inference_clone(model)
+    split = clone.get_layer("inner").get_layer("wide")
+    assert [type(layer).__name__ for layer in split.layers] == ["Conv2D", "Conv2D"]
+    assert type(clone.get_layer("inner").get_layer("narrow")) is layers.Conv2D
+    x = np.random.default_rng(6).standard_normal((8, 24, 40, 1)).astype(np.float32)
+    np.testing.assert_allclose(clone.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6, rtol=0)
+    assert_same_scores(model, litert.export(model, tmp_path / "model.tflite"), x)
+
+
 @needs_musicnn
 @pytest.mark.parametrize("shared_backbone", [False, True])
 def test_backbone_runs_export_with_the_same_scores(shared_backbone, song, tmp_path):
