@@ -32,6 +32,9 @@ Rows (the others change one thing from ``one-run``):
 * ``msd-frozen``: a head on the frozen ``musicnn-msd`` backbone's pooled features (one run, no copies);
 * ``msd-zero-shot``: no training: the MSD tagger's tags mapped to genres.
 
+Trained rows are analyzed at an overlap of 2 s (``TRAINED_OVERLAP``), the analyzer's default when they
+were measured; ``benchmarks/analysis_overlap.py`` compares overlaps on the runs of ``one-run``.
+
 Every (row, seed) is kept in ``<work>/runs/`` once evaluated: a rerun skips it, so the benchmark can
 be stopped and resumed, and rows or seeds added later. Needs ``../shared`` (it says so and exits).
 About 10 minutes per CRNN row and 5 seeds on 2 cores.
@@ -54,6 +57,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -71,6 +75,9 @@ DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "accuracy_generalization"
 GENRES = ready.GENRES
 MANY_CLIPS = ("blues", "classical", "jazz")  # 61, 53 and 41 clips; the other genres 1 to 3 each
 TRAIN_SECONDS = 100 * 30.0  # the audio of gtzan_mini: 100 clips of 30 s
+# The analysis overlap of the trained rows: the analyzer's default when they were measured (a slice every
+# second). The default is 1.5 s since; benchmarks/analysis_overlap.py shows it gives the same figures.
+TRAINED_OVERLAP = 2.0
 
 # The zero-shot mapping of MSD tags to GTZAN genres (variant B of shared/data/musicnn_reference):
 # a genre's score is the highest mean probability among its tags; reggae has no MSD tag.
@@ -164,14 +171,16 @@ def artists() -> dict[str, str]:
             for clip in ready.read_clips(DATA) if clip.set in evaluated}
 
 
-def evaluate(model: str, out: Path) -> tuple[dict[str, np.ndarray], list[str], float]:
+def evaluate(model: str, out: Path, overlap: Optional[float] = None) -> tuple[dict[str, np.ndarray], list[str], float]:
     """Clip scores (summed slice scores, one per label) of every clip of both sets, keyed
-    ``<set>/<genre>/<file>``, the labels, and the seconds of the two analyzer calls."""
+    ``<set>/<genre>/<file>``, the labels, and the seconds of the two analyzer calls (at the analyzer's
+    default overlap, or ``overlap``)."""
     scores, labels, seconds = {}, [], 0.0
+    options = [] if overlap is None else ["--overlap", str(overlap)]
     for folder in EVAL_SETS:
         path = out.with_suffix(f".{folder.name}.json")
         started = time.perf_counter()
-        run("-m", "track_analyzer", str(folder), "--model", model, "--json", str(path), "--restart")
+        run("-m", "track_analyzer", str(folder), "--model", model, "--json", str(path), "--restart", *options)
         seconds += time.perf_counter() - started
         # a folder's --json is JSON Lines: the settings (with the labels), then one object per file
         settings, *tracks = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -207,6 +216,22 @@ def summarize(scores: dict[str, np.ndarray], labels: list[str], clip_artists: di
             "per_genre": per_genre, "per_artist": per_artist, "clips": len(hits)}
 
 
+def run_folder(row: str, seed: int, work: Path) -> Path:
+    """Where the run of a trained (row, seed) is."""
+    return work / dataset_name(ROWS[row]) / "models" / f"{row}-seed{seed}"
+
+
+def train(row: str, seed: int, work: Path) -> tuple[str, float, float]:
+    """Build the row's dataset (once) and train one (row, seed): its run folder, the build's and the
+    training command's seconds."""
+    config = write_config(row, seed, ROWS[row], work)
+    build_seconds = build(config, work)
+    started = time.perf_counter()
+    run("train_crnn.py", "--config", str(config), "--restart")
+    # the whole training command: a frozen backbone's feature pass included, not only the epochs
+    return str(run_folder(row, seed, work)), build_seconds, time.perf_counter() - started
+
+
 def run_one(row: str, seed: int, work: Path, clip_artists: dict[str, str]) -> dict:
     """Train and evaluate one (row, seed), or read it back from ``<work>/runs/``."""
     done = work / "runs" / f"{row}-seed{seed}.json"
@@ -215,14 +240,9 @@ def run_one(row: str, seed: int, work: Path, clip_artists: dict[str, str]) -> di
     if row == ZERO_SHOT:
         model, build_seconds, train_seconds = "musicnn-msd", 0.0, 0.0
     else:
-        config = write_config(row, seed, ROWS[row], work)
-        build_seconds = build(config, work)
-        started = time.perf_counter()
-        run("train_crnn.py", "--config", str(config), "--restart")
-        # the whole training command: a frozen backbone's feature pass included, not only the epochs
-        train_seconds = time.perf_counter() - started
-        model = str(work / dataset_name(ROWS[row]) / "models" / f"{row}-seed{seed}")
-    scores, labels, analysis_seconds = evaluate(model, work / "evals" / f"{row}-seed{seed}")
+        model, build_seconds, train_seconds = train(row, seed, work)
+    scores, labels, analysis_seconds = evaluate(model, work / "evals" / f"{row}-seed{seed}",
+                                                None if row == ZERO_SHOT else TRAINED_OVERLAP)
     result = {**summarize(scores, labels, clip_artists), "build_seconds": build_seconds,
               "training_seconds": train_seconds, "analysis_seconds": analysis_seconds,
               "labels": labels, "scores": {clip: s.tolist() for clip, s in scores.items()}}

@@ -22,7 +22,7 @@ trained with the config's defaults otherwise, and evaluated twice:
   much as genre;
 * on ``../shared/data/gtzan_other_artists`` (88 clips of blues, classical and jazz by artists not
   in gtzan_mini): balanced accuracy (mean recall over the three genres; the model still picks
-  among all 10 genres) with the analyzer's defaults (slices every second, scores summed).
+  among all 10 genres) with the analyzer's defaults (its default overlap, scores summed).
 
 Also per row: parameters, multiply-adds per slice (``report.json``), the training command's wall
 time, and the analyzer's time per minute of audio on the 88 clips, split into decode + features

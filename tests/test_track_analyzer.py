@@ -24,7 +24,7 @@ from genrekit.core import h5layout
 from genrekit.core.config import load_config
 from genrekit.core.errors import GenrekitError, TrackError
 from genrekit.dataset.normalization import apply
-from genrekit.inference.analyzer import slice_settings
+from genrekit.inference.analyzer import default_overlap, slice_settings
 from genrekit.models.aggregate import aggregate
 from genrekit.models.bundle import load_bundle
 from genrekit.models.litert import LiteRTModel
@@ -121,6 +121,17 @@ def test_full_length_mp3_slices_scores_and_ranking(long_result, analyzer, analys
     treble_third = (result.starts > THIRD + 1) & (result.starts < 2 * THIRD - 2)
     hiss_third = result.starts > 2 * THIRD + 1
     assert result.scores[hiss_third, hiss].mean() > result.scores[treble_third, hiss].mean()
+
+
+def test_a_trained_run_analyzes_a_slice_every_half_slice_by_default(analyzer, long_mp3):
+    """No overlap given: half a slice (1.5 s at 3 s slices; this run's slices are shorter), whatever its length."""
+    duration = analyzer.bundle.slicing.slice_duration
+    assert default_overlap(analyzer.bundle) == duration / 2
+    result = analyze(long_mp3, analyzer)
+    assert result.overlap == duration / 2
+    hop_seconds = analyzer.bundle.features.hop_length / analyzer.bundle.features.sample_rate
+    assert np.all(np.abs(np.diff(result.starts) - duration / 2) <= hop_seconds)  # starts snapped to a hop
+    assert result.starts[-1] + duration > result.duration - duration / 2  # to the end of the track
 
 
 @pytest.mark.parametrize("method", ["mean-log", "vote"])

@@ -119,8 +119,8 @@ def make_parser() -> argparse.ArgumentParser:
                         help="instead of AUDIO: a folder-per-label tree (<label>/<files>); reports track-level "
                              "accuracy and the confusion matrix (confusion.png next to --csv, or at --plot)")
     parser.add_argument("--overlap", type=float, metavar="SECONDS",
-                        help="overlap of analysis slices (default: analysis.overlap, else 2 s for a trained run, "
-                             "a slice every second, and 0 for a ready tagger)")
+                        help="overlap of analysis slices (default: analysis.overlap, else half a slice for a trained "
+                             "run, a slice every 1.5 s at 3 s slices, and 0 for a ready tagger)")
     parser.add_argument("--aggregation", choices=METHODS,
                         help="how slice scores make the verdict (default: analysis.aggregation, sum; "
                              "taggers: mean, their only one)")

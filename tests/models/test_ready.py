@@ -95,7 +95,7 @@ def test_a_song_with_no_other_argument_gets_a_ten_genre_verdict(song, tmp_path):
     assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
     assert sum(r["share"] for r in ranking) == pytest.approx(1.0, abs=1e-6)
     scores = np.array([s["scores"] for s in data["slices"]])
-    assert scores.shape == (9, 10)  # 12 s: 3.008 s slices, one every 1.008 s
+    assert scores.shape == (6, 10)  # 12 s: 3.008 s slices, one every 1.504 s (half a slice)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)  # a softmax per slice
     assert plot.read_bytes()[:8] == PNG_SIGNATURE
 
@@ -166,7 +166,7 @@ def test_a_real_gtzan_clip(tmp_path):
     result = run_script("-m track_analyzer", str(clip), "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "metal" in verdict_line(result.stdout.strip())
-    assert len(json.loads(out.read_text())["slices"]) == 27  # 30 s: a slice every 1.008 s
+    assert len(json.loads(out.read_text())["slices"]) == 18  # 30 s: a slice every 1.504 s (half a slice)
 
 
 @slow
