@@ -7,13 +7,16 @@ Sections (``--sections``, default all):
 * ``startup`` (issue 23): the whole CLI call (process start to exit) on the 4-minute mp3, median
   of ``--cold`` calls, with the default run folder (an ensemble of 3 CRNNs) and with one CRNN,
   through the LiteRT export and through Keras (``--runtime keras``); per-slice inference of the
-  CRNN and of musicnn on both; the musicnn tagger's whole call and peak memory; the size of the
-  analysis-only install (``.venv-analysis``, make venv-analysis) against the full one (``.venv``).
+  CRNN and of musicnn on both (medians of rounds in alternating order); the musicnn tagger's whole
+  call and peak memory; the size of the analysis-only install (``.venv-analysis``, make
+  venv-analysis) against the full one (``.venv``).
 * ``library`` (issue 22): a generated library of ``--library-files`` mp3s (44.1 kHz stereo: 30 s
   clips and, one in ``--song-every``, 3-5 minute songs), analyzed with ``--csv`` by the default run
   folder, one CRNN and the musicnn-msd tagger: files per second and times real time, with the folder
   mode of before this work (the commit ``BEFORE``, run from a git worktree) beside it in the same
-  run; one CRNN on a Dask ``LocalCluster`` of two worker processes (``--scheduler``).
+  run; the songs alone with the default run folder (issue 22's target is on songs), now, now at the
+  earlier default overlap of 2 s, and before; one CRNN on a Dask ``LocalCluster`` of two worker
+  processes (``--scheduler``).
 * ``memory`` (issue 22): the peak memory of the whole process tree analyzing that library with one
   CRNN, at ``--library-files`` and 10 times as many files (hard links to the same audio).
 
@@ -201,6 +204,9 @@ def site_packages_mb(venv: Path) -> float:
     return sum(f.stat().st_size for f in found[0].rglob("*") if f.is_file()) / 2**20 if found else float("nan")
 
 
+ROUNDS = 4  # pairs of per-slice rounds in 'startup', one in each order
+
+
 def startup(track: Path, cfg: Config, calls: int) -> None:
     """Issue 23: the whole CLI call, Keras against the LiteRT export; per-slice inference; install size."""
     from genrekit.inference.analyzer import Analyzer
@@ -223,21 +229,25 @@ def startup(track: Path, cfg: Config, calls: int) -> None:
     for name, model in (("CRNN", folders["one CRNN"]), ("musicnn-msd", "musicnn-msd")):
         analyzers = {runtime: Analyzer(model, runtime=runtime) for runtime in ("litert", "keras")}
         specs = analyzers["litert"].slice_settings().load(track).specs[:128]
-        times = {runtime: per_slice_ms(analyzer, specs) for runtime, analyzer in analyzers.items()}
+        # rounds in alternating order, since a shared machine drifts by 10 % within a minute
+        rounds = [{runtime: per_slice_ms(analyzers[runtime], specs) for runtime in order}
+                  for order in [("litert", "keras"), ("keras", "litert")] * ROUNDS]
+        times = {runtime: float(np.median([r[runtime] for r in rounds])) for runtime in analyzers}
+        ratio = float(np.median([r["litert"] / r["keras"] for r in rounds]))
         print(f"  per-slice inference, {name}: LiteRT {times['litert']:.2f} ms, Keras {times['keras']:.2f} ms "
-              f"(batches of 64)")
+              f"(batches of 64; medians of {len(rounds)} rounds), LiteRT / Keras x{ratio:.2f}")
     analysis, full = site_packages_mb(REPO_ROOT / ".venv-analysis"), site_packages_mb(REPO_ROOT / ".venv")
     print(f"  install: analysis-only (.venv-analysis, make venv-analysis) {analysis:,.0f} MB of site-packages, "
           f"full (.venv) {full:,.0f} MB (x{full / analysis:.1f})")
 
 
-def make_library(root: Path, files: int, song_every: int) -> tuple[Path, float]:
+def make_library(root: Path, files: int, song_every: int) -> tuple[Path, float, dict[Path, float]]:
     """``files`` mp3s under ``root`` (44.1 kHz stereo): 30 s clips and, one in ``song_every``, 3-5 min songs;
-    returns the folder and its seconds of audio."""
+    returns the folder, its seconds of audio, and the songs with their seconds."""
     from tests.helpers import label_signal, write_audio
 
     folder = root / f"library-{files}"
-    total = 0.0
+    total, songs = 0.0, {}
     for i in range(files):
         seconds = 180.0 + 30.0 * (i // song_every % 5) if i % song_every == 0 else 30.0
         path = folder / f"part{i % 7}" / f"track{i:04d}.mp3"
@@ -245,7 +255,20 @@ def make_library(root: Path, files: int, song_every: int) -> tuple[Path, float]:
             parts = [label_signal((i + k) % 4, 15.0, seed=1000 * i + k) for k in range(int(seconds // 15))]
             write_audio(path, 0.8 * np.concatenate(parts), out_rate=44100, channels=2)
         total += seconds
-    return folder, total
+        if i % song_every == 0:
+            songs[path] = seconds
+    return folder, total, songs
+
+
+def linked_songs(folder: Path, songs: dict[Path, float]) -> Path:
+    """A folder of hard links to the library's songs alone."""
+    target = folder.with_name(f"{folder.name}-songs")
+    for song in songs:
+        link = target / song.relative_to(folder)
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.link(song, link)
+    return target
 
 
 def linked_copies(folder: Path, times: int) -> Path:
@@ -272,9 +295,18 @@ def before_checkout() -> Optional[Path]:
     return path
 
 
+def timed_folder(root: Path, folder: Path, model, results: Path, *options: str) -> tuple[float, float]:
+    """Seconds and peak memory of the folder analysis of ``folder`` into a fresh ``results`` CSV, run with
+    the checkout at ``root``."""
+    for stale in (results, results.with_name(results.name + ".settings.json")):
+        stale.unlink(missing_ok=True)
+    return peak_tree_rss([sys.executable, "-m", "track_analyzer", str(folder), "--model", str(model), "--csv",
+                          str(results), *options], root, {**os.environ, "PYTHONPATH": str(root)})
+
+
 def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None:
     """Issue 22: library throughput, now and before, and memory at ``files`` and 10x ``files``."""
-    folder, audio_seconds = make_library(OUT, files, song_every)
+    folder, audio_seconds, songs = make_library(OUT, files, song_every)
     print(f"\n== library: {files} files, {audio_seconds / 3600:.1f} h of audio (load average "
           f"{os.getloadavg()[0]:.2f})")
     # the default run folder is an ensemble of 3 runs (training.runs; kept by issue 26), one run the cheap choice
@@ -289,12 +321,7 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
         for when, root in (("now", REPO_ROOT), ("before", before)):
             if root is None:
                 continue
-            results = OUT / f"library-{when}.csv"
-            for stale in (results, results.with_name(results.name + ".settings.json")):
-                stale.unlink(missing_ok=True)
-            env = {**os.environ, "PYTHONPATH": str(root)}
-            seconds, peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(folder), "--model",
-                                           str(model), "--csv", str(results)], root, env)
+            seconds, peak = timed_folder(root, folder, model, OUT / f"library-{when}.csv")
             rows[when] = seconds
             print(f"  {name}, {when}: {seconds:.1f} s, {files / seconds:.1f} files/s, "
                   f"x{audio_seconds / seconds:.0f} real time, peak {peak / 2**30:.2f} GB")
@@ -308,24 +335,35 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
         print(f"  the default run folder now ({choices[default][0]}) in this folder mode against the default of "
               f"before (an ensemble of 3) in the folder mode of before: "
               f"x{measured['ensemble']['before'] / measured[default]['now']:.2f} the throughput")
+    if default in measured:
+        # issue 22's target is on songs (>= 320x real time): the songs alone, with the default run folder
+        # at its analysis overlap, at the earlier default overlap (2 s), and in the folder mode of before
+        song_folder, song_seconds = linked_songs(folder, songs), sum(songs.values())
+        name, model = choices[default]
+        print(f"  songs alone ({len(songs)} songs of 3-5 min, {song_seconds / 3600:.1f} h), {name}:")
+        rows = {}
+        for when, root, options in (("now", REPO_ROOT, ()), ("now at overlap 2.0", REPO_ROOT, ("--overlap", "2.0")),
+                                    ("before", before, ())):
+            if root is not None:
+                rows[when], peak = timed_folder(root, song_folder, model, OUT / "library-songs.csv", *options)
+                print(f"    {when}{' (the default overlap)' if when == 'now' else ''}: "
+                      f"{rows[when]:.1f} s, x{song_seconds / rows[when]:.0f} real time, peak {peak / 2**30:.2f} GB")
+        if "before" in rows:
+            print(f"    now x{rows['before'] / rows['now']:.2f} the throughput of before "
+                  f"(x{rows['before'] / rows['now at overlap 2.0']:.2f} at the earlier overlap)")
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        results = OUT / "library-dask.csv"
-        for stale in (results, results.with_name(results.name + ".settings.json")):
-            stale.unlink(missing_ok=True)
-        seconds, _ = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(folder), "--model",
-                                    str(choices["one"][1]), "--csv", str(results), "--scheduler",
-                                    cluster.scheduler_address], REPO_ROOT,
-                                   {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        seconds, _ = timed_folder(REPO_ROOT, folder, choices["one"][1], OUT / "library-dask.csv", "--scheduler",
+                                  cluster.scheduler_address)
         print(f"  one CRNN on a Dask LocalCluster of 2 single-threaded workers (--scheduler): {seconds:.1f} s, "
               f"{files / seconds:.1f} files/s, x{audio_seconds / seconds:.0f} real time")
 
 
 def memory(cfg: Config, files: int, song_every: int) -> None:
     """Issue 22: the peak memory of a library analysis at ``files`` and 10x ``files`` (hard links)."""
-    folder, audio_seconds = make_library(OUT, files, song_every)
+    folder, audio_seconds, _ = make_library(OUT, files, song_every)
     print(f"\n== memory: one CRNN, {files} and {10 * files} files (load average {os.getloadavg()[0]:.2f})")
     one_crnn = make_bundle(OUT / "crnn-1", cfg)
     bigger = linked_copies(folder, 10)
