@@ -11,12 +11,13 @@ nine artists) for one run and for the ensembles of 3 seeds in a row (the default
 share of clips whose verdict is the one at the first overlap, and the analysis time of the 170
 clips (two CLI calls per run, mean over runs).
 
-Needs ``../shared`` (it says so and exits). About 5 minutes for 10 runs and 4 overlaps on 2 cores.
+Needs ``../shared`` (it says so and exits). About 9 minutes for the 10 runs of ``one-run`` and 4 overlaps
+on 2 cores; 14 minutes for 5 runs of ``msd-frozen`` and 2 overlaps.
 
 Usage::
 
     .venv/bin/python benchmarks/analysis_overlap.py [--overlaps 2.0 1.5 1.0 0.0] [--seeds 42 ... 51]
-    .venv/bin/python benchmarks/analysis_overlap.py --row msd-frozen --seeds 42 43 44 45 46 --overlaps 2.0 1.5
+    .venv/bin/python benchmarks/analysis_overlap.py --row msd-frozen --seeds 42 43 44 45 46 --overlaps 2.0 1.504
 """
 
 from __future__ import annotations
