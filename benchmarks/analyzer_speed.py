@@ -260,14 +260,18 @@ def make_library(root: Path, files: int, song_every: int) -> tuple[Path, float, 
     return folder, total, songs
 
 
+def hard_link(source: Path, link: Path) -> None:
+    """``link`` names the same file as ``source`` (made once; kept on later runs)."""
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, link)
+
+
 def linked_songs(folder: Path, songs: dict[Path, float]) -> Path:
     """A folder of hard links to the library's songs alone."""
     target = folder.with_name(f"{folder.name}-songs")
     for song in songs:
-        link = target / song.relative_to(folder)
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.link(song, link)
+        hard_link(song, target / song.relative_to(folder))
     return target
 
 
@@ -276,10 +280,7 @@ def linked_copies(folder: Path, times: int) -> Path:
     target = folder.with_name(f"{folder.name}-x{times}")
     for source in sorted(folder.rglob("*.mp3")):
         for k in range(times):
-            link = target / f"copy{k}" / source.relative_to(folder)
-            if not link.exists():
-                link.parent.mkdir(parents=True, exist_ok=True)
-                os.link(source, link)
+            hard_link(source, target / f"copy{k}" / source.relative_to(folder))
     return target
 
 
