@@ -178,7 +178,7 @@ def evaluate(model: str, out: Path, overlap: Optional[float] = None) -> tuple[di
     scores, labels, seconds = {}, [], 0.0
     options = [] if overlap is None else ["--overlap", str(overlap)]
     for folder in EVAL_SETS:
-        path = out.with_suffix(f".{folder.name}.json")
+        path = out.with_name(f"{out.name}.{folder.name}.json")
         started = time.perf_counter()
         run("-m", "track_analyzer", str(folder), "--model", model, "--json", str(path), "--restart", *options)
         seconds += time.perf_counter() - started
@@ -252,10 +252,11 @@ def run_one(row: str, seed: int, work: Path, clip_artists: dict[str, str]) -> di
 
 
 def ensemble(results: list[dict], clip_artists: dict[str, str]) -> dict:
-    """The figures of the ensemble of these runs: a clip's score is the mean of the runs' scores."""
+    """The figures of the ensemble of these runs, and its clip scores (``scores``): a clip's score is the
+    mean of the runs' scores."""
     clips = set.intersection(*(set(r["scores"]) for r in results))
     scores = {clip: np.mean([r["scores"][clip] for r in results], axis=0) for clip in clips}
-    return summarize(scores, results[0]["labels"], clip_artists)
+    return {**summarize(scores, results[0]["labels"], clip_artists), "scores": scores}
 
 
 def spread(values: list[float]) -> str:

@@ -66,14 +66,11 @@ def main() -> None:
         runs, seconds = [], []
         for folder in folders:
             scores, labels, spent = generalization.evaluate(
-                str(folder), args.work / "evals" / f"{folder.name}-overlap-{round(1000 * overlap)}ms", overlap)
-            runs.append({"scores": {clip: s.tolist() for clip, s in scores.items()}, "labels": labels,
-                         **generalization.summarize(scores, labels, clip_artists)})
+                str(folder), args.work / "evals" / f"{folder.name}-overlap{overlap:g}", overlap)
+            runs.append({"scores": scores, "labels": labels, **generalization.summarize(scores, labels, clip_artists)})
             seconds.append(spent)
         ensembles = [generalization.ensemble(runs[i:i + 3], clip_artists) for i in range(len(runs) - 2)]
-        choices = ([verdicts({c: np.asarray(s) for c, s in r["scores"].items()}) for r in runs],
-                   [verdicts({c: np.mean([r["scores"][c] for r in runs[i:i + 3]], axis=0) for c in runs[i]["scores"]})
-                    for i in range(len(runs) - 2)])
+        choices = ([verdicts(r["scores"]) for r in runs], [verdicts(e["scores"]) for e in ensembles])
         reference = reference or choices
         same = [np.mean([now[c] == then[c] for now, then in zip(kind, first) for c in then])
                 for kind, first in zip(choices, reference)]
