@@ -10,8 +10,11 @@ and its inference-only install is the smallest; the exporter ships with TensorFl
 
 The model is exported as an equivalent clone (:func:`inference_clone`): the GRUs of the CRNN are
 unrolled (16 steps), since a GRU loop becomes TensorFlow "Flex" ops that the LiteRT interpreter
-does not run; musicnn's wide single-channel convolutions are split in two, which XNNPACK runs
-faster. The clone computes the same function with the same weights.
+does not run; musicnn's front end (wide single-channel convolutions, each followed by a batch norm
+and a max over the mel axis) is computed with matrix products, its timbral branches through a DFT
+with 2.6 times fewer multiply-adds (:mod:`genrekit.models.max_pooled`), and other wide single-channel
+convolutions are split in two; XNNPACK runs each form faster. The clone computes the same function
+with the same weights.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from genrekit.core.errors import GenrekitError
 EXPORT_FILE = "model.tflite"
 # An export whose scores differ from the Keras model's by more than this on the check batch is
 # refused. Float32 LiteRT kernels sum in another order than Keras' (oneDNN): about 1e-7 on a CRNN's
-# softmax, up to 2e-6 through musicnn's 1.4 G multiply-adds per slice (tests/models/test_litert.py).
+# softmax, up to 2e-6 through musicnn (tests/models/test_litert.py).
 CHECK_TOLERANCE = 1e-4
 
 
@@ -118,16 +121,57 @@ def _unfoldable(layer) -> bool:
             and layer.kernel.shape[2] == 1 and layer.kernel.shape[1] >= UNFOLD_MIN_WIDTH)
 
 
-def inference_clone(model):
-    """The Keras model as it is exported: every GRU unrolled, every wide single-channel "valid" Conv2D
-    as two convolutions (:func:`_taps_to_channels`), nested models included; the same function with the
-    same weights. ``model`` itself when there is nothing to change."""
+def _max_chains(model) -> dict[int, tuple]:
+    """Conv2D -> BatchNormalization -> MaxPooling2D chains of ``model`` (not nested) that a layer of
+    :mod:`genrekit.models.max_pooled` computes (:func:`~genrekit.models.max_pooled.replacement`), with a
+    kernel at least :data:`UNFOLD_MIN_WIDTH` wide, where only the batch norm reads the convolution and
+    only the max reads the batch norm. Keyed by the ``id`` of each of the three layers, each to
+    ``(layer class, conv, norm, pool)``."""
     import keras
 
-    if not any(isinstance(layer, keras.layers.GRU) or _unfoldable(layer) for layer in _all_layers(model)):
+    from genrekit.models.max_pooled import replacement
+
+    def only_reader(layer, kind) -> bool:  # ``layer`` is a ``kind`` used once, whose output one layer reads
+        return type(layer) is kind and len(layer._inbound_nodes) == len(layer._outbound_nodes) == 1
+
+    chains = {}
+    for pool in model.layers:
+        if not (type(pool) is keras.layers.MaxPooling2D and len(pool._inbound_nodes) == 1):
+            continue
+        norm = pool.input._keras_history.operation
+        if not only_reader(norm, keras.layers.BatchNormalization):
+            continue
+        conv = norm.input._keras_history.operation
+        if not (only_reader(conv, keras.layers.Conv2D) and conv.kernel.shape[1] >= UNFOLD_MIN_WIDTH):
+            continue  # a narrow kernel runs as fast directly
+        kind = replacement(conv, norm, pool)
+        if kind is not None:
+            for layer in (conv, norm, pool):
+                chains[id(layer)] = (kind, conv, norm, pool)
+    return chains
+
+
+def inference_clone(model):
+    """The Keras model as it is exported, nested models included; the same function with the same
+    weights. Every GRU is unrolled; a wide single-channel convolution followed by a batch norm and a max
+    over a whole axis (musicnn's front end) becomes one layer of :mod:`genrekit.models.max_pooled`; any
+    other wide single-channel "valid" convolution becomes two (:func:`_taps_to_channels`). ``model``
+    itself when there is nothing to change."""
+    import keras
+
+    from genrekit.models.max_pooled import Computed
+
+    layers = _all_layers(model)
+    chains = {}
+    for nested in [model, *(layer for layer in layers if hasattr(layer, "layers"))]:
+        chains.update(_max_chains(nested))
+    if not chains and not any(isinstance(layer, keras.layers.GRU) or _unfoldable(layer) for layer in layers):
         return model
 
     def clone(layer):
+        if id(layer) in chains:
+            kind, conv, norm, pool = chains[id(layer)]
+            return kind.from_layers(conv, norm, pool) if layer is conv else Computed(name=layer.name)
         if _unfoldable(layer):
             return _taps_to_channels(layer)  # built, with its weights
         config = layer.get_config()
@@ -142,9 +186,9 @@ def inference_clone(model):
 
 def _copy_weights(source, target) -> None:
     """Set the weights of every layer of ``target`` (a clone of ``source``) from its original, except the
-    unfolded convolutions, which have theirs."""
+    replaced layers (split convolutions, :mod:`~genrekit.models.max_pooled` chains), which have theirs."""
     for original, cloned in zip(source.layers, target.layers, strict=True):
-        if _unfoldable(original):
+        if type(cloned) is not type(original):
             continue
         if hasattr(original, "layers"):  # a nested model
             _copy_weights(original, cloned)

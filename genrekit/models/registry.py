@@ -54,10 +54,11 @@ EXPORTS = Path(__file__).resolve().parent / "exports"  # the ready taggers' Lite
 # The ready genre models, trained by tools/train_ready_model.py: --model gtzan-genres, the analyzer's default.
 READY = {"gtzan-genres": Path(__file__).resolve().parent / "ready" / "gtzan-genres"}
 DEFAULT_MODEL = "gtzan-genres"
-# Slices per interpreter call for musicnn (a ready tagger, or a run on its backbone): its activations
-# take about 10 MB a slice, so a batch of 64 holds 0.7 GB and one of 8 0.1 GB, at the same speed per
-# slice (benchmarks/analyzer_speed.py); a CRNN's batches run whole.
-MUSICNN_ROWS = 8
+# Slices per interpreter call for musicnn (a ready tagger, or a run on its backbone): its exported
+# timbral branches hold 15 MB of spectra a slice (genrekit/models/max_pooled.py), which stay in the CPU's
+# cache one slice at a time: 15.3 ms a slice against 17.6 ms in calls of 8, in 2 MB of activations
+# instead of 0.1 GB (benchmarks/analyzer_speed.py); a CRNN's batches run whole.
+MUSICNN_ROWS = 1
 
 
 def family(bundle: Bundle) -> str:
