@@ -54,10 +54,10 @@ EXPORTS = Path(__file__).resolve().parent / "exports"  # the ready taggers' Lite
 # The ready genre models, trained by tools/train_ready_model.py: --model gtzan-genres, the analyzer's default.
 READY = {"gtzan-genres": Path(__file__).resolve().parent / "ready" / "gtzan-genres"}
 DEFAULT_MODEL = "gtzan-genres"
-# Slices per interpreter call for musicnn (a ready tagger, or a run on its backbone): its exported
-# timbral branches hold 15 MB of spectra a slice (genrekit/models/max_pooled.py), which stay in the CPU's
-# cache one slice at a time: 15.3 ms a slice against 17.6 ms in calls of 8, in 2 MB of activations
-# instead of 0.1 GB (benchmarks/analyzer_speed.py); a CRNN's batches run whole.
+# Slices per interpreter call for musicnn (a ready tagger, or a run on its backbone): the exported
+# front end's intermediate tensors (genrekit/models/max_pooled.py) stay in the CPU's cache one slice
+# at a time. On 2 cores: 11.4-12.0 ms a slice, against 12.1-14.4 in calls of 2 and 18-21 in calls of
+# 8; the tagger's whole call on a 4-minute song peaks at 0.22 GB. A CRNN's batches run whole.
 MUSICNN_ROWS = 1
 
 
