@@ -114,11 +114,9 @@ def _taps_to_channels(layer):
 
 
 def _unfoldable(layer) -> bool:
-    import keras
+    from genrekit.models.max_pooled import single_channel_conv
 
-    return (type(layer) is keras.layers.Conv2D and layer.padding == "valid" and layer.data_format == "channels_last"
-            and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
-            and layer.kernel.shape[2] == 1 and layer.kernel.shape[1] >= UNFOLD_MIN_WIDTH)
+    return single_channel_conv(layer) and layer.padding == "valid" and layer.kernel.shape[1] >= UNFOLD_MIN_WIDTH
 
 
 def _max_chains(model) -> dict[int, tuple]:

@@ -100,23 +100,30 @@ def batch_norm_affine(norm) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(scale, channels).astype(np.float64), np.broadcast_to(offset, channels).astype(np.float64)
 
 
+def single_channel_conv(layer) -> bool:
+    """Whether ``layer`` is a plain Conv2D on one input channel (channels last, stride 1, no dilation,
+    no groups): the convolutions XNNPACK runs slowly, which the export computes otherwise."""
+    return (type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last"
+            and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
+            and layer.kernel.shape[2] == 1)
+
+
 def replacement(conv, norm, pool):
     """The layer class of this module that computes ``pool(norm(conv(x)))``, or None.
 
-    ``conv`` must be a Conv2D on one channel, stride 1, with a ReLU or no activation; ``norm`` a batch
-    norm of its filters; ``pool`` a max over the whole width of a "valid" convolution
-    (:class:`SpectralWidthMax`) or over the whole height of a one-row kernel's (:class:`ToeplitzHeightMax`).
-    Either pays for wide kernels only (the export replaces chains 16 or more wide).
+    ``conv`` must be a :func:`single_channel_conv` with a ReLU or no activation; ``norm`` a batch norm of
+    its filters; ``pool`` a max over the whole width of a "valid" convolution (:class:`SpectralWidthMax`)
+    or over the whole height of a one-row kernel's (:class:`ToeplitzHeightMax`). Either pays for wide
+    kernels only (the export replaces chains 16 or more wide).
     """
-    if not (type(conv) is keras.layers.Conv2D and type(norm) is keras.layers.BatchNormalization
+    if not (single_channel_conv(conv) and type(norm) is keras.layers.BatchNormalization
             and type(pool) is keras.layers.MaxPooling2D):
         return None
-    kh, kw, channels, _ = conv.kernel.shape
-    if not (conv.data_format == pool.data_format == "channels_last" and norm.axis in (-1, 3) and channels == 1
-            and tuple(conv.strides) == (1, 1) and tuple(conv.dilation_rate) == (1, 1) and conv.groups == 1
+    if not (pool.data_format == "channels_last" and norm.axis in (-1, 3)
             and conv.get_config()["activation"] in ("relu", "linear")
             and pool.padding == "valid" and tuple(pool.pool_size) == tuple(pool.strides)):
         return None
+    kh = conv.kernel.shape[0]
     height, width = conv.output.shape[1:3]
     if conv.padding == "valid" and tuple(pool.pool_size) == (1, width):
         return SpectralWidthMax
