@@ -153,7 +153,9 @@ class _MaxPooledConv(keras.layers.Layer):
 
     def __init__(self, bias, scale, offset, relu: bool, **kwargs):
         super().__init__(**kwargs)
-        self.sign = np.where(scale < 0, -1.0, 1.0)  # max of a decreasing map = the map of the min = -max(-x)
+        # max of a decreasing map = the map of the min = -max(-x); exact in float32 (the float64 kernels
+        # times it stay float64)
+        self.sign = np.where(scale < 0, -1.0, 1.0).astype(np.float32)
         self.bias = (bias * self.sign).astype(np.float32)
         self.scale, self.offset, self.relu = scale.astype(np.float32), offset.astype(np.float32), relu
         self.filters = len(bias)
@@ -168,7 +170,7 @@ class _MaxPooledConv(keras.layers.Layer):
 
     def after_max(self, peak):
         """``peak``: the maximum of the sign-flipped convolution without its bias."""
-        peak = (peak + self.bias) * self.sign.astype(np.float32)
+        peak = (peak + self.bias) * self.sign
         if self.relu:
             peak = ops.relu(peak)
         return peak * self.scale + self.offset
