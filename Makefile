@@ -9,11 +9,12 @@ STAMP := $(VENV)/.requirements-lock.stamp
 BENCH ?= *
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-analysis demo test bench clean
+.PHONY: help venv venv-analysis demo test bench clean lint format
 
 help:
 	@echo "make demo   synthesize a demo corpus, run the whole pipeline on it, analyze a song (a few minutes)"
 	@echo "make test   run the test suite"
+	@echo "make lint   ruff check and ruff format --check (as CI); make format rewrites the files"
 	@echo "make bench  run the benchmark scripts in benchmarks/ (BENCH=build_speed: only that one)"
 	@echo "make venv   only create .venv, install requirements-lock.txt and the checkout (editable)"
 	@echo "make clean  remove demo_output/ (nothing else)"
@@ -57,6 +58,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest tests -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
 	@set -e; for script in benchmarks/$(BENCH).py; do \

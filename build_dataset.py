@@ -18,15 +18,22 @@ from genrekit.dataset.build import REPORT_FILE, build_dataset, summary_line
 
 def main(argv=None) -> int:
     parser = cli.make_parser(__doc__)
-    parser.add_argument("--restart", action="store_true",
-                        help="rebuild although the settings changed since the last (or interrupted) build; "
-                             "finished tracks whose features are unaffected are reused")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes (overrides build.workers; default: all cores)")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="run the tracks on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
-                             "(sets build.executor \"dask\" and build.dask_scheduler; the workers must see the "
-                             "audio and output folders at the same paths: see docs/SCALING.md)")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="rebuild although the settings changed since the last (or interrupted) build; "
+        "finished tracks whose features are unaffected are reused",
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes (overrides build.workers; default: all cores)"
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the tracks on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 "
+        '(sets build.executor "dask" and build.dask_scheduler; the workers must see the '
+        "audio and output folders at the same paths: see docs/SCALING.md)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:

@@ -10,7 +10,7 @@ partial processed.h5, and a run finding processed.h5 up to date does nothing.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from genrekit.core.cli import config_from_args, make_parser, run
 from genrekit.dataset.process import process_dataset
@@ -18,8 +18,7 @@ from genrekit.dataset.process import process_dataset
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--force", action="store_true",
-                        help="rewrite processed.h5 even when it is up to date")
+    parser.add_argument("--force", action="store_true", help="rewrite processed.h5 even when it is up to date")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     process_dataset(config_from_args(args), force=args.force, progress=not args.quiet)

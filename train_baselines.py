@@ -23,10 +23,20 @@ FAMILIES = ("logreg", "knn", "gnb", "svm")  # genrekit.models.baselines.FAMILIES
 
 def main(argv=None) -> int:
     parser = cli.make_parser(__doc__)
-    parser.add_argument("--models", nargs="+", choices=FAMILIES, default=list(FAMILIES), metavar="FAMILY",
-                        help=f"which baselines to fit (default: all of {', '.join(FAMILIES)})")
-    parser.add_argument("--run-prefix", default="baseline-", metavar="PREFIX",
-                        help="run folders are models/<PREFIX><family> (default: %(default)s)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=FAMILIES,
+        default=list(FAMILIES),
+        metavar="FAMILY",
+        help=f"which baselines to fit (default: all of {', '.join(FAMILIES)})",
+    )
+    parser.add_argument(
+        "--run-prefix",
+        default="baseline-",
+        metavar="PREFIX",
+        help="run folders are models/<PREFIX><family> (default: %(default)s)",
+    )
     parser.add_argument("--restart", action="store_true", help="fit finished models again")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -36,8 +46,13 @@ def main(argv=None) -> int:
 
     from genrekit.training.baselines import train_baselines  # scikit-learn, scipy: only after the arguments are fine
 
-    summary = train_baselines(cfg, families=tuple(dict.fromkeys(args.models)), prefix=args.run_prefix,
-                              restart=args.restart, progress=not args.quiet)
+    summary = train_baselines(
+        cfg,
+        families=tuple(dict.fromkeys(args.models)),
+        prefix=args.run_prefix,
+        restart=args.restart,
+        progress=not args.quiet,
+    )
     print(summary)
     return 0
 

@@ -20,8 +20,11 @@ def main(argv=None) -> int:
     parser = cli.make_parser(__doc__)
     parser.add_argument("--run-name", metavar="NAME", help="run folder name (overrides training.run_name)")
     parser.add_argument("--epochs", type=int, metavar="N", help="maximum epochs (overrides training.epochs)")
-    parser.add_argument("--restart", action="store_true",
-                        help="discard an unfinished or finished run of that name and train from scratch")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an unfinished or finished run of that name and train from scratch",
+    )
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")

@@ -57,7 +57,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -82,9 +81,16 @@ TRAINED_OVERLAP = 2.0
 # The zero-shot mapping of MSD tags to GTZAN genres (variant B of shared/data/musicnn_reference):
 # a genre's score is the highest mean probability among its tags; reggae has no MSD tag.
 ZERO_SHOT_TAGS = {
-    "blues": ["blues"], "classical": ["instrumental"], "country": ["country"], "disco": ["dance", "funk"],
-    "hiphop": ["Hip-Hop"], "jazz": ["jazz"], "metal": ["metal", "heavy metal"], "pop": ["pop"],
-    "reggae": [], "rock": ["rock"],
+    "blues": ["blues"],
+    "classical": ["instrumental"],
+    "country": ["country"],
+    "disco": ["dance", "funk"],
+    "hiphop": ["Hip-Hop"],
+    "jazz": ["jazz"],
+    "metal": ["metal", "heavy metal"],
+    "pop": ["pop"],
+    "reggae": [],
+    "rock": ["rock"],
 }
 
 NO_COPIES = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": []}
@@ -92,8 +98,10 @@ PHASE_VOCODER = {"pitch_shift_semitones": [-2.0, 2.0], "time_stretch_rates": [0.
 SPEED = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": [0.9, 1.1]}
 # One run of the default config since this benchmark: 2 speed copies, 7 epochs (about the steps of 20
 # epochs without copies), random equalization, cosine schedule (the default trains 3 such runs)
-ONE_RUN = {"audio_augmentation": SPEED,
-           "training": {"runs": 1, "epochs": 7, "lr_schedule": "cosine", "augmentation": {"eq_db": 20.0}}}
+ONE_RUN = {
+    "audio_augmentation": SPEED,
+    "training": {"runs": 1, "epochs": 7, "lr_schedule": "cosine", "augmentation": {"eq_db": 20.0}},
+}
 
 
 def with_changes(base: dict, **sections: dict) -> dict:
@@ -112,8 +120,7 @@ ROWS = {
     "no-eq": with_changes(ONE_RUN, training={"augmentation": {"eq_db": 0.0}}),
     "constant-lr": with_changes(ONE_RUN, training={"lr_schedule": "constant"}),
     "4-epochs": with_changes(ONE_RUN, training={"epochs": 4}),
-    "msd-frozen": {"model": {"backbone": "musicnn-msd"}, "audio_augmentation": NO_COPIES,
-                   "training": {"runs": 1}},
+    "msd-frozen": {"model": {"backbone": "musicnn-msd"}, "audio_augmentation": NO_COPIES, "training": {"runs": 1}},
 }
 # the default config trains 3 runs and keeps their ensemble: (the row of its runs, runs per ensemble)
 ENSEMBLES = {"default": ("one-run", 3)}
@@ -130,8 +137,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def dataset_name(sections: dict) -> str:
     """One dataset per feature set and kind of copies: rows that differ only in training share it."""
     copies = sections.get("audio_augmentation", NO_COPIES)
-    kind = ("phase_vocoder" if copies["pitch_shift_semitones"] or copies["time_stretch_rates"]
-            else "speed" if copies["speed_rates"] else "no_copies")
+    kind = (
+        "phase_vocoder"
+        if copies["pitch_shift_semitones"] or copies["time_stretch_rates"]
+        else "speed"
+        if copies["speed_rates"]
+        else "no_copies"
+    )
     return f"{'musicnn' if sections.get('model', {}).get('backbone') else 'crnn'}_{kind}"
 
 
@@ -167,11 +179,14 @@ def build(config: Path, work: Path) -> float:
 def artists() -> dict[str, str]:
     """``<set>/<genre>/<file>`` of every evaluation clip to its artist (the sets' ``artists.csv``)."""
     evaluated = {folder.name for folder in EVAL_SETS}
-    return {f"{clip.set}/{clip.genre}/{clip.path.name}": clip.artist
-            for clip in ready.read_clips(DATA) if clip.set in evaluated}
+    return {
+        f"{clip.set}/{clip.genre}/{clip.path.name}": clip.artist
+        for clip in ready.read_clips(DATA)
+        if clip.set in evaluated
+    }
 
 
-def evaluate(model: str, out: Path, overlap: Optional[float] = None) -> tuple[dict[str, np.ndarray], list[str], float]:
+def evaluate(model: str, out: Path, overlap: float | None = None) -> tuple[dict[str, np.ndarray], list[str], float]:
     """Clip scores (summed slice scores, one per label) of every clip of both sets, keyed
     ``<set>/<genre>/<file>``, the labels, and the seconds of the two analyzer calls (at the analyzer's
     default overlap, or ``overlap``)."""
@@ -191,7 +206,8 @@ def evaluate(model: str, out: Path, overlap: Optional[float] = None) -> tuple[di
             if model.startswith("musicnn"):  # zero-shot: a genre scores its best tag
                 labels = list(GENRES)
                 scores[f"{folder.name}/{track['path']}"] = np.array(
-                    [max((ranking[t] for t in ZERO_SHOT_TAGS[g]), default=-1.0) for g in GENRES])
+                    [max((ranking[t] for t in ZERO_SHOT_TAGS[g]), default=-1.0) for g in GENRES]
+                )
             else:
                 labels = settings["settings"]["labels"]
                 scores[f"{folder.name}/{track['path']}"] = np.array([ranking[label] for label in labels])
@@ -207,13 +223,20 @@ def summarize(scores: dict[str, np.ndarray], labels: list[str], clip_artists: di
         return float(np.mean(chosen)) if chosen else float("nan")
 
     per_genre = {g: recall(lambda c, g=g: c.split("/")[1] == g) for g in GENRES}
-    per_artist = {f"{g} / {a}": recall(lambda c, g=g, a=a: c.split("/")[1] == g and clip_artists[c] == a)
-                  for g, a in sorted({(c.split("/")[1], clip_artists[c]) for c in hits})}
+    per_artist = {
+        f"{g} / {a}": recall(lambda c, g=g, a=a: c.split("/")[1] == g and clip_artists[c] == a)
+        for g, a in sorted({(c.split("/")[1], clip_artists[c]) for c in hits})
+    }
     old = [recall(lambda c, g=g: c.startswith(OLD_SET + "/") and c.split("/")[1] == g) for g in MANY_CLIPS]
-    return {"ten_genres": float(np.mean(list(per_genre.values()))),
-            "three_genres": float(np.mean([per_genre[g] for g in MANY_CLIPS])),
-            "old_figure": float(np.mean(old)), "accuracy": float(np.mean(list(hits.values()))),
-            "per_genre": per_genre, "per_artist": per_artist, "clips": len(hits)}
+    return {
+        "ten_genres": float(np.mean(list(per_genre.values()))),
+        "three_genres": float(np.mean([per_genre[g] for g in MANY_CLIPS])),
+        "old_figure": float(np.mean(old)),
+        "accuracy": float(np.mean(list(hits.values()))),
+        "per_genre": per_genre,
+        "per_artist": per_artist,
+        "clips": len(hits),
+    }
 
 
 def run_folder(row: str, seed: int, work: Path) -> Path:
@@ -241,11 +264,17 @@ def run_one(row: str, seed: int, work: Path, clip_artists: dict[str, str]) -> di
         model, build_seconds, train_seconds = "musicnn-msd", 0.0, 0.0
     else:
         model, build_seconds, train_seconds = train(row, seed, work)
-    scores, labels, analysis_seconds = evaluate(model, work / "evals" / f"{row}-seed{seed}",
-                                                None if row == ZERO_SHOT else TRAINED_OVERLAP)
-    result = {**summarize(scores, labels, clip_artists), "build_seconds": build_seconds,
-              "training_seconds": train_seconds, "analysis_seconds": analysis_seconds,
-              "labels": labels, "scores": {clip: s.tolist() for clip, s in scores.items()}}
+    scores, labels, analysis_seconds = evaluate(
+        model, work / "evals" / f"{row}-seed{seed}", None if row == ZERO_SHOT else TRAINED_OVERLAP
+    )
+    result = {
+        **summarize(scores, labels, clip_artists),
+        "build_seconds": build_seconds,
+        "training_seconds": train_seconds,
+        "analysis_seconds": analysis_seconds,
+        "labels": labels,
+        "scores": {clip: s.tolist() for clip, s in scores.items()},
+    }
     done.parent.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(result))
     return result
@@ -267,10 +296,20 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", nargs="+", choices=[*ENSEMBLES, *ROWS, ZERO_SHOT],
-                        default=[*ENSEMBLES, *ROWS, ZERO_SHOT], help="rows to run (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44, 45, 46],
-                        help="training seeds of every trained row (default: 42 to 46)")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=[*ENSEMBLES, *ROWS, ZERO_SHOT],
+        default=[*ENSEMBLES, *ROWS, ZERO_SHOT],
+        help="rows to run (default: all)",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[42, 43, 44, 45, 46],
+        help="training seeds of every trained row (default: 42 to 46)",
+    )
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args()
     if not TRAIN.is_dir() or not all(folder.is_dir() for folder in EVAL_SETS):
@@ -284,40 +323,65 @@ def main() -> None:
             members, size = ENSEMBLES[row]
             runs = [run_one(members, seed, args.work, clip_artists) for seed in args.seeds]
             # ensembles of `size` consecutive seeds among those trained
-            table[row] = [{**ensemble(runs[i:i + size], clip_artists),
-                           "training_seconds": sum(r["training_seconds"] for r in runs[i:i + size]),
-                           "build_seconds": runs[0]["build_seconds"],
-                           "analysis_seconds": sum(r["analysis_seconds"] for r in runs[i:i + size])}
-                          for i in range(len(runs) - size + 1)]
+            table[row] = [
+                {
+                    **ensemble(runs[i : i + size], clip_artists),
+                    "training_seconds": sum(r["training_seconds"] for r in runs[i : i + size]),
+                    "build_seconds": runs[0]["build_seconds"],
+                    "analysis_seconds": sum(r["analysis_seconds"] for r in runs[i : i + size]),
+                }
+                for i in range(len(runs) - size + 1)
+            ]
         else:
             seeds = args.seeds[:1] if row == ZERO_SHOT else args.seeds
             table[row] = []
             for seed in seeds:
                 table[row].append(run_one(row, seed, args.work, clip_artists))
                 r = table[row][-1]
-                print(f"{row} seed {seed}: ten genres {100 * r['ten_genres']:.1f} %, blues/classical/jazz "
-                      f"{100 * r['three_genres']:.1f} %, old figure {100 * r['old_figure']:.1f} %; training "
-                      f"{r['training_seconds']:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"{row} seed {seed}: ten genres {100 * r['ten_genres']:.1f} %, blues/classical/jazz "
+                    f"{100 * r['three_genres']:.1f} %, old figure {100 * r['old_figure']:.1f} %; training "
+                    f"{r['training_seconds']:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-    summary = {row: {"seeds": len(results),
-                     **{key: [r[key] for r in results] for key in
-                        ("ten_genres", "three_genres", "old_figure", "accuracy", "build_seconds",
-                         "training_seconds", "analysis_seconds")},
-                     "per_genre": {g: float(np.mean([r["per_genre"][g] for r in results])) for g in GENRES},
-                     "per_artist": {a: float(np.mean([r["per_artist"][a] for r in results]))
-                                    for a in results[0]["per_artist"]}}
-               for row, results in table.items()}
+    summary = {
+        row: {
+            "seeds": len(results),
+            **{
+                key: [r[key] for r in results]
+                for key in (
+                    "ten_genres",
+                    "three_genres",
+                    "old_figure",
+                    "accuracy",
+                    "build_seconds",
+                    "training_seconds",
+                    "analysis_seconds",
+                )
+            },
+            "per_genre": {g: float(np.mean([r["per_genre"][g] for r in results])) for g in GENRES},
+            "per_artist": {a: float(np.mean([r["per_artist"][a] for r in results])) for a in results[0]["per_artist"]},
+        }
+        for row, results in table.items()
+    }
     (args.work / "results.json").write_text(json.dumps(summary, indent=2))
 
-    print("| row | seeds | ten genres, 170 clips | blues/classical/jazz, 170 clips | old figure: 88 clips, "
-          "9 artists | build (× real time) | training per run | analysis of 170 clips |")
+    print(
+        "| row | seeds | ten genres, 170 clips | blues/classical/jazz, 170 clips | old figure: 88 clips, "
+        "9 artists | build (× real time) | training per run | analysis of 170 clips |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row, s in summary.items():
-        build_speed = (f"{TRAIN_SECONDS / np.mean(s['build_seconds']):.0f}×"
-                       if np.mean(s["build_seconds"]) > 0 else "none")
-        print(f"| {row} | {s['seeds']} | **{spread(s['ten_genres'])} %** | {spread(s['three_genres'])} % "
-              f"| {spread(s['old_figure'])} % | {build_speed} | {np.mean(s['training_seconds']):.0f} s "
-              f"| {np.mean(s['analysis_seconds']):.0f} s |")
+        build_speed = (
+            f"{TRAIN_SECONDS / np.mean(s['build_seconds']):.0f}×" if np.mean(s["build_seconds"]) > 0 else "none"
+        )
+        print(
+            f"| {row} | {s['seeds']} | **{spread(s['ten_genres'])} %** | {spread(s['three_genres'])} % "
+            f"| {spread(s['old_figure'])} % | {build_speed} | {np.mean(s['training_seconds']):.0f} s "
+            f"| {np.mean(s['analysis_seconds']):.0f} s |"
+        )
     print("\nrecall per genre (mean over seeds), %:")
     print("| row | " + " | ".join(GENRES) + " |")
     print("| --- |" + " --- |" * len(GENRES))
@@ -330,8 +394,11 @@ def main() -> None:
     for clip, artist in clip_artists.items():
         clips[f"{clip.split('/')[1]} / {artist}"] = clips.get(f"{clip.split('/')[1]} / {artist}", 0) + 1
     for artist in sorted(clips):
-        print(f"| {artist} | {clips[artist]} | "
-              + " | ".join(f"{100 * s['per_artist'][artist]:.0f}" for s in summary.values()) + " |")
+        print(
+            f"| {artist} | {clips[artist]} | "
+            + " | ".join(f"{100 * s['per_artist'][artist]:.0f}" for s in summary.values())
+            + " |"
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ def read_artists(audio_folder: Path) -> dict[str, str]:
         return {row["path"]: row["group"] for row in csv.DictReader(f)}
 
 
-def fold_splits(audio_folder: Path, artists: dict[str, str], n_folds: int = N_FOLDS,
-                seed: int = 0) -> tuple[list[dict[str, str]], dict[str, bool]]:
+def fold_splits(
+    audio_folder: Path, artists: dict[str, str], n_folds: int = N_FOLDS, seed: int = 0
+) -> tuple[list[dict[str, str]], dict[str, bool]]:
     """One ``{relative path: split}`` mapping per fold, and per genre whether its folds keep artists apart.
 
     A genre with several artists is dealt artist by artist (largest first, each to the fold
@@ -85,7 +86,7 @@ def fold_splits(audio_folder: Path, artists: dict[str, str], n_folds: int = N_FO
     folds = []
     for k in range(n_folds):
         split = {clip: "train" for group in groups for clip in group}
-        split.update({clip: "test" for clip in groups[k]})
+        split.update(dict.fromkeys(groups[k], "test"))
         for dealt in per_genre:
             n_train = sum(len(g) for i, g in enumerate(dealt) if i != k)
             donors = [dealt[(k + j) % n_folds] for j in range(1, n_folds) if dealt[(k + j) % n_folds]]
@@ -99,8 +100,7 @@ def write_fold(folder: Path, base_config: dict, audio_folder: Path, split: dict[
     """The fold's split file and config (the base config with paths and split file replaced)."""
     folder.mkdir(parents=True, exist_ok=True)
     split_file = folder / "split.csv"
-    split_file.write_text("path,split\n" + "".join(f"{p},{s}\n" for p, s in sorted(split.items())),
-                          encoding="utf-8")
+    split_file.write_text("path,split\n" + "".join(f"{p},{s}\n" for p, s in sorted(split.items())), encoding="utf-8")
     config = json.loads(json.dumps(base_config))
     config["paths"] = {"audio_folder": str(audio_folder), "output_folder": str(folder / "output")}
     config.setdefault("split", {})["custom_split_file"] = str(split_file)
@@ -140,8 +140,11 @@ def cross_validation(args: argparse.Namespace, base_config: dict) -> dict:
         config = write_fold(folder, base_config, args.audio.resolve(), folds[k - 1])
         log_file = folder / "log.txt"
         started = time.perf_counter()
-        for script, extra in (("build_dataset.py", ["--quiet"]), ("process_dataset.py", []),
-                              ("train_crnn.py", train_args)):
+        for script, extra in (
+            ("build_dataset.py", ["--quiet"]),
+            ("process_dataset.py", []),
+            ("train_crnn.py", train_args),
+        ):
             print(f"fold {k}: {script} ...", file=sys.stderr, flush=True)
             run_step(script, config, log_file, *extra)
         report = json.loads((folder / "output" / "models" / args.run_name / "report.json").read_text())
@@ -149,13 +152,23 @@ def cross_validation(args: argparse.Namespace, base_config: dict) -> dict:
         matrix = np.array(report["track"]["confusion_matrix"])
         confusion = matrix if confusion is None else confusion + matrix
         seconds = time.perf_counter() - started
-        results.append({"fold": k, "slice_accuracy": report["slice_accuracy"],
-                        "track_accuracy": report["track_accuracy"], "epochs_trained": report["epochs_trained"],
-                        "best_epoch": report["best_epoch"], "test_tracks": report["test_tracks"],
-                        "seconds": round(seconds, 1)})
-        print(f"fold {k}: slice accuracy {report['slice_accuracy']:.3f}, track accuracy "
-              f"{report['track_accuracy']:.3f} ({report['test_tracks']} tracks), {report['epochs_trained']} "
-              f"epochs (best {report['best_epoch']}), {seconds:.0f} s", flush=True)
+        results.append(
+            {
+                "fold": k,
+                "slice_accuracy": report["slice_accuracy"],
+                "track_accuracy": report["track_accuracy"],
+                "epochs_trained": report["epochs_trained"],
+                "best_epoch": report["best_epoch"],
+                "test_tracks": report["test_tracks"],
+                "seconds": round(seconds, 1),
+            }
+        )
+        print(
+            f"fold {k}: slice accuracy {report['slice_accuracy']:.3f}, track accuracy "
+            f"{report['track_accuracy']:.3f} ({report['test_tracks']} tracks), {report['epochs_trained']} "
+            f"epochs (best {report['best_epoch']}), {seconds:.0f} s",
+            flush=True,
+        )
     summary: dict = {"folds": results}
     for key in ("slice_accuracy", "track_accuracy"):
         values = np.array([r[key] for r in results])
@@ -163,7 +176,10 @@ def cross_validation(args: argparse.Namespace, base_config: dict) -> dict:
         summary[key] = {"mean": float(values.mean()), "std": std}
     disjoint = [g for g in labels if apart.get(g)]
     shared = [g for g in labels if not apart.get(g)]
-    summary["track_accuracy_artists_apart"] = {"genres": disjoint, "accuracy": genre_recall(confusion, labels, disjoint)}
+    summary["track_accuracy_artists_apart"] = {
+        "genres": disjoint,
+        "accuracy": genre_recall(confusion, labels, disjoint),
+    }
     summary["track_accuracy_artist_shared"] = {"genres": shared, "accuracy": genre_recall(confusion, labels, shared)}
     summary["per_genre_track_recall"] = {g: genre_recall(confusion, labels, [g]) for g in labels}
     return summary
@@ -171,13 +187,16 @@ def cross_validation(args: argparse.Namespace, base_config: dict) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--audio", type=Path, default=GTZAN_MINI, help="GTZAN folder with artists.csv "
-                        "(default: %(default)s)")
-    parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline_parameters.json",
-                        help="base config (default: %(default)s)")
+    parser.add_argument(
+        "--audio", type=Path, default=GTZAN_MINI, help="GTZAN folder with artists.csv (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--config", type=Path, default=REPO_ROOT / "pipeline_parameters.json", help="base config (default: %(default)s)"
+    )
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="output folder (default: %(default)s)")
-    parser.add_argument("--fold", type=int, action="append", metavar="K",
-                        help=f"run only fold K (1..{N_FOLDS}); repeatable")
+    parser.add_argument(
+        "--fold", type=int, action="append", metavar="K", help=f"run only fold K (1..{N_FOLDS}); repeatable"
+    )
     parser.add_argument("--epochs", type=int, metavar="N", help="override training.epochs (quick checks)")
     parser.add_argument("--run-name", default="bench", help="run folder name (default: %(default)s)")
     parser.add_argument("--restart", action="store_true", help="retrain runs that already finished")
@@ -208,26 +227,36 @@ def main() -> int:
             work, name = args.work / "other_artists", args.run_name
         folder, _ = other_artists.train_row(name, sections, work)
         summary = other_artists.summarize(other_artists.evaluate(str(folder), args.work / "other_artists.eval.json"))
-        reports = [json.loads(path.read_text()) for path in sorted(folder.glob("report.json"))
-                   or sorted(folder.glob("run-*/report.json"))]  # one run, or training.runs of them
-        results["other_artists"] = {**summary, "run": str(folder),
-                                    "training_seconds": sum(r["training_seconds"] for r in reports),
-                                    "epochs_trained": sum(r["epochs_trained"] for r in reports)}
+        reports = [
+            json.loads(path.read_text())
+            for path in sorted(folder.glob("report.json")) or sorted(folder.glob("run-*/report.json"))
+        ]  # one run, or training.runs of them
+        results["other_artists"] = {
+            **summary,
+            "run": str(folder),
+            "training_seconds": sum(r["training_seconds"] for r in reports),
+            "epochs_trained": sum(r["epochs_trained"] for r in reports),
+        }
         results_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
     if "cross_validation" in results:
         cv = results["cross_validation"]
         apart, shared = cv["track_accuracy_artists_apart"], cv["track_accuracy_artist_shared"]
-        print(f"cross-validation, {len(cv['folds'])} fold(s): slice {100 * cv['slice_accuracy']['mean']:.1f} ± "
-              f"{100 * cv['slice_accuracy']['std']:.1f} %, track {100 * cv['track_accuracy']['mean']:.1f} ± "
-              f"{100 * cv['track_accuracy']['std']:.1f} % (artists apart and shared mixed)")
+        print(
+            f"cross-validation, {len(cv['folds'])} fold(s): slice {100 * cv['slice_accuracy']['mean']:.1f} ± "
+            f"{100 * cv['slice_accuracy']['std']:.1f} %, track {100 * cv['track_accuracy']['mean']:.1f} ± "
+            f"{100 * cv['track_accuracy']['std']:.1f} % (artists apart and shared mixed)"
+        )
         print(f"  track accuracy, artists apart ({', '.join(apart['genres'])}): {100 * apart['accuracy']:.1f} %")
         print(f"  track accuracy, artist shared ({', '.join(shared['genres'])}): {100 * shared['accuracy']:.1f} %")
     if "other_artists" in results:
         o = results["other_artists"]
-        print(f"other artists (trained on all of gtzan_mini): balanced accuracy {100 * o['balanced_accuracy']:.1f} %"
-              f" (" + ", ".join(f"{g} {100 * r:.0f} %" for g, r in o["recall"].items())
-              + f"), {o['clips']} clips; training {o['training_seconds']:.0f} s, {o['epochs_trained']} epochs")
+        print(
+            f"other artists (trained on all of gtzan_mini): balanced accuracy {100 * o['balanced_accuracy']:.1f} %"
+            f" ("
+            + ", ".join(f"{g} {100 * r:.0f} %" for g, r in o["recall"].items())
+            + f"), {o['clips']} clips; training {o['training_seconds']:.0f} s, {o['epochs_trained']} epochs"
+        )
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     return 0
 

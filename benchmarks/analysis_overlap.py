@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import accuracy_generalization as generalization  # noqa: E402
+import accuracy_generalization as generalization
 
 
 def verdicts(scores: dict[str, np.ndarray]) -> dict[str, int]:
@@ -39,12 +39,26 @@ def verdicts(scores: dict[str, np.ndarray]) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--overlaps", nargs="+", type=float, default=[2.0, 1.5, 1.0, 0.0],
-                        help="analysis overlaps in seconds; the first is the reference of the verdicts")
-    parser.add_argument("--row", choices=["one-run", "msd-frozen"], default="one-run",
-                        help="the runs of this row of accuracy_generalization.py (default: one-run)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(range(42, 52)),
-                        help="training seeds of the row (default: 42 to 51, as the published default)")
+    parser.add_argument(
+        "--overlaps",
+        nargs="+",
+        type=float,
+        default=[2.0, 1.5, 1.0, 0.0],
+        help="analysis overlaps in seconds; the first is the reference of the verdicts",
+    )
+    parser.add_argument(
+        "--row",
+        choices=["one-run", "msd-frozen"],
+        default="one-run",
+        help="the runs of this row of accuracy_generalization.py (default: one-run)",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=list(range(42, 52)),
+        help="training seeds of the row (default: 42 to 51, as the published default)",
+    )
     parser.add_argument("--work", type=Path, default=generalization.DEFAULT_WORK)
     args = parser.parse_args()
     if not all(folder.is_dir() for folder in (generalization.TRAIN, *generalization.EVAL_SETS)):
@@ -57,28 +71,40 @@ def main() -> None:
             generalization.train(args.row, seed, args.work)
         folders.append(folder)
 
-    print("| overlap | slices per 30 s clip | one run: ten genres | blues/classical/jazz | old figure "
-          "| ensemble of 3: ten genres | blues/classical/jazz | old figure | same verdict as "
-          f"{args.overlaps[0]:g} s: one run / ensemble | analysis of 170 clips per run |")
+    print(
+        "| overlap | slices per 30 s clip | one run: ten genres | blues/classical/jazz | old figure "
+        "| ensemble of 3: ten genres | blues/classical/jazz | old figure | same verdict as "
+        f"{args.overlaps[0]:g} s: one run / ensemble | analysis of 170 clips per run |"
+    )
     print("| --- |" + " --- |" * 9)
     reference = None
     for overlap in args.overlaps:
         runs, seconds = [], []
         for folder in folders:
             scores, labels, spent = generalization.evaluate(
-                str(folder), args.work / "evals" / f"{folder.name}-overlap{overlap:g}", overlap)
+                str(folder), args.work / "evals" / f"{folder.name}-overlap{overlap:g}", overlap
+            )
             runs.append({"scores": scores, "labels": labels, **generalization.summarize(scores, labels, clip_artists)})
             seconds.append(spent)
-        ensembles = [generalization.ensemble(runs[i:i + 3], clip_artists) for i in range(len(runs) - 2)]
+        ensembles = [generalization.ensemble(runs[i : i + 3], clip_artists) for i in range(len(runs) - 2)]
         choices = ([verdicts(r["scores"]) for r in runs], [verdicts(e["scores"]) for e in ensembles])
         reference = reference or choices
-        same = [np.mean([now[c] == then[c] for now, then in zip(kind, first) for c in then])
-                for kind, first in zip(choices, reference)]
+        same = [
+            np.mean([now[c] == then[c] for now, then in zip(kind, first) for c in then])
+            for kind, first in zip(choices, reference)
+        ]
         slices = 1 + int((30.0 - 3.0) // (3.0 - overlap))
-        figures = [generalization.spread([r[key] for r in rows]) for rows in (runs, ensembles)
-                   for key in ("ten_genres", "three_genres", "old_figure")]
-        print(f"| {overlap:g} s | {slices} | " + " | ".join(f"{f} %" for f in figures)
-              + f" | {100 * same[0]:.1f} % / {100 * same[1]:.1f} % | {np.mean(seconds):.1f} s |", flush=True)
+        figures = [
+            generalization.spread([r[key] for r in rows])
+            for rows in (runs, ensembles)
+            for key in ("ten_genres", "three_genres", "old_figure")
+        ]
+        print(
+            f"| {overlap:g} s | {slices} | "
+            + " | ".join(f"{f} %" for f in figures)
+            + f" | {100 * same[0]:.1f} % / {100 * same[1]:.1f} % | {np.mean(seconds):.1f} s |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -37,12 +37,12 @@ the machine slow every figure down.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -83,8 +83,14 @@ def make_bundle(folder: Path, cfg: Config, runs: int = 1) -> Path:
     members = [build_crnn((*geometry.spec_shape, 1), len(LABELS), cfg.model, name=f"crnn{i}") for i in range(runs)]
     registry.save_model(members[0] if runs == 1 else registry.ensemble(members), folder)  # model.keras + .tflite
     stats = NormStats("standard", np.full(geometry.n_mels, -50.0), np.full(geometry.n_mels, 20.0))
-    write_bundle(folder, labels=LABELS, features=cfg.features, slicing=cfg.slicing, normalization=stats,
-                 silence_threshold_db=cfg.build.silence_threshold_db)
+    write_bundle(
+        folder,
+        labels=LABELS,
+        features=cfg.features,
+        slicing=cfg.slicing,
+        normalization=stats,
+        silence_threshold_db=cfg.build.silence_threshold_db,
+    )
     return folder
 
 
@@ -100,11 +106,16 @@ def make_backbone_bundle(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     cfg = config_from_dict({"model": {"backbone": "musicnn-msd"}})
     embedder = backbone.build_embedder(cfg.model)
-    model = backbone.build_classifier(embedder, backbone.build_head(embedder.output_shape[-1], len(LABELS),
-                                                                    cfg.model))
+    model = backbone.build_classifier(embedder, backbone.build_head(embedder.output_shape[-1], len(LABELS), cfg.model))
     registry.save_model(model, folder)
-    write_bundle(folder, labels=LABELS, features=cfg.features, slicing=cfg.slicing, normalization=NormStats("none"),
-                 silence_threshold_db=cfg.build.silence_threshold_db)
+    write_bundle(
+        folder,
+        labels=LABELS,
+        features=cfg.features,
+        slicing=cfg.slicing,
+        normalization=NormStats("none"),
+        silence_threshold_db=cfg.build.silence_threshold_db,
+    )
     return folder
 
 
@@ -124,25 +135,30 @@ def in_process(track: Path, bundle: Path | str, cfg: Config, repeats: int) -> np
 
     analyzer, load_s = timed(Analyzer, bundle, batch_size=cfg.analysis.batch_size)
     keras_model = Analyzer(bundle, runtime="keras").model
-    print(f"{bundle if isinstance(bundle, str) else Path(bundle).name}, in one process: model load "
-          f"{load_s:.2f} s ({type(analyzer.model).__name__}; {keras_model.count_params():,} parameters, "
-          f"{multiply_adds(keras_model) / 1e6:,.0f} M multiply-adds per slice)")
+    print(
+        f"{bundle if isinstance(bundle, str) else Path(bundle).name}, in one process: model load "
+        f"{load_s:.2f} s ({type(analyzer.model).__name__}; {keras_model.count_params():,} parameters, "
+        f"{multiply_adds(keras_model) / 1e6:,.0f} M multiply-adds per slice)"
+    )
     settings = analyzer.slice_settings(cfg.analysis.overlap)
     rows = []
     for run in range(repeats):
         signal, decode_s = timed(decode, track, settings.features.sample_rate)
-        slices, features_s = timed(slice_signal, signal, settings.slicing, settings.features,
-                                   overlap=settings.overlap)
+        slices, features_s = timed(slice_signal, signal, settings.slicing, settings.features, overlap=settings.overlap)
         _, inference_s = timed(analyzer.predict, slices.specs)
         rows.append((decode_s, features_s, inference_s))
         note = "  (the first track after the model load)" if run == 0 else ""
-        print(f"  run {run + 1}: decode {decode_s:.2f} s  features {features_s:.2f} s  "
-              f"inference {inference_s:.2f} s  = {decode_s + features_s + inference_s:.2f} s "
-              f"for {len(slices.starts)} slices{note}")
+        print(
+            f"  run {run + 1}: decode {decode_s:.2f} s  features {features_s:.2f} s  "
+            f"inference {inference_s:.2f} s  = {decode_s + features_s + inference_s:.2f} s "
+            f"for {len(slices.starts)} slices{note}"
+        )
     steady = np.median(np.array(rows[1:] or rows), axis=0)
-    print(f"steady state (median of runs 2..): decode {steady[0]:.2f} s  features {steady[1]:.2f} s  "
-          f"inference {steady[2]:.2f} s  total {steady.sum():.2f} s  "
-          f"({1000 * steady[2] / len(slices.starts):.1f} ms of inference per slice)")
+    print(
+        f"steady state (median of runs 2..): decode {steady[0]:.2f} s  features {steady[1]:.2f} s  "
+        f"inference {steady[2]:.2f} s  total {steady.sum():.2f} s  "
+        f"({1000 * steady[2] / len(slices.starts):.1f} ms of inference per slice)"
+    )
     result, analyze_s = timed(analyzer.analyze, track, overlap=cfg.analysis.overlap)
     print(f"Analyzer.analyze (the same path in one call): {analyze_s:.2f} s -> {result.summary()}")
     return steady
@@ -156,8 +172,13 @@ def median_cli(args: list[str], calls: int, python: str = sys.executable) -> flo
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        proc = subprocess.run([python, "-m", "track_analyzer", *args], cwd=REPO_ROOT, capture_output=True,
-                              text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        proc = subprocess.run(
+            [python, "-m", "track_analyzer", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             sys.exit(f"CLI failed:\n{proc.stderr}")
@@ -176,10 +197,8 @@ def peak_tree_rss(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float]:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
         parent, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
-            try:
+            with contextlib.suppress(psutil.Error):
                 peak = max(peak, sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]))
-            except psutil.Error:
-                pass
             time.sleep(0.02)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
@@ -211,34 +230,51 @@ def startup(track: Path, cfg: Config, calls: int) -> None:
     """Issue 23: the whole CLI call, Keras against the LiteRT export; per-slice inference; install size."""
     from genrekit.inference.analyzer import Analyzer
 
-    print(f"\n== startup: the whole CLI call on {track.name}, median of {calls} cold calls "
-          f"(load average {os.getloadavg()[0]:.2f})")
-    folders = {"default run (ensemble of 3)": make_bundle(OUT / "crnn-3", cfg, runs=3),
-               "one CRNN": make_bundle(OUT / "crnn-1", cfg)}
+    print(
+        f"\n== startup: the whole CLI call on {track.name}, median of {calls} cold calls "
+        f"(load average {os.getloadavg()[0]:.2f})"
+    )
+    folders = {
+        "default run (ensemble of 3)": make_bundle(OUT / "crnn-3", cfg, runs=3),
+        "one CRNN": make_bundle(OUT / "crnn-1", cfg),
+    }
     for name, folder in folders.items():
         export = median_cli([str(track), "--model", str(folder)], calls)
         keras_s = median_cli([str(track), "--model", str(folder), "--runtime", "keras"], calls)
         print(f"  {name}: LiteRT export {export:.2f} s, Keras {keras_s:.2f} s (x{keras_s / export:.1f})")
-    seconds, peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(track), "--model", "musicnn-msd"],
-                                  REPO_ROOT, {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    keras_seconds, keras_peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(track), "--model",
-                                               "musicnn-msd", "--runtime", "keras"], REPO_ROOT,
-                                              {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    print(f"  musicnn-msd tagger, one call: LiteRT export {seconds:.2f} s, peak {peak / 2**30:.2f} GB; "
-          f"Keras {keras_seconds:.2f} s, peak {keras_peak / 2**30:.2f} GB")
+    seconds, peak = peak_tree_rss(
+        [sys.executable, "-m", "track_analyzer", str(track), "--model", "musicnn-msd"],
+        REPO_ROOT,
+        {**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    keras_seconds, keras_peak = peak_tree_rss(
+        [sys.executable, "-m", "track_analyzer", str(track), "--model", "musicnn-msd", "--runtime", "keras"],
+        REPO_ROOT,
+        {**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    print(
+        f"  musicnn-msd tagger, one call: LiteRT export {seconds:.2f} s, peak {peak / 2**30:.2f} GB; "
+        f"Keras {keras_seconds:.2f} s, peak {keras_peak / 2**30:.2f} GB"
+    )
     for name, model in (("CRNN", folders["one CRNN"]), ("musicnn-msd", "musicnn-msd")):
         analyzers = {runtime: Analyzer(model, runtime=runtime) for runtime in ("litert", "keras")}
         specs = analyzers["litert"].slice_settings().load(track).specs[:128]
         # rounds in alternating order, since a shared machine drifts by 10 % within a minute
-        rounds = [{runtime: per_slice_ms(analyzers[runtime], specs) for runtime in order}
-                  for order in [("litert", "keras"), ("keras", "litert")] * ROUNDS]
+        rounds = [
+            {runtime: per_slice_ms(analyzers[runtime], specs) for runtime in order}
+            for order in [("litert", "keras"), ("keras", "litert")] * ROUNDS
+        ]
         times = {runtime: float(np.median([r[runtime] for r in rounds])) for runtime in analyzers}
         ratio = float(np.median([r["litert"] / r["keras"] for r in rounds]))
-        print(f"  per-slice inference, {name}: LiteRT {times['litert']:.2f} ms, Keras {times['keras']:.2f} ms "
-              f"(batches of 64; medians of {len(rounds)} rounds), LiteRT / Keras x{ratio:.2f}")
+        print(
+            f"  per-slice inference, {name}: LiteRT {times['litert']:.2f} ms, Keras {times['keras']:.2f} ms "
+            f"(batches of 64; medians of {len(rounds)} rounds), LiteRT / Keras x{ratio:.2f}"
+        )
     analysis, full = site_packages_mb(REPO_ROOT / ".venv-analysis"), site_packages_mb(REPO_ROOT / ".venv")
-    print(f"  install: analysis-only (.venv-analysis, make venv-analysis) {analysis:,.0f} MB of site-packages, "
-          f"full (.venv) {full:,.0f} MB (x{full / analysis:.1f})")
+    print(
+        f"  install: analysis-only (.venv-analysis, make venv-analysis) {analysis:,.0f} MB of site-packages, "
+        f"full (.venv) {full:,.0f} MB (x{full / analysis:.1f})"
+    )
 
 
 def make_library(root: Path, files: int, song_every: int) -> tuple[Path, float, dict[Path, float]]:
@@ -284,12 +320,13 @@ def linked_copies(folder: Path, times: int) -> Path:
     return target
 
 
-def before_checkout() -> Optional[Path]:
+def before_checkout() -> Path | None:
     """A git worktree of :data:`BEFORE` (the folder mode of then), or None without git."""
     path = OUT / f"before-{BEFORE}"
     if not (path / "track_analyzer").is_dir():
-        done = subprocess.run(["git", "worktree", "add", "--detach", str(path), BEFORE], cwd=REPO_ROOT,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(path), BEFORE], cwd=REPO_ROOT, capture_output=True, text=True
+        )
         if done.returncode != 0:
             print(f"  (no folder mode of before: git worktree failed: {done.stderr.strip()})")
             return None
@@ -301,19 +338,23 @@ def timed_folder(root: Path, folder: Path, model, results: Path, *options: str) 
     the checkout at ``root``."""
     for stale in (results, results.with_name(results.name + ".settings.json")):
         stale.unlink(missing_ok=True)
-    return peak_tree_rss([sys.executable, "-m", "track_analyzer", str(folder), "--model", str(model), "--csv",
-                          str(results), *options], root, {**os.environ, "PYTHONPATH": str(root)})
+    return peak_tree_rss(
+        [sys.executable, "-m", "track_analyzer", str(folder), "--model", str(model), "--csv", str(results), *options],
+        root,
+        {**os.environ, "PYTHONPATH": str(root)},
+    )
 
 
 def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None:
     """Issue 22: library throughput, now and before, and memory at ``files`` and 10x ``files``."""
     folder, audio_seconds, songs = make_library(OUT, files, song_every)
-    print(f"\n== library: {files} files, {audio_seconds / 3600:.1f} h of audio (load average "
-          f"{os.getloadavg()[0]:.2f})")
+    print(f"\n== library: {files} files, {audio_seconds / 3600:.1f} h of audio (load average {os.getloadavg()[0]:.2f})")
     # the default run folder is an ensemble of 3 runs (training.runs; kept by issue 26), one run the cheap choice
-    choices = {"ensemble": ("ensemble of 3 CRNNs", make_bundle(OUT / "crnn-3", cfg, runs=3)),
-               "one": ("one CRNN", make_bundle(OUT / "crnn-1", cfg)),
-               "tagger": ("musicnn-msd tagger", "musicnn-msd")}
+    choices = {
+        "ensemble": ("ensemble of 3 CRNNs", make_bundle(OUT / "crnn-3", cfg, runs=3)),
+        "one": ("one CRNN", make_bundle(OUT / "crnn-1", cfg)),
+        "tagger": ("musicnn-msd tagger", "musicnn-msd"),
+    }
     before = before_checkout()
     measured: dict[str, dict[str, float]] = {}
     for key in models:
@@ -324,8 +365,10 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
                 continue
             seconds, peak = timed_folder(root, folder, model, OUT / f"library-{when}.csv")
             rows[when] = seconds
-            print(f"  {name}, {when}: {seconds:.1f} s, {files / seconds:.1f} files/s, "
-                  f"x{audio_seconds / seconds:.0f} real time, peak {peak / 2**30:.2f} GB")
+            print(
+                f"  {name}, {when}: {seconds:.1f} s, {files / seconds:.1f} files/s, "
+                f"x{audio_seconds / seconds:.0f} real time, peak {peak / 2**30:.2f} GB"
+            )
         if len(rows) == 2:
             print(f"  {name}: now x{rows['before'] / rows['now']:.2f} the throughput of before")
         measured[key] = rows
@@ -333,9 +376,11 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
     if default in measured and "before" in measured.get("ensemble", {}):
         # issue 22's target: the default run folder now, against the folder mode of before with the
         # default run folder of then (an ensemble of 3)
-        print(f"  the default run folder now ({choices[default][0]}) in this folder mode against the default of "
-              f"before (an ensemble of 3) in the folder mode of before: "
-              f"x{measured['ensemble']['before'] / measured[default]['now']:.2f} the throughput")
+        print(
+            f"  the default run folder now ({choices[default][0]}) in this folder mode against the default of "
+            f"before (an ensemble of 3) in the folder mode of before: "
+            f"x{measured['ensemble']['before'] / measured[default]['now']:.2f} the throughput"
+        )
     if default in measured:
         # issue 22's target is on songs (>= 320x real time): the songs alone, with the default run folder
         # at its analysis overlap, at the earlier default overlap (2 s), and in the folder mode of before
@@ -343,23 +388,34 @@ def library(cfg: Config, files: int, song_every: int, models: list[str]) -> None
         name, model = choices[default]
         print(f"  songs alone ({len(songs)} songs of 3-5 min, {song_seconds / 3600:.1f} h), {name}:")
         rows = {}
-        for when, root, options in (("now", REPO_ROOT, ()), ("now at overlap 2.0", REPO_ROOT, ("--overlap", "2.0")),
-                                    ("before", before, ())):
+        for when, root, options in (
+            ("now", REPO_ROOT, ()),
+            ("now at overlap 2.0", REPO_ROOT, ("--overlap", "2.0")),
+            ("before", before, ()),
+        ):
             if root is not None:
                 rows[when], peak = timed_folder(root, song_folder, model, OUT / "library-songs.csv", *options)
-                print(f"    {when}{' (the default overlap)' if when == 'now' else ''}: "
-                      f"{rows[when]:.1f} s, x{song_seconds / rows[when]:.0f} real time, peak {peak / 2**30:.2f} GB")
+                print(
+                    f"    {when}{' (the default overlap)' if when == 'now' else ''}: "
+                    f"{rows[when]:.1f} s, x{song_seconds / rows[when]:.0f} real time, peak {peak / 2**30:.2f} GB"
+                )
         if "before" in rows:
-            print(f"    now x{rows['before'] / rows['now']:.2f} the throughput of before "
-                  f"(x{rows['before'] / rows['now at overlap 2.0']:.2f} at the earlier overlap)")
+            print(
+                f"    now x{rows['before'] / rows['now']:.2f} the throughput of before "
+                f"(x{rows['before'] / rows['now at overlap 2.0']:.2f} at the earlier overlap)"
+            )
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
-        seconds, _ = timed_folder(REPO_ROOT, folder, choices["one"][1], OUT / "library-dask.csv", "--scheduler",
-                                  cluster.scheduler_address)
-        print(f"  one CRNN on a Dask LocalCluster of 2 single-threaded workers (--scheduler): {seconds:.1f} s, "
-              f"{files / seconds:.1f} files/s, x{audio_seconds / seconds:.0f} real time")
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        seconds, _ = timed_folder(
+            REPO_ROOT, folder, choices["one"][1], OUT / "library-dask.csv", "--scheduler", cluster.scheduler_address
+        )
+        print(
+            f"  one CRNN on a Dask LocalCluster of 2 single-threaded workers (--scheduler): {seconds:.1f} s, "
+            f"{files / seconds:.1f} files/s, x{audio_seconds / seconds:.0f} real time"
+        )
 
 
 def memory(cfg: Config, files: int, song_every: int) -> None:
@@ -369,39 +425,74 @@ def memory(cfg: Config, files: int, song_every: int) -> None:
     one_crnn = make_bundle(OUT / "crnn-1", cfg)
     bigger = linked_copies(folder, 10)
     for count, path in ((files, folder), (10 * files, bigger)):
-        seconds, peak = peak_tree_rss([sys.executable, "-m", "track_analyzer", str(path), "--model",
-                                       str(one_crnn), "--csv", str(OUT / f"memory-{count}.csv"),
-                                       "--restart"], REPO_ROOT, {**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-        print(f"  memory, one CRNN, {count} files: peak {peak / 2**30:.2f} GB of the process tree "
-              f"({seconds:.0f} s, x{audio_seconds * count / files / seconds:.0f} real time)")
+        seconds, peak = peak_tree_rss(
+            [
+                sys.executable,
+                "-m",
+                "track_analyzer",
+                str(path),
+                "--model",
+                str(one_crnn),
+                "--csv",
+                str(OUT / f"memory-{count}.csv"),
+                "--restart",
+            ],
+            REPO_ROOT,
+            {**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+        print(
+            f"  memory, one CRNN, {count} files: peak {peak / 2**30:.2f} GB of the process tree "
+            f"({seconds:.0f} s, x{audio_seconds * count / files / seconds:.0f} real time)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["track", "startup", "library", "memory"],
-                        choices=["track", "startup", "library", "memory"], help="what to measure (default: all)")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["track", "startup", "library", "memory"],
+        choices=["track", "startup", "library", "memory"],
+        help="what to measure (default: all)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="in-process analyses and CLI calls (default 3)")
     parser.add_argument("--cold", type=int, default=5, help="cold CLI calls per median in 'startup' (default 5)")
-    parser.add_argument("--models", nargs="+", default=["crnn", "tagger", "backbone"],
-                        choices=["crnn", "tagger", "backbone"],
-                        help="'track': models timed in one process: the CRNN, the musicnn-msd tagger, a "
-                             "musicnn-msd backbone run (default: all)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["crnn", "tagger", "backbone"],
+        choices=["crnn", "tagger", "backbone"],
+        help="'track': models timed in one process: the CRNN, the musicnn-msd tagger, a "
+        "musicnn-msd backbone run (default: all)",
+    )
     parser.add_argument("--library-files", type=int, default=200, help="'library': files (default 200)")
-    parser.add_argument("--song-every", type=int, default=7,
-                        help="'library': one file in this many is a 3-5 minute song, the others 30 s clips")
-    parser.add_argument("--library-models", nargs="+", default=["ensemble", "one", "tagger"],
-                        choices=["ensemble", "one", "tagger"],
-                        help="'library': which models: the ensemble of 3 CRNNs, one CRNN, the musicnn-msd "
-                             "tagger (default: all three)")
+    parser.add_argument(
+        "--song-every",
+        type=int,
+        default=7,
+        help="'library': one file in this many is a 3-5 minute song, the others 30 s clips",
+    )
+    parser.add_argument(
+        "--library-models",
+        nargs="+",
+        default=["ensemble", "one", "tagger"],
+        choices=["ensemble", "one", "tagger"],
+        help="'library': which models: the ensemble of 3 CRNNs, one CRNN, the musicnn-msd tagger (default: all three)",
+    )
     args = parser.parse_args()
 
     cfg = Config()
     track = make_track(OUT / "track_4min_44k_stereo.mp3")
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
-          f"track {track.name} ({track.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+        f"track {track.name} ({track.stat().st_size / 1e6:.1f} MB)"
+    )
     if "track" in args.sections:
-        models = {"crnn": lambda: make_bundle(OUT / "crnn-1", cfg), "tagger": lambda: "musicnn-msd",
-                  "backbone": lambda: make_backbone_bundle(OUT / "backbone_model")}
+        models = {
+            "crnn": lambda: make_bundle(OUT / "crnn-1", cfg),
+            "tagger": lambda: "musicnn-msd",
+            "backbone": lambda: make_backbone_bundle(OUT / "backbone_model"),
+        }
         steady = {}
         for name in args.models:
             print()
@@ -409,8 +500,10 @@ def main() -> None:
         if "crnn" in steady:
             for name in set(steady) - {"crnn"}:
                 ratio = steady[name] / steady["crnn"]
-                print(f"{name} / crnn, same run: features x{ratio[1]:.2f}, inference x{ratio[2]:.1f}, "
-                      f"total x{steady[name].sum() / steady['crnn'].sum():.1f}")
+                print(
+                    f"{name} / crnn, same run: features x{ratio[1]:.2f}, inference x{ratio[2]:.1f}, "
+                    f"total x{steady[name].sum() / steady['crnn'].sum():.1f}"
+                )
     if "startup" in args.sections:
         startup(track, cfg, args.cold)
     if "library" in args.sections:

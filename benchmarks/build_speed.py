@@ -54,8 +54,11 @@ NO_COPIES = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates
 COPY_KINDS = {
     "no copies": NO_COPIES,
     "speed 0.9/1.1 (resampling)": {**NO_COPIES, "speed_rates": [0.9, 1.1]},
-    "pitch ±2, stretch 0.9/1.1 (phase vocoder)": {**NO_COPIES, "pitch_shift_semitones": [-2.0, 2.0],
-                                                  "time_stretch_rates": [0.9, 1.1]},
+    "pitch ±2, stretch 0.9/1.1 (phase vocoder)": {
+        **NO_COPIES,
+        "pitch_shift_semitones": [-2.0, 2.0],
+        "time_stretch_rates": [0.9, 1.1],
+    },
 }
 
 BASELINE = r"""
@@ -80,9 +83,9 @@ def copy_kinds() -> dict[str, dict]:
     """The builds of every size: :data:`COPY_KINDS`, the default config's named after the kind it is."""
     default = to_jsonable(Config().audio_augmentation)
     default = {**NO_COPIES, **default}
-    return {(f"{name} = the default config" if copies == default else name): copies
-            for name, copies in COPY_KINDS.items()} | (
-        {} if default in COPY_KINDS.values() else {"the default config": default})
+    return {
+        (f"{name} = the default config" if copies == default else name): copies for name, copies in COPY_KINDS.items()
+    } | ({} if default in COPY_KINDS.values() else {"the default config": default})
 
 
 def synth(kind: str, seed: int, sr: int = 44100) -> np.ndarray:
@@ -100,7 +103,7 @@ def synth(kind: str, seed: int, sr: int = 44100) -> np.ndarray:
         beat = int(sr * 60 / rng.uniform(80, 160))
         hit = rng.standard_normal(4000) * np.exp(-np.linspace(0, 8, 4000))
         for s in range(0, n - 4000, beat):
-            y[s:s + 4000] += 0.4 * hit
+            y[s : s + 4000] += 0.4 * hit
     y = y + rng.standard_normal(n) * 0.01
     return np.stack([y, 0.9 * y], axis=1).astype(np.float32)
 
@@ -116,9 +119,30 @@ def make_corpus(n_tracks: int) -> Path:
         kind = GENRES[i % len(GENRES)]
         path = folder / kind / f"{kind}_{i:04d}.mp3"
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([ffmpeg_executable(), "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", "44100",
-                        "-ac", "2", "-i", "pipe:", "-c:a", "libmp3lame", "-b:a", "192k", str(path)],
-                       input=synth(kind, i).tobytes(), check=True)
+        subprocess.run(
+            [
+                ffmpeg_executable(),
+                "-nostdin",
+                "-y",
+                "-loglevel",
+                "error",
+                "-f",
+                "f32le",
+                "-ar",
+                "44100",
+                "-ac",
+                "2",
+                "-i",
+                "pipe:",
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "192k",
+                str(path),
+            ],
+            input=synth(kind, i).tobytes(),
+            check=True,
+        )
     done.touch()
     return folder
 
@@ -149,8 +173,14 @@ def tree_rss_kib(root_pid: int) -> int:
 def timed(cmd: list[str]) -> tuple[float, int, str]:
     """Run ``cmd``; return wall seconds, peak tree RSS (KiB) and stdout."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     peak = [0]
 
     def sample() -> None:
@@ -231,24 +261,33 @@ def assembly(sizes: list[int]) -> int:
         folder = make_assembly_corpus(n)
         (folder / "output" / "dataset.h5").unlink(missing_ok=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wall, rss, _ = timed([sys.executable, str(ROOT / "build_dataset.py"), "--config",
-                              str(folder / "params.json"), "--quiet"])
+        wall, rss, _ = timed(
+            [sys.executable, str(ROOT / "build_dataset.py"), "--config", str(folder / "params.json"), "--quiet"]
+        )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         size = (folder / "output" / "dataset.h5").stat().st_size
         rows.append((n, wall, cpu, rss, size, disk_floor(folder, size)))
-    print(f"assembly only: {ASSEMBLY_SLICES} slices of 126 x 100 per track, {os.cpu_count()} cores "
-          f"(the whole build_dataset.py call: start-up, scan, reading every shard, writing and fsync)")
+    print(
+        f"assembly only: {ASSEMBLY_SLICES} slices of 126 x 100 per track, {os.cpu_count()} cores "
+        f"(the whole build_dataset.py call: start-up, scan, reading every shard, writing and fsync)"
+    )
     print("floor: writing the same bytes sequentially and fsync, measured right after (the disk's cost)")
-    print(f"{'tracks':>7} {'dataset MB':>10} {'wall s':>7} {'floor s':>7} {'wall/floor':>10} {'CPU s':>6} "
-          f"{'CPU ms/track':>12} {'peak MiB':>9}")
+    print(
+        f"{'tracks':>7} {'dataset MB':>10} {'wall s':>7} {'floor s':>7} {'wall/floor':>10} {'CPU s':>6} "
+        f"{'CPU ms/track':>12} {'peak MiB':>9}"
+    )
     for n, wall, cpu, rss, size, floor in rows:
-        print(f"{n:>7} {size / 1e6:>10.0f} {wall:>7.2f} {floor:>7.2f} {wall / floor:>10.2f} {cpu:>6.2f} "
-              f"{1000 * cpu / n:>12.2f} {rss / 1024:>9.0f}")
+        print(
+            f"{n:>7} {size / 1e6:>10.0f} {wall:>7.2f} {floor:>7.2f} {wall / floor:>10.2f} {cpu:>6.2f} "
+            f"{1000 * cpu / n:>12.2f} {rss / 1024:>9.0f}"
+        )
     if len(rows) > 1:
         (n0, _, c0, r0, *_), (n1, _, c1, r1, *_) = rows[0], rows[-1]
-        print(f"{n1 - n0} extra tracks: {1000 * (c1 - c0) / (n1 - n0):.2f} ms of CPU per track; "
-              f"peak memory ×{r1 / r0:.2f} for ×{n1 / n0:.0f} tracks")
+        print(
+            f"{n1 - n0} extra tracks: {1000 * (c1 - c0) / (n1 - n0):.2f} ms of CPU per track; "
+            f"peak memory ×{r1 / r0:.2f} for ×{n1 / n0:.0f} tracks"
+        )
     return 0
 
 
@@ -256,8 +295,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[30, 240], help="corpus sizes in tracks")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--assembly-tracks", type=int, nargs="+", metavar="N",
-                        help="measure the assembly alone on synthetic shards of N tracks (e.g. 500 2000)")
+    parser.add_argument(
+        "--assembly-tracks",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="measure the assembly alone on synthetic shards of N tracks (e.g. 500 2000)",
+    )
     args = parser.parse_args()
     if args.assembly_tracks:
         return assembly(args.assembly_tracks)
@@ -275,42 +319,59 @@ def main() -> int:
         builds = {}
         for index, (name, copies) in enumerate(kinds.items()):
             config = out / f"copies-{index}.json"
-            config.write_text(json.dumps({"paths": {"audio_folder": str(corpus),
-                                                    "output_folder": str(out / f"output_{index}")},
-                                          "build": {"workers": args.workers},
-                                          **({} if copies is None else {"audio_augmentation": copies})}))
-            builds[name] = timed([sys.executable, str(ROOT / "build_dataset.py"), "--config", str(config),
-                                  "--quiet"])[:2]
+            config.write_text(
+                json.dumps(
+                    {
+                        "paths": {"audio_folder": str(corpus), "output_folder": str(out / f"output_{index}")},
+                        "build": {"workers": args.workers},
+                        **({} if copies is None else {"audio_augmentation": copies}),
+                    }
+                )
+            )
+            builds[name] = timed([sys.executable, str(ROOT / "build_dataset.py"), "--config", str(config), "--quiet"])[
+                :2
+            ]
         rows.append((n, audio_seconds, base_wall, base_rss, builds))
 
     print(f"build speed: 30 s 44.1 kHz stereo mp3s, {args.workers} workers, {os.cpu_count()} cores")
-    print(f"{'tracks':>6} {'baseline s':>10} {'ours s':>8} {'ours/base':>9} {'ours ×RT':>9} "
-          f"{'base ×RT':>9} {'peak MiB base':>13} {'peak MiB ours':>13}")
+    print(
+        f"{'tracks':>6} {'baseline s':>10} {'ours s':>8} {'ours/base':>9} {'ours ×RT':>9} "
+        f"{'base ×RT':>9} {'peak MiB base':>13} {'peak MiB ours':>13}"
+    )
     for n, audio, base, base_rss, builds in rows:
         ours, ours_rss = builds[plain]
-        print(f"{n:>6} {base:>10.2f} {ours:>8.2f} {ours / base:>9.2f} {audio / ours:>9.0f} {audio / base:>9.0f} "
-              f"{base_rss / 1024:>13.0f} {ours_rss / 1024:>13.0f}")
+        print(
+            f"{n:>6} {base:>10.2f} {ours:>8.2f} {ours / base:>9.2f} {audio / ours:>9.0f} {audio / base:>9.0f} "
+            f"{base_rss / 1024:>13.0f} {ours_rss / 1024:>13.0f}"
+        )
     default = Config().audio_augmentation
     names = ", ".join(v.name for v in audio_variants(default)) or "none"
-    print(f"\nwith build-time copies of the train tracks (80 % of the tracks); the default config makes "
-          f"{audio_variant_count(default)} per train track ({names}):")
-    print(f"{'tracks':>6} {'copies':<52} {'s':>8} {'×RT':>6} {'/ no copies':>11} {'CPU s per copy':>14} "
-          f"{'peak MiB':>8}")
+    print(
+        f"\nwith build-time copies of the train tracks (80 % of the tracks); the default config makes "
+        f"{audio_variant_count(default)} per train track ({names}):"
+    )
+    print(
+        f"{'tracks':>6} {'copies':<52} {'s':>8} {'×RT':>6} {'/ no copies':>11} {'CPU s per copy':>14} {'peak MiB':>8}"
+    )
     for n, audio, _, _, builds in rows:
         ours = builds[plain][0]
         for name, (wall, rss) in builds.items():
             count = audio_variant_count(config_from_dict({"audio_augmentation": kinds[name]}).audio_augmentation)
             per_copy = f"{(wall - ours) * args.workers / (count * round(0.8 * n)):.3f}" if count else ""
-            print(f"{n:>6} {name:<52} {wall:>8.2f} {audio / wall:>6.0f} {wall / ours:>11.2f} {per_copy:>14} "
-                  f"{rss / 1024:>8.0f}")
+            print(
+                f"{n:>6} {name:<52} {wall:>8.2f} {audio / wall:>6.0f} {wall / ours:>11.2f} {per_copy:>14} "
+                f"{rss / 1024:>8.0f}"
+            )
     if len(rows) > 1:
         growth = rows[-1][4][plain][1] / rows[0][4][plain][1]
         print(f"peak memory, ours, {rows[-1][0]} vs {rows[0][0]} tracks: ×{growth:.2f}")
         # The difference between two sizes removes the fixed start-up (interpreter, imports, pool).
         (n0, a0, b0, _, builds0), (n1, a1, b1, _, builds1) = rows[0], rows[-1]
         o0, o1 = builds0[plain][0], builds1[plain][0]
-        print(f"steady state ({n1 - n0} extra tracks): ours ×{(a1 - a0) / (o1 - o0):.0f} real time, "
-              f"baseline ×{(a1 - a0) / (b1 - b0):.0f}; fixed start-up ours {o0 - a0 * (o1 - o0) / (a1 - a0):.1f} s")
+        print(
+            f"steady state ({n1 - n0} extra tracks): ours ×{(a1 - a0) / (o1 - o0):.0f} real time, "
+            f"baseline ×{(a1 - a0) / (b1 - b0):.0f}; fixed start-up ours {o0 - a0 * (o1 - o0) / (a1 - a0):.1f} s"
+        )
     print("targets: the default config (and no copies) ×RT >= 250 (issue 26)")
     print("         no copies: ×RT >= 500, ours/base <= 1.5, peak memory flat in the number of tracks")
     return 0

@@ -57,8 +57,9 @@ def other_artist_slices(cfg, overlap: float, cache: Path) -> dict[str, np.ndarra
     specs, clip_of, genres = [], [], []
     files = sorted(p for p in OTHER.rglob("*") if p.is_file() and p.suffix != ".csv")
     for i, path in enumerate(files):
-        track = load_track_slices(path, cfg.slicing, cfg.features,
-                                  silence_threshold_db=cfg.build.silence_threshold_db, overlap=overlap)
+        track = load_track_slices(
+            path, cfg.slicing, cfg.features, silence_threshold_db=cfg.build.silence_threshold_db, overlap=overlap
+        )
         specs.append(track.specs)
         clip_of += [i] * len(track.specs)
         genres.append(path.parent.name)
@@ -71,14 +72,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, help="name of the variant (its results file)")
     parser.add_argument("--norm", default="standard", help="processing.norm_method")
-    parser.add_argument("--augmentation", default="{}",
-                        help="JSON of training.augmentation keys (the rest default, but eq_db 0), or 'off'")
+    parser.add_argument(
+        "--augmentation",
+        default="{}",
+        help="JSON of training.augmentation keys (the rest default, but eq_db 0), or 'off'",
+    )
     parser.add_argument("--model", default="{}", help="JSON of model keys (the rest default)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--every", type=int, default=3, help="evaluate on other artists every N epochs")
-    parser.add_argument("--split", choices=("random", "artists"), default="random",
-                        help="validation clips drawn at random, or by artist with artists.csv")
+    parser.add_argument(
+        "--split",
+        choices=("random", "artists"),
+        default="random",
+        help="validation clips drawn at random, or by artist with artists.csv",
+    )
     parser.add_argument("--analysis-overlap", type=float, default=2.0)
     parser.add_argument("--swa-from", type=int, default=None, help="average the weights of the epochs from this one on")
     parser.add_argument("--seed", type=int, default=42)
@@ -97,12 +105,19 @@ def main() -> int:
     if args.split == "artists":
         split["group_file"] = str(TRAIN / "artists.csv")
     output = args.work / f"{args.split}_{args.norm}"
-    cfg = config_from_dict({"paths": {"audio_folder": str(TRAIN), "output_folder": str(output)}, "split": split,
-                            "audio_augmentation": NO_COPIES,  # the curves were measured without build-time copies
-                            "processing": {"norm_method": args.norm}}, REPO_ROOT)
+    cfg = config_from_dict(
+        {
+            "paths": {"audio_folder": str(TRAIN), "output_folder": str(output)},
+            "split": split,
+            "audio_augmentation": NO_COPIES,  # the curves were measured without build-time copies
+            "processing": {"norm_method": args.norm},
+        },
+        REPO_ROOT,
+    )
     build_dataset(cfg, show_progress=False)
     process_dataset(cfg, progress=False)
     import h5py
+
     with h5py.File(cfg.processed_path, "r") as h5:
         stats = NormStats.from_dict(json.loads(h5.attrs["normalization"]))
         labels = json.loads(h5.attrs["labels"])
@@ -119,12 +134,23 @@ def main() -> int:
 
     keras.utils.set_random_seed(args.seed)
     # the curves were measured before the random equalization existed: off unless asked for
-    augmentation = None if args.augmentation == "off" else AugmentationConfig(**{**EARLIER["augmentation"],
-                                                                                **json.loads(args.augmentation)})
+    augmentation = (
+        None
+        if args.augmentation == "off"
+        else AugmentationConfig(**{**EARLIER["augmentation"], **json.loads(args.augmentation)})
+    )
     model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.model).items()})
     model = compile_crnn(build_crnn((*spec_shape, 1), len(labels), model_config), args.learning_rate)
-    train = SpectrogramBatches(cfg.processed_path, "train", 32, shuffle=True, seed=args.seed, n_labels=len(labels),
-                               augmentation=augmentation, gain_per_db=gain_per_db(stats, spec_shape[-1]))
+    train = SpectrogramBatches(
+        cfg.processed_path,
+        "train",
+        32,
+        shuffle=True,
+        seed=args.seed,
+        n_labels=len(labels),
+        augmentation=augmentation,
+        gain_per_db=gain_per_db(stats, spec_shape[-1]),
+    )
     val = SpectrogramBatches(cfg.processed_path, "val", 32, n_labels=len(labels))
     rows = []
     average = {"weights": None, "epochs": 0, "model": None}
@@ -162,12 +188,25 @@ def main() -> int:
             print(json.dumps(row), flush=True)
 
     started = time.perf_counter()
-    model.fit(train, validation_data=val, epochs=args.epochs, callbacks=[EpochSync(train, args.seed), Evaluate()],
-              shuffle=False, verbose=0)
+    model.fit(
+        train,
+        validation_data=val,
+        epochs=args.epochs,
+        callbacks=[EpochSync(train, args.seed), Evaluate()],
+        shuffle=False,
+        verbose=0,
+    )
     args.work.mkdir(parents=True, exist_ok=True)
-    (args.work / f"{args.name}.json").write_text(json.dumps(
-        {"args": {k: str(v) for k, v in vars(args).items()}, "seconds": round(time.perf_counter() - started),
-         "epochs": rows}, indent=1))
+    (args.work / f"{args.name}.json").write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "seconds": round(time.perf_counter() - started),
+                "epochs": rows,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -86,14 +86,20 @@ def main() -> int:
             return batches / (time.perf_counter() - started), (time.process_time() - cpu_started) / batches
 
         plain_rate, plain_cpu = measure(SpectrogramBatches(path, "train", batch_size, shuffle=True, seed=0))
-        loader = SpectrogramBatches(path, "train", batch_size, shuffle=True, seed=0, n_labels=args.labels,
-                                    augmentation=cfg.training.augmentation,
-                                    gain_per_db=np.full(geometry.n_mels, 0.1, dtype=np.float32))
+        loader = SpectrogramBatches(
+            path,
+            "train",
+            batch_size,
+            shuffle=True,
+            seed=0,
+            n_labels=args.labels,
+            augmentation=cfg.training.augmentation,
+            gain_per_db=np.full(geometry.n_mels, 0.1, dtype=np.float32),
+        )
         loader_rate, loader_cpu = measure(loader)
 
         keras.utils.set_random_seed(0)
-        model = compile_crnn(build_crnn((*geometry.spec_shape, 1), args.labels, cfg.model),
-                             cfg.training.learning_rate)
+        model = compile_crnn(build_crnn((*geometry.spec_shape, 1), args.labels, cfg.model), cfg.training.learning_rate)
         loader.set_epoch(0)
         for i in range(3):  # warm-up: tracing and first allocations
             model.train_on_batch(*loader[i])
@@ -110,18 +116,26 @@ def main() -> int:
     model.predict(track, batch_size=cfg.analysis.batch_size, verbose=0)
     predict_seconds, predict_cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
-    print(f"file: {args.rows} rows of {geometry.n_frames}x{geometry.n_mels} float16 ({size_mb:.0f} MB), "
-          f"batch {batch_size}, {os.cpu_count()} CPU cores")
+    print(
+        f"file: {args.rows} rows of {geometry.n_frames}x{geometry.n_mels} float16 ({size_mb:.0f} MB), "
+        f"batch {batch_size}, {os.cpu_count()} CPU cores"
+    )
     # CPU seconds beside wall seconds: on a shared machine the wall clock also counts others' work.
     print(f"loader:   {plain_rate:8.1f} batches/s ({1000 * plain_cpu:.1f} CPU ms per batch) without augmentation")
-    print(f"loader:   {loader_rate:8.1f} batches/s ({1000 * loader_cpu:.1f} CPU ms per batch) with the config's "
-          f"augmentation (what training uses)")
-    print(f"training: {step_rate:8.2f} steps/s ({1000 / step_rate:.0f} ms per step, "
-          f"{1000 * step_cpu:.0f} CPU ms, on up to {os.cpu_count()} cores)")
+    print(
+        f"loader:   {loader_rate:8.1f} batches/s ({1000 * loader_cpu:.1f} CPU ms per batch) with the config's "
+        f"augmentation (what training uses)"
+    )
+    print(
+        f"training: {step_rate:8.2f} steps/s ({1000 / step_rate:.0f} ms per step, "
+        f"{1000 * step_cpu:.0f} CPU ms, on up to {os.cpu_count()} cores)"
+    )
     print(f"ratio:    {loader_rate / step_rate:8.1f}x with augmentation (goal >= 20x)")
     print(f"model: {model.count_params():,} parameters, {multiply_adds(model) / 1e6:.1f} M multiply-adds per slice")
-    print(f"predict 240 slices (a 4-minute track): {predict_seconds:.2f} s wall, {predict_cpu:.2f} CPU s "
-          f"(batch {cfg.analysis.batch_size})")
+    print(
+        f"predict 240 slices (a 4-minute track): {predict_seconds:.2f} s wall, {predict_cpu:.2f} CPU s "
+        f"(batch {cfg.analysis.batch_size})"
+    )
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -72,15 +72,23 @@ def write_config(work: Path, dataset: str, name: str, sections: dict, epochs: in
     """A config for one row: the dataset's sections, the row's own, the shared split."""
     # measured before build-time copies (audio_augmentation), the 3-run ensemble, the cosine schedule and
     # the random equalization existed: one run, no copies, a constant rate, no equalization, for every family
-    merged: dict = {"paths": {"audio_folder": str(TRAIN), "output_folder": str(work / dataset)}, "split": SPLIT,
-                    "audio_augmentation": NO_COPIES}
+    merged: dict = {
+        "paths": {"audio_folder": str(TRAIN), "output_folder": str(work / dataset)},
+        "split": SPLIT,
+        "audio_augmentation": NO_COPIES,
+    }
     for extra in (DATASETS[dataset], sections):
         for section, values in extra.items():
             merged[section] = {**merged.get(section, {}), **values}
     training = merged.get("training", {})
-    merged["training"] = {**EARLIER, **training, "run_name": name, "runs": 1,
-                          "augmentation": {**EARLIER["augmentation"], **training.get("augmentation", {})},
-                          **({"epochs": epochs} if epochs else {})}
+    merged["training"] = {
+        **EARLIER,
+        **training,
+        "run_name": name,
+        "runs": 1,
+        "augmentation": {**EARLIER["augmentation"], **training.get("augmentation", {})},
+        **({"epochs": epochs} if epochs else {}),
+    }
     path = work / f"{name}.json"
     path.write_text(json.dumps(merged, indent=2))
     return path
@@ -127,8 +135,11 @@ def evaluate_other_artists(folder: Path) -> dict:
         audio_seconds += slices.duration
         pairs.append((clip.parent.name, verdict.top_label))
     minutes = audio_seconds / 60
-    return {**other_artists.summarize(pairs), "features_seconds_per_audio_minute": feature_seconds / minutes,
-            "model_seconds_per_audio_minute": model_seconds / minutes}
+    return {
+        **other_artists.summarize(pairs),
+        "features_seconds_per_audio_minute": feature_seconds / minutes,
+        "model_seconds_per_audio_minute": model_seconds / minutes,
+    }
 
 
 def main() -> None:
@@ -150,26 +161,39 @@ def main() -> None:
         # read again: another run of this script may have added its rows meanwhile
         results = json.loads(results_path.read_text()) if results_path.is_file() else {}
         results[name] = {
-            "slice_accuracy": report["slice_accuracy"], "track_accuracy": report["track_accuracy"],
-            "test_slices": report["test_slices"], "test_tracks": report["test_tracks"],
-            "parameters": report["parameters"], "multiply_adds_per_slice": report["multiply_adds_per_slice"],
-            "training_seconds": round(seconds, 1), "epochs_trained": report.get("epochs_trained"), **other}
+            "slice_accuracy": report["slice_accuracy"],
+            "track_accuracy": report["track_accuracy"],
+            "test_slices": report["test_slices"],
+            "test_tracks": report["test_tracks"],
+            "parameters": report["parameters"],
+            "multiply_adds_per_slice": report["multiply_adds_per_slice"],
+            "training_seconds": round(seconds, 1),
+            "epochs_trained": report.get("epochs_trained"),
+            **other,
+        }
         results_path.write_text(json.dumps(results, indent=2))
-        print(f"{name}: track accuracy {report['track_accuracy']:.3f} (artists shared), other artists balanced "
-              f"{other['balanced_accuracy']:.3f}; training {seconds:.0f} s", flush=True)
+        print(
+            f"{name}: track accuracy {report['track_accuracy']:.3f} (artists shared), other artists balanced "
+            f"{other['balanced_accuracy']:.3f}; training {seconds:.0f} s",
+            flush=True,
+        )
 
     datasets = {d for d in DATASETS if (args.work / d / "dataset.h5").is_file()}
     same = len({tuple(test_tracks(args.work, d)) for d in datasets}) <= 1
     print(f"\ntest tracks identical across the datasets ({', '.join(sorted(datasets))}): {same}")
     results = json.loads(results_path.read_text())
-    print("\n| model | slice acc. | track acc. (artists shared) | other artists, balanced | parameters "
-          "| multiply-adds / slice | training | analysis / audio min (model + features) |")
+    print(
+        "\n| model | slice acc. | track acc. (artists shared) | other artists, balanced | parameters "
+        "| multiply-adds / slice | training | analysis / audio min (model + features) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
-        print(f"| {name} | {100 * r['slice_accuracy']:.1f} % | {100 * r['track_accuracy']:.0f} % "
-              f"| **{100 * r['balanced_accuracy']:.1f} %** | {r['parameters']:,} "
-              f"| {r['multiply_adds_per_slice'] / 1e6:.1f} M | {r['training_seconds']:.0f} s "
-              f"| {r['model_seconds_per_audio_minute']:.2f} + {r['features_seconds_per_audio_minute']:.2f} s |")
+        print(
+            f"| {name} | {100 * r['slice_accuracy']:.1f} % | {100 * r['track_accuracy']:.0f} % "
+            f"| **{100 * r['balanced_accuracy']:.1f} %** | {r['parameters']:,} "
+            f"| {r['multiply_adds_per_slice'] / 1e6:.1f} M | {r['training_seconds']:.0f} s "
+            f"| {r['model_seconds_per_audio_minute']:.2f} + {r['features_seconds_per_audio_minute']:.2f} s |"
+        )
 
 
 if __name__ == "__main__":

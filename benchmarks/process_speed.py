@@ -52,8 +52,7 @@ def plain_copy(src_path: Path, dst_path: Path, chunk_rows: int) -> None:
         src.copy(src["tracks"], dst, name="tracks")
         for split in h5layout.SPLITS:
             group = src[split]
-            out = h5layout.create_split_arrays(dst.create_group(split), len(group["specs"]),
-                                               group["specs"].shape[1:])
+            out = h5layout.create_split_arrays(dst.create_group(split), len(group["specs"]), group["specs"].shape[1:])
             for start in range(0, len(group["specs"]), chunk_rows):
                 stop = start + chunk_rows
                 for name in h5layout.ARRAYS:
@@ -79,8 +78,11 @@ def child(args: argparse.Namespace) -> None:
     cpu_start = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     if args.child == "copy":
-        plain_copy(cfg.dataset_path, cfg.paths.output_folder / "copy.h5",
-                   rows_per_chunk(cfg.processing.memory_limit_mb, row_bytes))
+        plain_copy(
+            cfg.dataset_path,
+            cfg.paths.output_folder / "copy.h5",
+            rows_per_chunk(cfg.processing.memory_limit_mb, row_bytes),
+        )
     elif args.child == "process":
         process_dataset(cfg, force=True, progress=False, log=lambda message: None)
     seconds = time.perf_counter() - start
@@ -102,16 +104,16 @@ def measure(job: str, config: Path) -> dict:
 
 def write_config(folder: Path, memory_mb: int, shuffle: bool) -> Path:
     path = folder / f"config_shuffle_{shuffle}.json"
-    path.write_text(json.dumps({"paths": {"output_folder": "."},
-                                "processing": {"memory_limit_mb": memory_mb, "shuffle": shuffle}}))
+    path.write_text(
+        json.dumps({"paths": {"output_folder": "."}, "processing": {"memory_limit_mb": memory_mb, "shuffle": shuffle}})
+    )
     return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--memory-mb", type=int, default=64, help="processing.memory_limit_mb (default 64)")
-    parser.add_argument("--dataset-mb", type=int, default=320,
-                        help="size of the synthetic dataset.h5 (default 320)")
+    parser.add_argument("--dataset-mb", type=int, default=320, help="size of the synthetic dataset.h5 (default 320)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each job; the best is kept (default 3)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="scratch folder (removed at the end)")
     parser.add_argument("--child", choices=["copy", "process", "imports"], help=argparse.SUPPRESS)
@@ -132,16 +134,21 @@ def main() -> None:
         configs = {shuffle: write_config(folder, args.memory_mb, shuffle) for shuffle in (True, False)}
         cfg = load_config(configs[True])
         spec_shape = slice_geometry(cfg.slicing.slice_duration, cfg.slicing.overlap, cfg.features).spec_shape
-        rows = args.dataset_mb * 2 ** 20 // (spec_shape[0] * spec_shape[1] * 2)
+        rows = args.dataset_mb * 2**20 // (spec_shape[0] * spec_shape[1] * 2)
         split_rows = {"train": rows * 8 // 10, "val": rows // 10, "test": rows - rows * 8 // 10 - rows // 10}
-        print(f"writing a {args.dataset_mb} MB dataset.h5 ({rows} slices of {spec_shape[0]}x{spec_shape[1]})...",
-              file=sys.stderr)
+        print(
+            f"writing a {args.dataset_mb} MB dataset.h5 ({rows} slices of {spec_shape[0]}x{spec_shape[1]})...",
+            file=sys.stderr,
+        )
         write_dataset(cfg.dataset_path, cfg, split_rows, spec_shape=spec_shape, slices_per_track=14)
-        dataset_mb = cfg.dataset_path.stat().st_size / 2 ** 20
+        dataset_mb = cfg.dataset_path.stat().st_size / 2**20
 
         results: dict[str, list[dict]] = {}
-        jobs = {"copy": ("copy", configs[True]), "process (shuffle)": ("process", configs[True]),
-                "process (no shuffle)": ("process", configs[False])}
+        jobs = {
+            "copy": ("copy", configs[True]),
+            "process (shuffle)": ("process", configs[True]),
+            "process (no shuffle)": ("process", configs[False]),
+        }
         load_before = os.getloadavg()[0]
         for repeat in range(args.repeat):  # interleaved, so that a busy moment hits every job alike
             for name, (job, config) in jobs.items():
@@ -151,18 +158,27 @@ def main() -> None:
                     (folder / leftover).unlink(missing_ok=True)
         floor_mb = measure("imports", configs[True])["peak_mb"]
 
-        print(f"dataset.h5: {dataset_mb:.0f} MB ({rows} slices of {spec_shape[0]}x{spec_shape[1]}), memory bound "
-              f"(processing.memory_limit_mb): {args.memory_mb} MB ({dataset_mb / args.memory_mb:.1f}x); "
-              f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+        print(
+            f"dataset.h5: {dataset_mb:.0f} MB ({rows} slices of {spec_shape[0]}x{spec_shape[1]}), memory bound "
+            f"(processing.memory_limit_mb): {args.memory_mb} MB ({dataset_mb / args.memory_mb:.1f}x); "
+            f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+        )
         print(f"interpreter + imports alone: peak RSS {floor_mb:.0f} MB")
-        print(f"best of {args.repeat}:{'':14s}  wall s     MB/s  ratio   CPU s  CPU ratio"
-              f"  peak RSS MB (above imports)")
-        best = {name: (min(r["seconds"] for r in runs), min(r["cpu_seconds"] for r in runs),
-                       max(r["peak_mb"] for r in runs)) for name, runs in results.items()}
+        print(f"best of {args.repeat}:{'':14s}  wall s     MB/s  ratio   CPU s  CPU ratio  peak RSS MB (above imports)")
+        best = {
+            name: (
+                min(r["seconds"] for r in runs),
+                min(r["cpu_seconds"] for r in runs),
+                max(r["peak_mb"] for r in runs),
+            )
+            for name, runs in results.items()
+        }
         copy_seconds, copy_cpu, _ = best["copy"]
         for name, (seconds, cpu, peak) in best.items():
-            print(f"{name:28s} {seconds:6.2f} {dataset_mb / seconds:8.1f} {copy_seconds / seconds:6.2f} "
-                  f"{cpu:7.2f} {copy_cpu / cpu:10.2f} {peak:9.0f} ({peak - floor_mb:+.0f})")
+            print(
+                f"{name:28s} {seconds:6.2f} {dataset_mb / seconds:8.1f} {copy_seconds / seconds:6.2f} "
+                f"{cpu:7.2f} {copy_cpu / cpu:10.2f} {peak:9.0f} ({peak - floor_mb:+.0f})"
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -68,9 +68,11 @@ FOLD_SEED = 0  # StratifiedGroupKFold's random_state
 VALIDATION_SHARE = 0.1  # the CRNN's validation split, out of a fold's training clips, by artist
 MANY_ARTISTS = ("blues", "classical", "jazz")
 FIGURES = ("accuracy", "balanced_10", "balanced_bcj")  # per fold, then mean and sd over the folds
-SYSTEMS = {"ready": "the ready model's training, on the fold's training clips",
-           "mini": "the same, on the fold's training clips of gtzan_mini only",
-           "crnn": "the default CRNN from scratch (pipeline_parameters.json)"}
+SYSTEMS = {
+    "ready": "the ready model's training, on the fold's training clips",
+    "mini": "the same, on the fold's training clips of gtzan_mini only",
+    "crnn": "the default CRNN from scratch (pipeline_parameters.json)",
+}
 
 
 def folds(clips: list) -> list[set[str]]:
@@ -88,6 +90,7 @@ def folds(clips: list) -> list[set[str]]:
 
 
 # --------------------------------------------------------------------------- the heads
+
 
 def embed(work: Path, config: Path) -> Path:
     """``<work>/features.h5``: the backbone's features of every slice of ``processed.h5`` (all 270
@@ -114,8 +117,9 @@ def embed(work: Path, config: Path) -> Path:
     return path
 
 
-def train_heads(work: Path, config: Path, features: Path, tests: list[set[str]], clips: list,
-                system: str, seed: int) -> list[dict[str, str]]:
+def train_heads(
+    work: Path, config: Path, features: Path, tests: list[set[str]], clips: list, system: str, seed: int
+) -> list[dict[str, str]]:
     """``{clip: predicted genre}`` of each fold's test clips for ``ready`` or ``mini``, each fold's head
     trained with ``seed`` by the project's :func:`genrekit.training.train.train_model`."""
     import dataclasses
@@ -154,8 +158,11 @@ def train_heads(work: Path, config: Path, features: Path, tests: list[set[str]],
         scores = np.asarray(models.trained.predict(vectors[in_test], batch_size=64, verbose=0))
         predictions.append(verdicts(scores, slice_paths[in_test], data.labels))
         shutil.rmtree(folder)
-        print(f"{system} seed {seed} fold {k}: trained on {int(in_train.sum())} slices, tested on {len(test)} clips, "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"{system} seed {seed} fold {k}: trained on {int(in_train.sum())} slices, tested on {len(test)} clips, "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     return predictions
 
 
@@ -166,6 +173,7 @@ def verdicts(scores: np.ndarray, slice_paths: np.ndarray, labels: list[str]) -> 
 
 # --------------------------------------------------------------------------- the CRNN
 
+
 def crnn_fold(work: Path, k: int, test: set[str], clips: list) -> dict[str, str]:
     """Train the default config on fold ``k`` with the real scripts; ``{clip: predicted genre}`` of its test clips."""
     from genrekit.dataset.splits import assign_splits
@@ -173,17 +181,27 @@ def crnn_fold(work: Path, k: int, test: set[str], clips: list) -> dict[str, str]
     folder = (work / "crnn" / f"fold{k}").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     training = [clip for clip in clips if clip.relative not in test]
-    split = assign_splits([(clip.relative, clip.genre) for clip in training], VALIDATION_SHARE, 0.0, 42,
-                          groups={clip.relative: clip.artist for clip in training})
-    split.update({path: "test" for path in test})
+    split = assign_splits(
+        [(clip.relative, clip.genre) for clip in training],
+        VALIDATION_SHARE,
+        0.0,
+        42,
+        groups={clip.relative: clip.artist for clip in training},
+    )
+    split.update(dict.fromkeys(test, "test"))
     with open(folder / "split.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("path", "split"), *sorted(split.items())])
     config = folder / "config.json"
-    config.write_text(json.dumps({
-        "paths": {"audio_folder": str((work / "audio").resolve()), "output_folder": "output"},
-        "split": {"custom_split_file": "split.csv", "group_file": str((work / "artists.csv").resolve())},
-        "training": {"run_name": "crnn"},
-    }, indent=2))
+    config.write_text(
+        json.dumps(
+            {
+                "paths": {"audio_folder": str((work / "audio").resolve()), "output_folder": "output"},
+                "split": {"custom_split_file": "split.csv", "group_file": str((work / "artists.csv").resolve())},
+                "training": {"run_name": "crnn"},
+            },
+            indent=2,
+        )
+    )
     started = time.perf_counter()
     for script in ("build_dataset.py", "process_dataset.py", "train_crnn.py"):
         ready.run_script(script, config)
@@ -199,6 +217,7 @@ def crnn_fold(work: Path, k: int, test: set[str], clips: list) -> dict[str, str]
 
 
 # --------------------------------------------------------------------------- figures
+
 
 def recall(pairs: list[tuple[str, str]], genres) -> float:
     """Mean recall over the ``genres`` that ``pairs`` (true, predicted) hold."""
@@ -223,26 +242,39 @@ def summarize(predictions: list[dict[str, str]], artists: dict[str, str]) -> dic
         hits[(path.split("/")[0], artists[path])].append(label == path.split("/")[0])
     return {
         **{key: mean_std(values) for key, values in per_fold.items()},
-        "folds": len(predictions), "clips": len(every),
-        "genre_recall": {g: float(np.mean([p == t for t, p in pairs if t == g]))
-                         for g in ready.GENRES if any(t == g for t, _ in pairs)},
-        "artists": sorted(([genre, artist, int(sum(h)), len(h)] for (genre, artist), h in hits.items()),
-                          key=lambda row: (row[2] / row[3], -row[3], row[1])),
+        "folds": len(predictions),
+        "clips": len(every),
+        "genre_recall": {
+            g: float(np.mean([p == t for t, p in pairs if t == g]))
+            for g in ready.GENRES
+            if any(t == g for t, _ in pairs)
+        },
+        "artists": sorted(
+            ([genre, artist, int(sum(h)), len(h)] for (genre, artist), h in hits.items()),
+            key=lambda row: (row[2] / row[3], -row[3], row[1]),
+        ),
     }
 
 
 def over_seeds(summaries: list[dict]) -> dict:
     """Each figure's mean over folds, then its mean, lowest and highest over the seeds; the mean recall per genre."""
     figures = {key: [summary[key]["mean"] for summary in summaries] for key in FIGURES}
-    return {**{key: {"mean": float(np.mean(v)), "min": min(v), "max": max(v), "values": v} for key, v in figures.items()},
-            "genre_recall": {g: float(np.mean([summary["genre_recall"][g] for summary in summaries]))
-                             for g in summaries[0]["genre_recall"]}}
+    return {
+        **{key: {"mean": float(np.mean(v)), "min": min(v), "max": max(v), "values": v} for key, v in figures.items()},
+        "genre_recall": {
+            g: float(np.mean([summary["genre_recall"][g] for summary in summaries]))
+            for g in summaries[0]["genre_recall"]
+        },
+    }
 
 
 def percent(figure: dict) -> str:
     """``80.3 ± 11.5`` (mean ± sd over folds), or the mean alone for one fold."""
-    return f"{100 * figure['mean']:.1f} ± {100 * figure['std']:.1f}" if len(figure["values"]) > 1 \
+    return (
+        f"{100 * figure['mean']:.1f} ± {100 * figure['std']:.1f}"
+        if len(figure["values"]) > 1
         else f"{100 * figure['mean']:.1f}"
+    )
 
 
 def spread(figure: dict) -> str:
@@ -253,26 +285,37 @@ def spread(figure: dict) -> str:
 def print_tables(results: dict) -> None:
     """The tables of a ``results.json``."""
     print("\nartist-held-out cross-validation over the 270 clips, % (mean ± sd over the folds)")
-    print(f"{'system':8s} {'seed':>6s} {'folds':>5s} {'clips':>5s} {'accuracy':>19s} {'balanced 10':>19s} "
-          f"{'balanced BCJ':>19s}   per fold accuracy")
+    print(
+        f"{'system':8s} {'seed':>6s} {'folds':>5s} {'clips':>5s} {'accuracy':>19s} {'balanced 10':>19s} "
+        f"{'balanced BCJ':>19s}   per fold accuracy"
+    )
     for name, system in results["systems"].items():
         first, summary = next(iter(system["seeds"].items()))
-        print(f"{name:8s} {first:>6s} {summary['folds']:5d} {summary['clips']:5d} "
-              + " ".join(f"{percent(summary[key]):>19s}" for key in FIGURES) + "   "
-              + " ".join(f"{100 * v:.1f}" for v in summary["accuracy"]["values"]))
+        print(
+            f"{name:8s} {first:>6s} {summary['folds']:5d} {summary['clips']:5d} "
+            + " ".join(f"{percent(summary[key]):>19s}" for key in FIGURES)
+            + "   "
+            + " ".join(f"{100 * v:.1f}" for v in summary["accuracy"]["values"])
+        )
         if len(system["seeds"]) > 1:
             seeds = list(system["seeds"])
-            print(f"{'':8s} {seeds[0] + '-' + seeds[-1]:>6s} {'':5s} {'':5s} "
-                  + " ".join(f"{spread(system['over_seeds'][key]):>19s}" for key in FIGURES)
-                  + f"   mean (lowest-highest) over {len(seeds)} seeds")
+            print(
+                f"{'':8s} {seeds[0] + '-' + seeds[-1]:>6s} {'':5s} {'':5s} "
+                + " ".join(f"{spread(system['over_seeds'][key]):>19s}" for key in FIGURES)
+                + f"   mean (lowest-highest) over {len(seeds)} seeds"
+            )
     crnn = results["systems"].get("crnn")
     if crnn is not None:
         folds_of_crnn = next(iter(crnn["seeds"].values()))["folds"]
         print(f"\non the CRNN's {folds_of_crnn} fold(s) only (first seed), %")
         for name, system in results["systems"].items():
             summary = system.get("crnn_folds") or next(iter(system["seeds"].values()))
-            print(f"{name:8s} {summary['clips']:5d} clips " + " ".join(f"{percent(summary[key]):>19s}" for key in FIGURES)
-                  + "   recall " + " ".join(f"{g} {100 * r:.0f}" for g, r in summary["genre_recall"].items()))
+            print(
+                f"{name:8s} {summary['clips']:5d} clips "
+                + " ".join(f"{percent(summary[key]):>19s}" for key in FIGURES)
+                + "   recall "
+                + " ".join(f"{g} {100 * r:.0f}" for g, r in summary["genre_recall"].items())
+            )
     print("\nrecall per genre (%), all folds' test clips")
     print(f"{'system':16s} " + " ".join(f"{g[:9]:>9s}" for g in ready.GENRES))
     for name, system in results["systems"].items():
@@ -281,8 +324,10 @@ def print_tables(results: dict) -> None:
         if len(system["seeds"]) > 1:
             rows.append((f"{name} mean", system["over_seeds"]["genre_recall"]))
         for title, recall_of in rows:
-            print(f"{title:16s} " + " ".join(f"{100 * recall_of[g]:9.0f}" if g in recall_of else f"{'-':>9s}"
-                                           for g in ready.GENRES))
+            print(
+                f"{title:16s} "
+                + " ".join(f"{100 * recall_of[g]:9.0f}" if g in recall_of else f"{'-':>9s}" for g in ready.GENRES)
+            )
     for name, system in results["systems"].items():
         first, summary = next(iter(system["seeds"].items()))
         worst = [f"{artist} ({genre}) {hits}/{n}" for genre, artist, hits, n in summary["artists"] if hits < n]
@@ -292,10 +337,20 @@ def print_tables(results: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"work folder (default {DEFAULT_WORK})")
-    parser.add_argument("--seeds", type=int, default=5, metavar="N",
-                        help="train the heads with N seeds, the ready model's (42) first (default 5: 42 to 46)")
-    parser.add_argument("--crnn-folds", type=int, default=1, metavar="N",
-                        help="folds of the CRNN row, about 30 minutes each on 2 cores (default 1: fold 0; 0: none)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        metavar="N",
+        help="train the heads with N seeds, the ready model's (42) first (default 5: 42 to 46)",
+    )
+    parser.add_argument(
+        "--crnn-folds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="folds of the CRNN row, about 30 minutes each on 2 cores (default 1: fold 0; 0: none)",
+    )
     parser.add_argument("--table", action="store_true", help="print the tables of <work>/results.json again")
     args = parser.parse_args(argv)
     work = args.work.resolve()
@@ -311,22 +366,35 @@ def main(argv=None) -> int:
     tests = folds(clips)
     features = embed(work, config)
     first = ready.SETTINGS["training"]["seed"]
-    predictions = {system: {str(seed): train_heads(work, config, features, tests, clips, system, seed)
-                            for seed in range(first, first + args.seeds)} for system in ("ready", "mini")}
+    predictions = {
+        system: {
+            str(seed): train_heads(work, config, features, tests, clips, system, seed)
+            for seed in range(first, first + args.seeds)
+        }
+        for system in ("ready", "mini")
+    }
     if args.crnn_folds > 0:  # the default config's seeds: 42, 43, 44 for its 3 runs
-        predictions["crnn"] = {"42": [crnn_fold(work, k, tests[k], clips) for k in range(min(args.crnn_folds, N_FOLDS))]}
+        predictions["crnn"] = {
+            "42": [crnn_fold(work, k, tests[k], clips) for k in range(min(args.crnn_folds, N_FOLDS))]
+        }
     systems = {}
     for name, by_seed in predictions.items():
         summaries = {seed: summarize(p, artists) for seed, p in by_seed.items()}
-        systems[name] = {"seeds": summaries, **({"over_seeds": over_seeds(list(summaries.values()))}
-                                                 if len(summaries) > 1 else {})}
+        systems[name] = {
+            "seeds": summaries,
+            **({"over_seeds": over_seeds(list(summaries.values()))} if len(summaries) > 1 else {}),
+        }
     if "crnn" in predictions:  # the heads on the folds the CRNN trained on, for a like-for-like row
         n = len(predictions["crnn"]["42"])
         for name in ("ready", "mini"):
             systems[name]["crnn_folds"] = summarize(predictions[name][str(first)][:n], artists)
-    results = {"systems": systems, "descriptions": {name: SYSTEMS[name] for name in predictions},
-               "folds": [sorted(test) for test in tests], "predictions": predictions,
-               "seconds": round(time.perf_counter() - started)}
+    results = {
+        "systems": systems,
+        "descriptions": {name: SYSTEMS[name] for name in predictions},
+        "folds": [sorted(test) for test in tests],
+        "predictions": predictions,
+        "seconds": round(time.perf_counter() - started),
+    }
     (work / "results.json").write_text(json.dumps(results, indent=1))
     print_tables(results)
     print(f"\n{results['seconds']} s; results in {work / 'results.json'}")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from demo import synth  # noqa: E402
+from demo import synth
 
 MANIFEST = ".corpus.json"
 SYNTH_VERSION = 1  # bump when demo/synth.py changes its sound, so old corpora are rewritten
@@ -38,15 +38,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--song", type=Path, help="also write the full-length genre-changing mp3 here")
     parser.add_argument("--tracks-per-genre", type=int, default=20, metavar="N", help="default: %(default)s")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each track (default: %(default)s)")
-    parser.add_argument("--genres", default=",".join(synth.GENRE_NAMES),
-                        help="comma-separated genres (default: all: %(default)s)")
-    parser.add_argument("--song-genres", default="dustwaltz,ironclad",
-                        help="the song's genres in order (default: %(default)s)")
-    parser.add_argument("--song-seconds", type=float, default=210.0,
-                        help="length of the song (default: %(default)s)")
+    parser.add_argument(
+        "--genres", default=",".join(synth.GENRE_NAMES), help="comma-separated genres (default: all: %(default)s)"
+    )
+    parser.add_argument(
+        "--song-genres", default="dustwaltz,ironclad", help="the song's genres in order (default: %(default)s)"
+    )
+    parser.add_argument("--song-seconds", type=float, default=210.0, help="length of the song (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="default: %(default)s")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), metavar="N",
-                        help="processes (default: all cores, %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        metavar="N",
+        help="processes (default: all cores, %(default)s)",
+    )
     parser.add_argument("--force", action="store_true", help="rewrite even when an identical corpus is there")
     args = parser.parse_args(argv)
     args.genres = [g.strip() for g in args.genres.split(",") if g.strip()]
@@ -64,10 +70,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def manifest_for(args: argparse.Namespace) -> dict:
-    return {"synth_version": SYNTH_VERSION, "seed": args.seed, "tracks_per_genre": args.tracks_per_genre,
-            "seconds": args.seconds, "genres": args.genres, "sample_rate": synth.SAMPLE_RATE,
-            "song": str(args.song.resolve()) if args.song else None, "song_genres": args.song_genres,
-            "song_seconds": args.song_seconds}
+    return {
+        "synth_version": SYNTH_VERSION,
+        "seed": args.seed,
+        "tracks_per_genre": args.tracks_per_genre,
+        "seconds": args.seconds,
+        "genres": args.genres,
+        "sample_rate": synth.SAMPLE_RATE,
+        "song": str(args.song.resolve()) if args.song else None,
+        "song_genres": args.song_genres,
+        "song_seconds": args.song_seconds,
+    }
 
 
 def read_manifest(corpus: Path) -> dict | None:
@@ -109,8 +122,7 @@ def write_song(args: argparse.Namespace) -> Path:
     section = (args.song_seconds + crossfade * (len(args.song_genres) - 1)) / len(args.song_genres)
     signal, sections = synth.render_medley(args.song_genres, section, args.seed, crossfade=crossfade)
     synth.write_mp3(args.song, signal)
-    description = {"path": args.song.name, "duration": round(len(signal) / synth.SAMPLE_RATE, 3),
-                   "sections": sections}
+    description = {"path": args.song.name, "duration": round(len(signal) / synth.SAMPLE_RATE, 3), "sections": sections}
     args.song.with_suffix(".json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     return args.song
 
@@ -126,16 +138,21 @@ def main(argv=None) -> int:
     (args.corpus / MANIFEST).unlink(missing_ok=True)  # an interrupted run must not look finished
     with cf.ProcessPoolExecutor(max_workers=args.workers) as pool:
         jobs = [pool.submit(write_song, args)] if args.song else []  # the longest job first
-        jobs += [pool.submit(synth.write_corpus_track, args.corpus, genre, index, rel, args.seconds, args.seed)
-                 for genre, index, rel in plan]
+        jobs += [
+            pool.submit(synth.write_corpus_track, args.corpus, genre, index, rel, args.seconds, args.seed)
+            for genre, index, rel in plan
+        ]
         with tqdm(total=len(jobs), desc="synthesizing", unit="file", file=sys.stderr) as bar:
             for job in cf.as_completed(jobs):
                 job.result()  # re-raise a worker's error here
                 bar.update(1)
     args.corpus.mkdir(parents=True, exist_ok=True)
     (args.corpus / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {len(plan)} tracks ({len(args.genres)} genres x {args.tracks_per_genre} x {args.seconds:g} s) "
-          f"to {args.corpus}" + (f" and the song {args.song}" if args.song else ""), file=sys.stderr)
+    print(
+        f"wrote {len(plan)} tracks ({len(args.genres)} genres x {args.tracks_per_genre} x {args.seconds:g} s) "
+        f"to {args.corpus}" + (f" and the song {args.song}" if args.song else ""),
+        file=sys.stderr,
+    )
     return 0
 
 

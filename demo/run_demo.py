@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run from anywhere without installing
@@ -30,8 +29,10 @@ DEMO_OUTPUT = REPO_ROOT / "demo_output"
 
 
 # A demo made by an older version is refused where a new default changed its dataset or run.
-STALE_HINT = ("; if it says the settings changed (a new version changed a default), run the demo again with "
-              "--restart (.venv/bin/python demo/run_demo.py --restart) or start over with make clean")
+STALE_HINT = (
+    "; if it says the settings changed (a new version changed a default), run the demo again with "
+    "--restart (.venv/bin/python demo/run_demo.py --restart) or start over with make clean"
+)
 
 
 def run_step(number: int, title: str, command: list[str], hint: str = "") -> float:
@@ -61,16 +62,22 @@ def format_report(report: dict) -> str:
     """The test split's figures against chance."""
     labels = report["labels"]
     chance = 1.0 / len(labels)
-    lines = [f"test split: {report['test_tracks']} tracks, {report['test_slices']} slices, "
-             f"{len(labels)} genres (chance {chance:.1%})",
-             f"  slice accuracy {report['slice_accuracy']:.1%}",
-             f"  track accuracy {report['track_accuracy']:.1%} ({report['aggregation']} of slice scores)"]
+    lines = [
+        f"test split: {report['test_tracks']} tracks, {report['test_slices']} slices, "
+        f"{len(labels)} genres (chance {chance:.1%})",
+        f"  slice accuracy {report['slice_accuracy']:.1%}",
+        f"  track accuracy {report['track_accuracy']:.1%} ({report['aggregation']} of slice scores)",
+    ]
     per_label = report.get("track", {}).get("per_label", {})
     if per_label:
-        lines.append("  track recall per genre: " + ", ".join(
-            f"{name} {per_label[name]['recall']:.0%}" for name in labels if name in per_label))
-    lines.append(f"  {report['epochs_trained']} epochs, {report['parameters']:,} parameters, "
-                 f"{report['training_seconds']:.0f} s of training on {report['device']}")
+        lines.append(
+            "  track recall per genre: "
+            + ", ".join(f"{name} {per_label[name]['recall']:.0%}" for name in labels if name in per_label)
+        )
+    lines.append(
+        f"  {report['epochs_trained']} epochs, {report['parameters']:,} parameters, "
+        f"{report['training_seconds']:.0f} s of training on {report['device']}"
+    )
     return "\n".join(lines)
 
 
@@ -89,19 +96,27 @@ def format_sections(analysis: dict, song: dict) -> list[str]:
         best = max(range(len(labels)), key=totals.__getitem__)
         share = totals[best] / sum(totals) if sum(totals) > 0 else 0.0
         mark = "right" if labels[best] == section["genre"] else "WRONG"
-        lines.append(f"  {section['start']:5.0f}-{section['end']:.0f} s, made as {section['genre']}: "
-                     f"the slices say {labels[best]} ({share:.0%}) [{mark}]")
+        lines.append(
+            f"  {section['start']:5.0f}-{section['end']:.0f} s, made as {section['genre']}: "
+            f"the slices say {labels[best]} ({share:.0%}) [{mark}]"
+        )
     return lines
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = cli.make_parser(__doc__)
     parser.set_defaults(config=DEMO_CONFIG)
-    parser.add_argument("--out", type=Path, default=DEMO_OUTPUT, metavar="DIR",
-                        help="where the song, timeline.png and analysis.json go (default: %(default)s); "
-                             "the corpus and the pipeline's files go where the config's paths say")
-    parser.add_argument("--restart", action="store_true",
-                        help="rebuild the dataset and retrain the model although the settings changed")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEMO_OUTPUT,
+        metavar="DIR",
+        help="where the song, timeline.png and analysis.json go (default: %(default)s); "
+        "the corpus and the pipeline's files go where the config's paths say",
+    )
+    parser.add_argument(
+        "--restart", action="store_true", help="rebuild the dataset and retrain the model although the settings changed"
+    )
     corpus = parser.add_argument_group("the synthesized corpus (see demo/make_corpus.py)")
     corpus.add_argument("--tracks-per-genre", type=int, default=20, metavar="N", help="default: %(default)s")
     corpus.add_argument("--seconds", type=float, default=15.0, help="track length (default: %(default)s)")
@@ -120,21 +135,57 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     manifest = cfg.paths.audio_folder / ".corpus.json"
     before = manifest.stat().st_mtime_ns if manifest.exists() else None
-    run_step(1, "synthesize the demo corpus", [
-        python, "demo/make_corpus.py", relative(cfg.paths.audio_folder), "--song", relative(song),
-        "--tracks-per-genre", str(args.tracks_per_genre), "--seconds", str(args.seconds),
-        *(["--genres", args.genres] if args.genres else []), "--seed", str(args.seed),
-        "--song-seconds", str(args.song_seconds), "--song-genres", args.song_genres])
+    run_step(
+        1,
+        "synthesize the demo corpus",
+        [
+            python,
+            "demo/make_corpus.py",
+            relative(cfg.paths.audio_folder),
+            "--song",
+            relative(song),
+            "--tracks-per-genre",
+            str(args.tracks_per_genre),
+            "--seconds",
+            str(args.seconds),
+            *(["--genres", args.genres] if args.genres else []),
+            "--seed",
+            str(args.seed),
+            "--song-seconds",
+            str(args.song_seconds),
+            "--song-genres",
+            args.song_genres,
+        ],
+    )
     # A new corpus means new data: the previous model no longer belongs to it.
     new_corpus = before is None or manifest.stat().st_mtime_ns != before
     restart = ["--restart"] if args.restart else []
     run_step(2, "build_dataset.py", [python, "build_dataset.py", "--config", config, *restart], STALE_HINT)
     run_step(3, "process_dataset.py", [python, "process_dataset.py", "--config", config], STALE_HINT)
-    run_step(4, "train_crnn.py", [python, "train_crnn.py", "--config", config,
-                                  *(["--restart"] if args.restart or new_corpus else [])], STALE_HINT)
-    run_step(5, "track_analyzer on the genre-changing song", [
-        python, "-m", "track_analyzer", relative(song), "--model", relative(run_folder), "--config", config,
-        "--plot", relative(timeline), "--json", relative(analysis_path)])
+    run_step(
+        4,
+        "train_crnn.py",
+        [python, "train_crnn.py", "--config", config, *(["--restart"] if args.restart or new_corpus else [])],
+        STALE_HINT,
+    )
+    run_step(
+        5,
+        "track_analyzer on the genre-changing song",
+        [
+            python,
+            "-m",
+            "track_analyzer",
+            relative(song),
+            "--model",
+            relative(run_folder),
+            "--config",
+            config,
+            "--plot",
+            relative(timeline),
+            "--json",
+            relative(analysis_path),
+        ],
+    )
 
     report_path = run_folder / "report.json"
     try:
@@ -149,7 +200,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ranking = analysis.get("ranking") or []
     names = " then ".join(s["genre"] for s in song_sections["sections"])
     print(f"verdict for {relative(song)} ({song_sections['duration']:.0f} s, made as {names}):")
-    for entry in ranking[:cfg.analysis.top_k]:
+    for entry in ranking[: cfg.analysis.top_k]:
         print(f"  {entry['label']:<12} {entry['share']:6.1%}")
     for line in format_sections(analysis, song_sections):
         print(line)

@@ -24,9 +24,9 @@ a 15 s track renders in about a tenth of a second.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import signal as sps
@@ -37,9 +37,16 @@ from genrekit.audio.features import stable_seed
 SAMPLE_RATE = 22050
 
 CHORDS = {
-    "maj": (0, 4, 7), "min": (0, 3, 7), "sus2": (0, 2, 7), "power": (0, 7, 12),
-    "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10), "dom7": (0, 4, 7, 10),
-    "maj9": (0, 4, 7, 11, 14), "min9": (0, 3, 7, 10, 14), "dom9": (0, 4, 7, 10, 14),
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "sus2": (0, 2, 7),
+    "power": (0, 7, 12),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "dom7": (0, 4, 7, 10),
+    "maj9": (0, 4, 7, 11, 14),
+    "min9": (0, 3, 7, 10, 14),
+    "dom9": (0, 4, 7, 10, 14),
 }
 
 
@@ -74,68 +81,142 @@ class Genre:
 GENRES: tuple[Genre, ...] = (
     # slow, drumless, long sine/FM pads with major-seventh harmony and echo
     Genre(
-        name="glasswing", tempo=(60, 74), beats_per_bar=4, steps_per_beat=4,
-        kick="................", snare="................", hat="................",
-        bass="R---------------", bass_wave="sine",
-        chord_rhythm="x---------------", chord_wave="pad",
-        progressions=(((0, "maj7"), (5, "maj9"), (9, "min7"), (7, "sus2")),
-                      ((0, "maj9"), (4, "min7"), (5, "maj7"), (5, "maj7"))),
-        root_range=(57, 66), chord_attack=0.9, chord_decay=6.0, cutoff=(1500, 2500),
-        echo=0.45, levels=(0.0, 0.5, 0.6),
+        name="glasswing",
+        tempo=(60, 74),
+        beats_per_bar=4,
+        steps_per_beat=4,
+        kick="................",
+        snare="................",
+        hat="................",
+        bass="R---------------",
+        bass_wave="sine",
+        chord_rhythm="x---------------",
+        chord_wave="pad",
+        progressions=(
+            ((0, "maj7"), (5, "maj9"), (9, "min7"), (7, "sus2")),
+            ((0, "maj9"), (4, "min7"), (5, "maj7"), (5, "maj7")),
+        ),
+        root_range=(57, 66),
+        chord_attack=0.9,
+        chord_decay=6.0,
+        cutoff=(1500, 2500),
+        echo=0.45,
+        levels=(0.0, 0.5, 0.6),
     ),
     # fast, four-on-the-floor plus extra kicks, distorted square bass in sixteenths, power chords
     Genre(
-        name="ironclad", tempo=(134, 146), beats_per_bar=4, steps_per_beat=4,
-        kick="x...x...x.x.x...", snare="....x.......x...", hat="xxxxxxxxxxxxxxxx",
-        bass="RRORRRORRRORRROR", bass_wave="square",
-        chord_rhythm="x--x--x---x--x--", chord_wave="saw",
-        progressions=(((0, "power"), (1, "power"), (0, "power"), (-2, "power")),
-                      ((0, "power"), (3, "power"), (1, "power"), (0, "power"))),
-        root_range=(40, 47), bass_octave=-1, chord_decay=0.35, cutoff=(5000, 7000), drive=4.0,
+        name="ironclad",
+        tempo=(134, 146),
+        beats_per_bar=4,
+        steps_per_beat=4,
+        kick="x...x...x.x.x...",
+        snare="....x.......x...",
+        hat="xxxxxxxxxxxxxxxx",
+        bass="RRORRRORRRORRROR",
+        bass_wave="square",
+        chord_rhythm="x--x--x---x--x--",
+        chord_wave="saw",
+        progressions=(
+            ((0, "power"), (1, "power"), (0, "power"), (-2, "power")),
+            ((0, "power"), (3, "power"), (1, "power"), (0, "power")),
+        ),
+        root_range=(40, 47),
+        bass_octave=-1,
+        chord_decay=0.35,
+        cutoff=(5000, 7000),
+        drive=4.0,
         levels=(1.0, 0.45, 0.45),
     ),
     # house: four-on-the-floor, open hats on the off-beats, off-beat saw bass, square minor-seventh stabs
     Genre(
-        name="neonfloor", tempo=(118, 128), beats_per_bar=4, steps_per_beat=4,
-        kick="x...x...x...x...", snare="....x.......x...", hat="x.o.x.o.x.o.x.o.",
-        bass="..R...R...R...O.", bass_wave="saw",
-        chord_rhythm="..x..x....x..x..", chord_wave="square",
-        progressions=(((0, "min7"), (8, "maj7"), (3, "maj7"), (10, "dom7")),
-                      ((0, "min9"), (5, "min7"), (8, "maj7"), (7, "min7"))),
-        root_range=(55, 62), chord_decay=0.18, cutoff=(2500, 4000),
+        name="neonfloor",
+        tempo=(118, 128),
+        beats_per_bar=4,
+        steps_per_beat=4,
+        kick="x...x...x...x...",
+        snare="....x.......x...",
+        hat="x.o.x.o.x.o.x.o.",
+        bass="..R...R...R...O.",
+        bass_wave="saw",
+        chord_rhythm="..x..x....x..x..",
+        chord_wave="square",
+        progressions=(
+            ((0, "min7"), (8, "maj7"), (3, "maj7"), (10, "dom7")),
+            ((0, "min9"), (5, "min7"), (8, "maj7"), (7, "min7")),
+        ),
+        root_range=(55, 62),
+        chord_decay=0.18,
+        cutoff=(2500, 4000),
         levels=(0.9, 0.5, 0.35),
     ),
     # waltz in 3/4: bass on one and the fifth, plucked major-triad arpeggios, brushed snare, no hats
     Genre(
-        name="dustwaltz", tempo=(84, 104), beats_per_bar=3, steps_per_beat=2,
-        kick="x.....", snare="..g.g.", hat="......",
-        bass="R-..F-", bass_wave="pluck",
-        chord_rhythm="xxxxxx", chord_wave="pluck", arpeggio=True,
-        progressions=(((0, "maj"), (5, "maj"), (7, "maj"), (0, "maj")),
-                      ((0, "maj"), (9, "min"), (5, "maj"), (7, "maj"))),
-        root_range=(60, 67), chord_decay=0.6, cutoff=(4000, 6000),
+        name="dustwaltz",
+        tempo=(84, 104),
+        beats_per_bar=3,
+        steps_per_beat=2,
+        kick="x.....",
+        snare="..g.g.",
+        hat="......",
+        bass="R-..F-",
+        bass_wave="pluck",
+        chord_rhythm="xxxxxx",
+        chord_wave="pluck",
+        arpeggio=True,
+        progressions=(
+            ((0, "maj"), (5, "maj"), (7, "maj"), (0, "maj")),
+            ((0, "maj"), (9, "min"), (5, "maj"), (7, "maj")),
+        ),
+        root_range=(60, 67),
+        chord_decay=0.6,
+        cutoff=(4000, 6000),
         levels=(0.35, 0.55, 0.6),
     ),
     # breakbeat at drum-and-bass tempo: syncopated kicks, ghost snares, deep sine sub bass, FM bell stabs
     Genre(
-        name="shardstep", tempo=(164, 176), beats_per_bar=4, steps_per_beat=4,
-        kick="x.........x.....", snare="....x..g.g..x..g", hat="x.x.x.x.x.xxx.x.",
-        bass="R-------F-------", bass_wave="sine",
-        chord_rhythm="x.......x.......", chord_wave="bell",
-        progressions=(((0, "min9"), (0, "min9"), (8, "maj7"), (10, "dom9")),
-                      ((0, "min7"), (3, "maj7"), (5, "min9"), (5, "min9"))),
-        root_range=(62, 69), bass_octave=-3, chord_decay=0.5, cutoff=(5000, 8000), echo=0.25,
+        name="shardstep",
+        tempo=(164, 176),
+        beats_per_bar=4,
+        steps_per_beat=4,
+        kick="x.........x.....",
+        snare="....x..g.g..x..g",
+        hat="x.x.x.x.x.xxx.x.",
+        bass="R-------F-------",
+        bass_wave="sine",
+        chord_rhythm="x.......x.......",
+        chord_wave="bell",
+        progressions=(
+            ((0, "min9"), (0, "min9"), (8, "maj7"), (10, "dom9")),
+            ((0, "min7"), (3, "maj7"), (5, "min9"), (5, "min9")),
+        ),
+        root_range=(62, 69),
+        bass_octave=-3,
+        chord_decay=0.5,
+        cutoff=(5000, 8000),
+        echo=0.25,
         levels=(1.0, 0.6, 0.3),
     ),
     # swing on a triplet grid: ride cymbal, feathered kick, walking bass, electric-piano ii-V-I comping
     Genre(
-        name="velvetswing", tempo=(104, 132), beats_per_bar=4, steps_per_beat=3,
-        kick="g..g..g..g..", snare="........g...", hat="x..x.xx..x.x",
-        bass="R--T--F--A--", bass_wave="pluck",
-        chord_rhythm="..x--...x...", chord_wave="epiano",
-        progressions=(((2, "min7"), (7, "dom9"), (0, "maj7"), (9, "dom7")),
-                      ((0, "maj9"), (9, "min7"), (2, "min9"), (7, "dom7"))),
-        root_range=(55, 62), chord_decay=0.7, cutoff=(3000, 4500), hat_kind="ride",
+        name="velvetswing",
+        tempo=(104, 132),
+        beats_per_bar=4,
+        steps_per_beat=3,
+        kick="g..g..g..g..",
+        snare="........g...",
+        hat="x..x.xx..x.x",
+        bass="R--T--F--A--",
+        bass_wave="pluck",
+        chord_rhythm="..x--...x...",
+        chord_wave="epiano",
+        progressions=(
+            ((2, "min7"), (7, "dom9"), (0, "maj7"), (9, "dom7")),
+            ((0, "maj9"), (9, "min7"), (2, "min9"), (7, "dom7")),
+        ),
+        root_range=(55, 62),
+        chord_decay=0.7,
+        cutoff=(3000, 4500),
+        hat_kind="ride",
         levels=(0.6, 0.6, 0.45),
     ),
 )
@@ -153,6 +234,7 @@ def genre_by_name(name: str) -> Genre:
 
 # --------------------------------------------------------------------------- instruments
 
+
 def midi_to_hz(note: float) -> float:
     return 440.0 * 2.0 ** ((note - 69) / 12)
 
@@ -164,7 +246,7 @@ def envelope(n: int, sr: int, attack: float, decay: float, release: float = 0.02
     n_attack = min(n, max(1, int(attack * sr)))
     env[:n_attack] *= np.linspace(0.0, 1.0, n_attack)
     n_release = min(n, max(1, int(release * sr)))
-    env[n - n_release:] *= np.linspace(1.0, 0.0, n_release)
+    env[n - n_release :] *= np.linspace(1.0, 0.0, n_release)
     return env
 
 
@@ -203,8 +285,15 @@ def oscillator(wave: str, freq: float, n: int, sr: int, rng: np.random.Generator
     raise ValueError(f"unknown waveform {wave!r}")
 
 
-def note(wave: str, pitch: float, seconds: float, sr: int, rng: np.random.Generator,
-         attack: float = 0.005, decay: float = 0.4) -> np.ndarray:
+def note(
+    wave: str,
+    pitch: float,
+    seconds: float,
+    sr: int,
+    rng: np.random.Generator,
+    attack: float = 0.005,
+    decay: float = 0.4,
+) -> np.ndarray:
     """One enveloped note of MIDI ``pitch`` lasting ``seconds``."""
     n = max(1, int(seconds * sr))
     return oscillator(wave, midi_to_hz(pitch), n, sr, rng) * envelope(n, sr, attack, decay)
@@ -252,6 +341,7 @@ def ride_cymbal(sr: int, rng: np.random.Generator) -> np.ndarray:
 
 # --------------------------------------------------------------------------- rendering
 
+
 def _place(bus: np.ndarray, start: int, sound: np.ndarray, gain: float = 1.0) -> None:
     """Add ``sound`` into ``bus`` from sample ``start``, cut at the bus end."""
     end = min(len(bus), start + len(sound))
@@ -280,7 +370,7 @@ def _echo(x: np.ndarray, sr: int, seconds: float, feedback: float, taps: int = 4
     for k in range(1, taps + 1):
         if k * shift >= len(x):
             break
-        out[k * shift:] += feedback ** k * x[: len(x) - k * shift]
+        out[k * shift :] += feedback**k * x[: len(x) - k * shift]
     return out
 
 
@@ -329,9 +419,12 @@ def render_track(genre: Genre | str, seconds: float, seed: int, sample_rate: int
     n = int(round((seconds + offset + bar) * sr)) + sr
     drums, bass, chords = np.zeros(n), np.zeros(n), np.zeros(n)
 
-    kit = {"kick": kick_drum(sr, rng), "snare": snare_drum(sr, rng),
-           "hat": ride_cymbal(sr, rng) if genre.hat_kind == "ride" else hi_hat(sr, rng),
-           "open": hi_hat(sr, rng, open_=True)}
+    kit = {
+        "kick": kick_drum(sr, rng),
+        "snare": snare_drum(sr, rng),
+        "hat": ride_cymbal(sr, rng) if genre.hat_kind == "ride" else hi_hat(sr, rng),
+        "open": hi_hat(sr, rng, open_=True),
+    }
     cache: dict[tuple, np.ndarray] = {}  # the same note recurs bar after bar; synthesize it once
 
     def cached_note(wave: str, pitch: float, length: float, attack: float, decay: float) -> np.ndarray:
@@ -363,7 +456,7 @@ def render_track(genre: Genre | str, seconds: float, seed: int, sample_rate: int
         for i, ch in enumerate(genre.bass):
             if ch in ".-":
                 continue
-            length = 1 + len(genre.bass[i + 1:]) - len(genre.bass[i + 1:].lstrip("-"))
+            length = 1 + len(genre.bass[i + 1 :]) - len(genre.bass[i + 1 :].lstrip("-"))
             degree = {"R": root, "T": tones[1], "F": root + 7, "O": root + 12, "A": next_root - 1}[ch]
             pitch = degree + 12 * genre.bass_octave
             sound = cached_note(genre.bass_wave, pitch, length * step * 0.95, 0.005, max(0.15, length * step))
@@ -374,7 +467,7 @@ def render_track(genre: Genre | str, seconds: float, seed: int, sample_rate: int
         for i, ch in enumerate(genre.chord_rhythm):
             if ch != "x":
                 continue
-            length = 1 + len(genre.chord_rhythm[i + 1:]) - len(genre.chord_rhythm[i + 1:].lstrip("-"))
+            length = 1 + len(genre.chord_rhythm[i + 1 :]) - len(genre.chord_rhythm[i + 1 :].lstrip("-"))
             seconds_on = length * step * (2.5 if genre.arpeggio else 1.0)  # plucked strings ring on
             voices = [tones[strike % len(tones)] + 12 * (strike // len(tones) % 2)] if genre.arpeggio else tones
             strike += 1
@@ -393,14 +486,19 @@ def render_track(genre: Genre | str, seconds: float, seed: int, sample_rate: int
 
     mix = drum_gain * unit(drums) + bass_gain * unit(bass) + chord_gain * unit(chords)
     start = int(offset * sr)
-    mix = mix[start: start + int(round(seconds * sr))]
+    mix = mix[start : start + int(round(seconds * sr))]
     mix += rng.standard_normal(len(mix)) * 1e-3  # a faint noise floor, like any recording
     mix *= 10 ** (rng.uniform(-6, -1) / 20) / max(np.max(np.abs(mix)), 1e-9)
     return mix.astype(np.float32)
 
 
-def render_medley(genres: Sequence[Genre | str], section_seconds: float, seed: int,
-                  sample_rate: int = SAMPLE_RATE, crossfade: float = 2.0) -> tuple[np.ndarray, list[dict]]:
+def render_medley(
+    genres: Sequence[Genre | str],
+    section_seconds: float,
+    seed: int,
+    sample_rate: int = SAMPLE_RATE,
+    crossfade: float = 2.0,
+) -> tuple[np.ndarray, list[dict]]:
     """One long track that plays the given genres one after the other.
 
     Consecutive sections overlap by ``crossfade`` seconds (equal-power fades), so
@@ -442,16 +540,39 @@ def render_medley(genres: Sequence[Genre | str], section_seconds: float, seed: i
 
 # --------------------------------------------------------------------------- files
 
+
 def write_mp3(path: Path, signal: np.ndarray, sample_rate: int = SAMPLE_RATE, bitrate: str = "96k") -> Path:
     """Encode a mono float32 signal as mp3 with ffmpeg (``bitexact``: same input, same bytes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [ffmpeg_executable(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error",
-           "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:",
-           "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
-           "-c:a", "libmp3lame", "-b:a", bitrate, str(path)]
-    proc = subprocess.run(cmd, input=np.ascontiguousarray(signal, dtype=np.float32).tobytes(),
-                          capture_output=True)
+    cmd = [
+        ffmpeg_executable(),
+        "-nostdin",
+        "-y",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "f32le",
+        "-ar",
+        str(sample_rate),
+        "-ac",
+        "1",
+        "-i",
+        "pipe:",
+        "-map_metadata",
+        "-1",
+        "-fflags",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        bitrate,
+        str(path),
+    ]
+    proc = subprocess.run(cmd, input=np.ascontiguousarray(signal, dtype=np.float32).tobytes(), capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg could not write {path}: {proc.stderr.decode(errors='replace').strip()}")
     return path
@@ -467,16 +588,23 @@ def corpus_plan(tracks_per_genre: int, genres: Sequence[str] = GENRE_NAMES) -> l
     return [(g, i, f"{g}/{g}_{i:03d}.mp3") for g in genres for i in range(tracks_per_genre)]
 
 
-def write_corpus_track(folder: Path, genre: str, index: int, relative: str, seconds: float, seed: int,
-                       sample_rate: int = SAMPLE_RATE) -> Path:
+def write_corpus_track(
+    folder: Path, genre: str, index: int, relative: str, seconds: float, seed: int, sample_rate: int = SAMPLE_RATE
+) -> Path:
     """Render and write one corpus track (a picklable unit of work for a process pool)."""
     signal = render_track(genre, seconds, track_seed(seed, genre, index), sample_rate)
     return write_mp3(Path(folder) / relative, signal, sample_rate)
 
 
-def write_corpus(folder: Path, tracks_per_genre: int, seconds: float, seed: int,
-                 genres: Sequence[str] = GENRE_NAMES, sample_rate: int = SAMPLE_RATE,
-                 progress: Optional[Callable[[int], object]] = None) -> list[Path]:
+def write_corpus(
+    folder: Path,
+    tracks_per_genre: int,
+    seconds: float,
+    seed: int,
+    genres: Sequence[str] = GENRE_NAMES,
+    sample_rate: int = SAMPLE_RATE,
+    progress: Callable[[int], object] | None = None,
+) -> list[Path]:
     """Write ``tracks_per_genre`` mp3 tracks per genre under ``folder/<genre>/`` (folder-per-label).
 
     ``progress`` (optional) is called once per written file, e.g. a tqdm bar's ``update``.

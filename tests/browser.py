@@ -13,24 +13,35 @@ import io
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--mute-audio",
-         "--autoplay-policy=no-user-gesture-required", "--hide-scrollbars", "--force-device-scale-factor=1",
-         "--no-first-run", "--disable-extensions", "--disable-background-networking", "--lang=en-US")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+    "--autoplay-policy=no-user-gesture-required",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--lang=en-US",
+)
 
 
-def executables() -> tuple[Optional[str], Optional[str]]:
+def executables() -> tuple[str | None, str | None]:
     """The paths of Chromium and of chromedriver (None where not found)."""
     browser = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
     return browser, os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
 
 
-def browser_missing() -> Optional[str]:
+def browser_missing() -> str | None:
     """Why no browser can be driven here, or None when Chromium, chromedriver and selenium are all there."""
     browser, driver = executables()
     if not browser or not os.access(browser, os.X_OK):
@@ -88,7 +99,7 @@ def wait_for(driver, expression: str, timeout: float = 10.0, what: str = ""):
         time.sleep(0.05)
 
 
-def open_page(driver, page: Path, width: Optional[int] = None) -> None:
+def open_page(driver, page: Path, width: int | None = None) -> None:
     """Open ``page`` from its ``file://`` URL, at ``width`` CSS pixels if given, and wait for its fonts."""
     if width:
         driver.set_window_size(width, driver.get_window_size()["height"])
@@ -96,7 +107,7 @@ def open_page(driver, page: Path, width: Optional[int] = None) -> None:
     wait_for(driver, "document.readyState === 'complete' && document.fonts.status === 'loaded'", what="the page")
 
 
-def screenshot(driver, path: Optional[Path] = None, height: Optional[int] = None) -> bytes:
+def screenshot(driver, path: Path | None = None, height: int | None = None) -> bytes:
     """A PNG of the window (``height`` CSS pixels of the page if given), also written to ``path``."""
     if height:  # the window's size is the viewport's plus the browser's frame
         frame = driver.execute_script("return window.outerHeight - window.innerHeight")
@@ -119,5 +130,10 @@ def distinct_colours(png: bytes) -> int:
 
 def javascript_errors(driver) -> list[dict]:
     """The errors the browser logged since the last call (a missing audio file's load error left out)."""
-    return [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"
-            and "favicon" not in entry["message"] and "ERR_FILE_NOT_FOUND" not in entry["message"]]
+    return [
+        entry
+        for entry in driver.get_log("browser")
+        if entry.get("level") == "SEVERE"
+        and "favicon" not in entry["message"]
+        and "ERR_FILE_NOT_FOUND" not in entry["message"]
+    ]

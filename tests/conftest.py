@@ -8,11 +8,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # --------------------------------------------------------------------------- a tiny trained model
 
-from typing import NamedTuple  # noqa: E402
+from typing import NamedTuple
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.helpers import make_corpus, run_script, write_config  # noqa: E402
+from tests.helpers import make_corpus, run_script, write_config
 
 TINY_LABELS = {"bass": 4, "treble": 4, "hiss": 4}
 TINY_RUN = "tiny"

@@ -8,7 +8,6 @@ statistics can be checked against numpy on the whole array.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import h5py
 import numpy as np
@@ -25,9 +24,16 @@ def band_profile(n_mels: int) -> tuple[np.ndarray, np.ndarray]:
     return -80.0 + 60.0 * bands / max(1, n_mels - 1), 3.0 + 4.0 * (bands % 4)
 
 
-def write_dataset(path: Path, cfg: Config, rows: dict[str, int], spec_shape: tuple[int, int] = (12, 8),
-                  slices_per_track: int = 5, seed: int = 0, chunk_rows: int = 256,
-                  dataset_fingerprint: Optional[str] = None) -> Path:
+def write_dataset(
+    path: Path,
+    cfg: Config,
+    rows: dict[str, int],
+    spec_shape: tuple[int, int] = (12, 8),
+    slices_per_track: int = 5,
+    seed: int = 0,
+    chunk_rows: int = 256,
+    dataset_fingerprint: str | None = None,
+) -> Path:
     """Write a ``dataset.h5`` with ``rows[split]`` slices per split.
 
     Tracks of ``slices_per_track`` slices each (the last one of a split may be
@@ -60,8 +66,16 @@ def write_dataset(path: Path, cfg: Config, rows: dict[str, int], spec_shape: tup
             track_ids = first_track + np.arange(n) // slices_per_track
             for track_id in range(first_track, int(track_ids[-1]) + 1 if n else first_track):
                 count = int(np.sum(track_ids == track_id))
-                tracks.append((f"{LABELS[track_id % len(LABELS)]}/t{track_id:05d}.wav",
-                               track_id % len(LABELS), split, 2.0 * count + 1.0, count, "ok"))
+                tracks.append(
+                    (
+                        f"{LABELS[track_id % len(LABELS)]}/t{track_id:05d}.wav",
+                        track_id % len(LABELS),
+                        split,
+                        2.0 * count + 1.0,
+                        count,
+                        "ok",
+                    )
+                )
             arrays["track_ids"][...] = track_ids
             arrays["labels"][...] = track_ids % len(LABELS)
             arrays["slice_starts"][...] = 2.0 * (np.arange(n) % slices_per_track)

@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import h5py
 import numpy as np
@@ -46,9 +47,15 @@ def pulses(seconds: float, bpm: float, sr: int = SR, seed: int = 0) -> np.ndarra
     return y
 
 
-def write_audio(path: Path, signal: np.ndarray, sr: int = SR, channels: int = 1,
-                out_rate: Optional[int] = None, bitrate: str = "128k",
-                tags: Optional[dict[str, str]] = None) -> Path:
+def write_audio(
+    path: Path,
+    signal: np.ndarray,
+    sr: int = SR,
+    channels: int = 1,
+    out_rate: int | None = None,
+    bitrate: str = "128k",
+    tags: dict[str, str] | None = None,
+) -> Path:
     """Write ``signal`` (mono float32) with the real ffmpeg; the suffix picks the format.
 
     ``channels=2`` writes a stereo file (the same signal, right channel slightly quieter);
@@ -60,8 +67,21 @@ def write_audio(path: Path, signal: np.ndarray, sr: int = SR, channels: int = 1,
     data = signal.astype(np.float32)
     if channels == 2:
         data = np.stack([data, 0.8 * data], axis=1)
-    cmd = [ffmpeg_executable(), "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", str(sr),
-           "-ac", str(channels), "-i", "pipe:"]
+    cmd = [
+        ffmpeg_executable(),
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "f32le",
+        "-ar",
+        str(sr),
+        "-ac",
+        str(channels),
+        "-i",
+        "pipe:",
+    ]
     if out_rate:
         cmd += ["-ar", str(out_rate)]
     if path.suffix.lower() == ".mp3":
@@ -88,8 +108,9 @@ def label_signal(label_index: int, seconds: float, seed: int, sr: int = SR) -> n
     return y + noise(seconds, sr, amp=0.01, seed=seed + 1)
 
 
-def make_corpus(root: Path, labels: dict[str, int], seconds: float = 8.0, fmt: str = "wav",
-                seed: int = 0) -> list[Path]:
+def make_corpus(
+    root: Path, labels: dict[str, int], seconds: float = 8.0, fmt: str = "wav", seed: int = 0
+) -> list[Path]:
     """Write ``labels[name]`` tracks per label under ``root/<name>/``; return their paths."""
     paths = []
     for index, (name, count) in enumerate(labels.items()):
@@ -124,8 +145,15 @@ def script_env() -> dict[str, str]:
 
 def run_script(script: str, *args: str, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess:
     """Run a top-level script (``build_dataset.py``...) or ``-m module`` as a subprocess."""
-    return subprocess.run(script_command(script, *args), cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return subprocess.run(
+        script_command(script, *args),
+        cwd=REPO_ROOT,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def analyzer_cli(*args: object) -> subprocess.CompletedProcess:
@@ -152,13 +180,18 @@ def script_command(script: str, *args: str) -> list[str]:
     return [sys.executable, *(script.split() if script.startswith("-m ") else [str(REPO_ROOT / script)]), *args]
 
 
-def start_script(script: str, *args: str, env: Optional[dict] = None, **kwargs: Any) -> subprocess.Popen:
+def start_script(script: str, *args: str, env: dict | None = None, **kwargs: Any) -> subprocess.Popen:
     """Start a top-level script or ``-m module`` in a new process group (it and its workers can be killed
     together); ``env`` adds variables to :func:`script_env`."""
     kwargs.setdefault("stdout", subprocess.DEVNULL)
     kwargs.setdefault("stderr", subprocess.DEVNULL)
-    return subprocess.Popen(script_command(script, *args), cwd=REPO_ROOT, env={**script_env(), **(env or {})},
-                            start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        script_command(script, *args),
+        cwd=REPO_ROOT,
+        env={**script_env(), **(env or {})},
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def kill_group_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 120) -> bool:
@@ -204,6 +237,7 @@ def after(seconds: float, condition):
         if not first_seen and condition():
             first_seen.append(time.monotonic())
         return bool(first_seen) and time.monotonic() - first_seen[0] >= seconds
+
     return check
 
 

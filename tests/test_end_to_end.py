@@ -16,8 +16,20 @@ import pytest
 from tests.helpers import run_script, write_config
 
 GENRES = ["glasswing", "ironclad", "dustwaltz"]
-CORPUS_ARGS = ["--genres", ",".join(GENRES), "--tracks-per-genre", "5", "--seconds", "7.5",
-               "--song-genres", "dustwaltz,ironclad", "--song-seconds", "16", "--seed", "3"]
+CORPUS_ARGS = [
+    "--genres",
+    ",".join(GENRES),
+    "--tracks-per-genre",
+    "5",
+    "--seconds",
+    "7.5",
+    "--song-genres",
+    "dustwaltz,ironclad",
+    "--song-seconds",
+    "16",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +59,19 @@ def pipeline(tmp_path_factory):
     step("process", "process_dataset.py", "--config", str(config))
     step("train", "train_crnn.py", "--config", str(config), "--epochs", "1", "--run-name", "tiny")
     run_folder = root / "output" / "models" / "tiny"
-    step("analyze", "-m track_analyzer", str(song), "--model", str(run_folder), "--config", str(config),
-         "--plot", str(root / "out" / "timeline.png"), "--json", str(root / "out" / "analysis.json"))
+    step(
+        "analyze",
+        "-m track_analyzer",
+        str(song),
+        "--model",
+        str(run_folder),
+        "--config",
+        str(config),
+        "--plot",
+        str(root / "out" / "timeline.png"),
+        "--json",
+        str(root / "out" / "analysis.json"),
+    )
     return {"root": root, "config": config, "song": song, "run": run_folder, "steps": steps}
 
 
@@ -89,8 +112,9 @@ def test_analyzer_prints_a_ranking_and_writes_the_timeline(pipeline):
 def test_demo_runner_reuses_the_finished_steps_and_prints_report_and_verdict(pipeline):
     root = pipeline["root"]
     mtime = (pipeline["run"] / "model.keras").stat().st_mtime_ns
-    result = run_script("demo/run_demo.py", "--config", str(pipeline["config"]), "--out", str(root / "out"),
-                        *CORPUS_ARGS, timeout=300)
+    result = run_script(
+        "demo/run_demo.py", "--config", str(pipeline["config"]), "--out", str(root / "out"), *CORPUS_ARGS, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "demo corpus up to date" in result.stderr
     assert (pipeline["run"] / "model.keras").stat().st_mtime_ns == mtime  # not retrained
@@ -108,8 +132,15 @@ def test_demo_runner_says_how_to_go_on_when_a_new_default_changed_its_run(pipeli
     del settings["training"]["augmentation"]["eq_db"]
     settings_path.write_text(json.dumps(settings))
     try:
-        result = run_script("demo/run_demo.py", "--config", str(pipeline["config"]), "--out",
-                            str(pipeline["root"] / "out"), *CORPUS_ARGS, timeout=300)
+        result = run_script(
+            "demo/run_demo.py",
+            "--config",
+            str(pipeline["config"]),
+            "--out",
+            str(pipeline["root"] / "out"),
+            *CORPUS_ARGS,
+            timeout=300,
+        )
     finally:
         settings_path.write_text(original)
     assert result.returncode == 1

@@ -25,8 +25,10 @@ def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # ``from genrekit.models import registry`` imports the submodule
-            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
-                     for alias in node.names]
+            names = [
+                f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                for alias in node.names
+            ]
         else:
             continue
         found.update(name for name in names if name in known)
@@ -53,9 +55,13 @@ def test_every_module_belongs_to_a_stage():
 def test_lower_stages_never_import_higher_ones():
     assert genrekit.MAY_IMPORT["models"] == {"core", "audio", "dataset"}
     assert "training" not in genrekit.MAY_IMPORT["inference"]
-    forbidden = sorted(f"{importer} imports {imported}" for importer, targets in import_graph().items()
-                       if importer != "genrekit" for imported in targets
-                       if stage(imported) not in genrekit.MAY_IMPORT[stage(importer)] | {stage(importer)})
+    forbidden = sorted(
+        f"{importer} imports {imported}"
+        for importer, targets in import_graph().items()
+        if importer != "genrekit"
+        for imported in targets
+        if stage(imported) not in genrekit.MAY_IMPORT[stage(importer)] | {stage(importer)}
+    )
     assert forbidden == []
 
 
@@ -68,10 +74,13 @@ def test_no_import_cycles():
         state[node] = 1
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                cycles.append(" -> ".join(path[path.index(target):] + [node, target]) if target in path
-                              else f"{node} -> {target}")
+                cycles.append(
+                    " -> ".join([*path[path.index(target) :], node, target])
+                    if target in path
+                    else f"{node} -> {target}"
+                )
             elif target not in state:
-                visit(target, path + [node])
+                visit(target, [*path, node])
         state[node] = 2
 
     for module in sorted(graph):

@@ -32,8 +32,10 @@ def documented_defaults() -> dict[str, dict]:
 
 def test_configuration_doc_lists_every_config_key_with_its_default():
     cfg = Config()  # every field, also those to_jsonable leaves out at their defaults
-    defaults = {name: {f.name: to_jsonable(getattr(getattr(cfg, name), f.name))
-                       for f in dataclasses.fields(getattr(cfg, name))} for name in SECTIONS}
+    defaults = {
+        name: {f.name: to_jsonable(getattr(getattr(cfg, name), f.name)) for f in dataclasses.fields(getattr(cfg, name))}
+        for name in SECTIONS
+    }
     documented = documented_defaults()
     assert sorted(documented) == sorted(SECTIONS)
     for name in SECTIONS:

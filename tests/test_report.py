@@ -28,8 +28,12 @@ from track_analyzer import report
 
 KINDS = {name: kind for kind, name in enumerate(TINY_LABELS)}  # make_corpus's label_signal kind per label
 SONG_SECONDS = 20.0
-LIBRARY = {"bass/low 1.wav": ("bass", 4.0), "treble/high & bright.mp3": ("treble", 3.0),
-           "hiss/noise.flac": ("hiss", 5.0), "hiss/more/n2.wav": ("hiss", 2.0)}
+LIBRARY = {
+    "bass/low 1.wav": ("bass", 4.0),
+    "treble/high & bright.mp3": ("treble", 3.0),
+    "hiss/noise.flac": ("hiss", 5.0),
+    "hiss/more/n2.wav": ("hiss", 2.0),
+}
 BROKEN = "hiss/broken.wav"
 ADDED = "added/late.wav"  # added to the library before its analysis is run again
 AUDIO = "document.getElementById('audio')"
@@ -50,7 +54,7 @@ def make_library(root: Path) -> Path:
 def track_pages(index: Path) -> dict[str, Path]:
     """The track pages beside an index, by the relative path of their audio file."""
     folder = index.parent / f"{index.stem}_tracks"
-    return {page.relative_to(folder).as_posix()[:-len(".html")]: page for page in sorted(folder.rglob("*.html"))}
+    return {page.relative_to(folder).as_posix()[: -len(".html")]: page for page in sorted(folder.rglob("*.html"))}
 
 
 class TrackRun(NamedTuple):
@@ -76,8 +80,10 @@ class EvaluateRun(NamedTuple):
 def track(trained_run, tmp_path_factory) -> TrackRun:
     """A 20 s mp3 (bass, then treble) in a folder of its own, its page written to another folder."""
     root = tmp_path_factory.mktemp("track")
-    song = write_audio(root / "my music" / "song #1.mp3",
-                       np.concatenate([signal("bass", SONG_SECONDS / 2, 1), signal("treble", SONG_SECONDS / 2, 2)]))
+    song = write_audio(
+        root / "my music" / "song #1.mp3",
+        np.concatenate([signal("bass", SONG_SECONDS / 2, 1), signal("treble", SONG_SECONDS / 2, 2)]),
+    )
     page = root / "pages" / "song.html"
     proc = analyze_cli(trained_run, song, "--html", page, "--json", root / "song.json")
     assert proc.returncode == 0, proc.stderr
@@ -128,11 +134,19 @@ def analysis(seconds: float, labels: tuple[str, ...], overlap: float = 2.0, mult
     its scores drawn at random (a genre model's softmax, or a tagger's independent probabilities)."""
     rng = np.random.default_rng(0)
     starts = np.arange(0.0, seconds - 3.0 + 1e-9, 3.0 - overlap)
-    scores = (rng.random((len(starts), len(labels))) if multi_label
-              else rng.dirichlet(np.full(len(labels), 0.3), len(starts)))
-    result = TrackAnalysis.from_scores(Path("music/song.mp3"), labels, TrackSlices(None, starts, seconds, False),
-                                       scores.astype(np.float32), "mean" if multi_label else "sum", 3.0, overlap,
-                                       multi_label)
+    scores = (
+        rng.random((len(starts), len(labels))) if multi_label else rng.dirichlet(np.full(len(labels), 0.3), len(starts))
+    )
+    result = TrackAnalysis.from_scores(
+        Path("music/song.mp3"),
+        labels,
+        TrackSlices(None, starts, seconds, False),
+        scores.astype(np.float32),
+        "mean" if multi_label else "sum",
+        3.0,
+        overlap,
+        multi_label,
+    )
     return json.loads(json.dumps({"model": "output/models/crnn", **result.to_dict()}))
 
 
@@ -140,8 +154,13 @@ def analysis(seconds: float, labels: tuple[str, ...], overlap: float = 2.0, mult
 
 
 def test_pages_are_self_contained(track, library, evaluation):
-    pages = [track.page, library.index, *track_pages(library.index).values(), evaluation.index,
-             *track_pages(evaluation.index).values()]
+    pages = [
+        track.page,
+        library.index,
+        *track_pages(library.index).values(),
+        evaluation.index,
+        *track_pages(evaluation.index).values(),
+    ]
     assert len(pages) == 1 + 1 + (len(LIBRARY) + 1) + 1 + len(LIBRARY)
     for page in pages:
         text = page.read_text(encoding="utf-8")
@@ -189,7 +208,7 @@ def test_tagger_page_draws_its_best_tags_as_lines():
     tags = tuple(f"tag{k}" for k in range(50))
     data = analysis(30.0, tags, overlap=0.0, multi_label=True)
     text = report.track_page(data, audio_src=None, missing_reason="none given")
-    svg = text[text.index("<svg"):text.index("</svg>")]
+    svg = text[text.index("<svg") : text.index("</svg>")]
     assert svg.count("<polyline") == report.TIMELINE_LABELS and "<polygon" not in svg
     assert len(set(re.findall(r'stroke-dasharray="([^"]+)"', svg))) == report.TIMELINE_LABELS - 1  # and a solid one
     assert "independent tag probabilities" in text and "the 5 best of 50 tags" in text
@@ -213,7 +232,7 @@ def test_evaluation_index_lists_the_files_of_each_cell(evaluation):
     text = evaluation.index.read_text(encoding="utf-8")
     matrix = evaluation.data["report"]["confusion_matrix"]
     labels = evaluation.data["labels"]
-    body = text[text.index('id="confusion"'):text.index('id="recall"')]
+    body = text[text.index('id="confusion"') : text.index('id="recall"')]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", body.split("<tbody>")[1])
     assert len(cells) == len(labels) ** 2
     for cell, count in zip(cells, np.ravel(matrix)):
@@ -245,8 +264,11 @@ def test_track_page_in_the_browser(browser, track, tmp_path):
     assert browser.find_element(By.ID, "verdict").text == track.stdout.strip().replace("  ", ", ")
     timeline = browser.find_element(By.ID, "timeline")
     assert timeline.get_attribute("role") == "slider" and timeline.get_attribute("tabindex") == "0"
-    bands = browser.execute_script("return Array.from(arguments[0].querySelectorAll('polygon'))"
-                                   ".map(function(p){var b=p.getBBox();return [b.width,b.height];})", timeline)
+    bands = browser.execute_script(
+        "return Array.from(arguments[0].querySelectorAll('polygon'))"
+        ".map(function(p){var b=p.getBBox();return [b.width,b.height];})",
+        timeline,
+    )
     assert len(bands) == len(TINY_LABELS) and all(w > 900 and h > 0 for w, h in bands)
     assert distinct_colours(timeline.screenshot_as_png) > len(TINY_LABELS)
     assert distinct_colours(browser.get_screenshot_as_png()) > 20  # not blank
@@ -303,8 +325,10 @@ def test_page_says_when_the_audio_cannot_be_found(browser, track, tmp_path):
 
 
 def visible_files(driver) -> list[str]:
-    return driver.execute_script("return Array.from(document.querySelectorAll('#library tbody tr'))"
-                                 ".filter(function(r){return !r.hidden}).map(function(r){return r.cells[0].textContent})")
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#library tbody tr'))"
+        ".filter(function(r){return !r.hidden}).map(function(r){return r.cells[0].textContent})"
+    )
 
 
 def test_library_index_sorts_filters_and_opens_the_track_pages(browser, library):

@@ -8,6 +8,7 @@ parity with the training data rather than how right the verdicts are.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
 import shutil
@@ -89,6 +90,7 @@ def edited_bundle(run_folder: Path, target: Path, edit) -> Path:
 
 # --------------------------------------------------------------------------- Python API
 
+
 def test_full_length_mp3_slices_scores_and_ranking(long_result, analyzer, analysis_overlap):
     result, bundle = long_result, analyzer.bundle
     assert result.labels == tuple(bundle.labels)
@@ -100,8 +102,9 @@ def test_full_length_mp3_slices_scores_and_ranking(long_result, analyzer, analys
     expected = 1 + (n_samples - geometry.slice_samples) // geometry.step_samples
     hop = bundle.features.hop_length
     assert result.scores.shape == (expected, len(bundle.labels))
-    np.testing.assert_array_equal(result.starts, (np.arange(expected) * geometry.step_samples // hop) * hop
-                                  / bundle.features.sample_rate)
+    np.testing.assert_array_equal(
+        result.starts, (np.arange(expected) * geometry.step_samples // hop) * hop / bundle.features.sample_rate
+    )
 
     np.testing.assert_allclose(result.scores.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(result.track_scores, result.scores.sum(axis=0), rtol=1e-6)
@@ -110,11 +113,13 @@ def test_full_length_mp3_slices_scores_and_ranking(long_result, analyzer, analys
     assert [r.label for r in ranking] == [bundle.labels[i] for i in best_first]
     assert sum(r.score for r in ranking) == pytest.approx(expected, rel=1e-5)
     assert sum(r.share for r in ranking) == pytest.approx(1.0)
-    assert all(a.score >= b.score for a, b in zip(ranking, ranking[1:]))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(ranking))
     assert ranking[0].label == result.top_label
     assert re.fullmatch(r"\w+ \d+\.\d %  \w+ \d+\.\d %", result.summary(2))
-    assert result.summary(2) == f"{ranking[0].label} {100 * ranking[0].share:.1f} %  " \
-                                f"{ranking[1].label} {100 * ranking[1].share:.1f} %"
+    assert (
+        result.summary(2) == f"{ranking[0].label} {100 * ranking[0].share:.1f} %  "
+        f"{ranking[1].label} {100 * ranking[1].share:.1f} %"
+    )
 
     # Slices sit where their audio is: the hiss label scores higher over the hiss third than the treble one.
     hiss = bundle.labels.index("hiss")
@@ -145,8 +150,7 @@ def test_other_aggregations(analyzer, long_mp3, long_result, method):
         assert result.top_label == result.labels[np.bincount(result.scores.argmax(1)).argmax()]
 
 
-def test_short_track_is_padded_even_if_the_build_dropped_short_ones(analyzer, trained_run, tmp_path,
-                                                                    analysis_overlap):
+def test_short_track_is_padded_even_if_the_build_dropped_short_ones(analyzer, trained_run, tmp_path, analysis_overlap):
     short = write_audio(tmp_path / "short.wav", signal("treble", 0.4, seed=1))
     result = analyze(short, analyzer, overlap=analysis_overlap)
     assert result.padded and result.scores.shape == (1, len(result.labels)) and result.starts.tolist() == [0.0]
@@ -177,12 +181,12 @@ def test_api_errors(analyzer, trained_run, tmp_path, analysis_overlap):
     def one_label_more(data):
         data["labels"] = [*data["labels"], "polka"]
 
-    with pytest.raises(GenrekitError, match="3 outputs, but bundle.json lists 4 labels"):
+    with pytest.raises(GenrekitError, match=r"3 outputs, but bundle\.json lists 4 labels"):
         Analyzer(edited_bundle(trained_run.run_folder, tmp_path / "labels", one_label_more))
 
     broken = edited_bundle(trained_run.run_folder, tmp_path / "broken", lambda data: None)
     (broken / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(GenrekitError, match="model.keras: cannot load the model"):
+    with pytest.raises(GenrekitError, match=r"model\.keras: cannot load the model"):
         Analyzer(broken)
 
 
@@ -195,8 +199,12 @@ def test_mixed_precision_model_runs_in_float32(trained_run, tmp_path, long_mp3, 
     from genrekit.models.networks import build_crnn
 
     bundle = load_bundle(trained_run.run_folder)
-    mixed = build_crnn(bundle.input_shape, len(bundle.labels),
-                       ModelConfig(conv_filters=(4,), time_pools=(2,), gru_units=(4,)), dtype="mixed_float16")
+    mixed = build_crnn(
+        bundle.input_shape,
+        len(bundle.labels),
+        ModelConfig(conv_filters=(4,), time_pools=(2,), gru_units=(4,)),
+        dtype="mixed_float16",
+    )
     folder = edited_bundle(trained_run.run_folder, tmp_path / "mixed", lambda data: None)
     mixed.save(folder / "model.keras")
 
@@ -213,6 +221,7 @@ def test_mixed_precision_model_runs_in_float32(trained_run, tmp_path, long_mp3, 
 
 # --------------------------------------------------------------------------- parity with the build
 
+
 def test_parity_with_dataset_h5_and_processed_h5(trained_run, analyzer):
     """A training track's analysis slices are the very spectrograms of dataset.h5 (and score as processed.h5's)."""
     cfg = load_config(trained_run.config)
@@ -222,7 +231,7 @@ def test_parity_with_dataset_h5_and_processed_h5(trained_run, analyzer):
         track_ids, starts = train["track_ids"][()], train["slice_starts"][()]
         track_id = int(track_ids[0])
         rows = np.flatnonzero(track_ids == track_id)
-        stored = train["specs"][rows[0]:rows[-1] + 1]
+        stored = train["specs"][rows[0] : rows[-1] + 1]
         stored_starts = starts[rows]
     audio = cfg.paths.audio_folder / tracks[track_id]["path"]
     assert tracks[track_id]["split"] == "train"
@@ -255,11 +264,11 @@ def test_parity_with_dataset_h5_and_processed_h5(trained_run, analyzer):
 
 # --------------------------------------------------------------------------- command line
 
+
 @pytest.fixture(scope="module")
 def file_run(trained_run, long_mp3, tmp_path_factory):
     out = tmp_path_factory.mktemp("file_run")
-    proc = analyze_cli(trained_run, long_mp3, "--top-k", "2",
-                       "--json", out / "song.json", "--plot", out / "song.png")
+    proc = analyze_cli(trained_run, long_mp3, "--top-k", "2", "--json", out / "song.json", "--plot", out / "song.png")
     return proc, out
 
 
@@ -302,11 +311,14 @@ def _fft_longer_than_slice(data):
     data["features"]["n_fft"] = 65536
 
 
-@pytest.mark.parametrize("edit, message", [
-    (_drop_features, "missing 'features'"),
-    (_shorter_hop, "does not match the feature parameters"),
-    (_fft_longer_than_slice, "inconsistent feature parameters"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_drop_features, "missing 'features'"),
+        (_shorter_hop, "does not match the feature parameters"),
+        (_fft_longer_than_slice, "inconsistent feature parameters"),
+    ],
+)
 def test_cli_refuses_bad_bundles(trained_run, long_mp3, tmp_path, edit, message):
     folder = edited_bundle(trained_run.run_folder, tmp_path / "run", edit)
     line = one_error_line(analyze_cli(trained_run, long_mp3, model=folder))
@@ -325,9 +337,18 @@ def test_cli_refuses_bad_inputs_and_options(trained_run, long_mp3, tmp_path):
 def test_help_does_not_import_tensorflow():
     proc = analyzer_cli("--help")
     assert proc.returncode == 0 and "--evaluate" in proc.stdout and "<TAB>" in proc.stdout
-    probe = subprocess.run([sys.executable, "-c", "import sys, track_analyzer, track_analyzer.cli, "
-                            "track_analyzer.__main__; print('tensorflow' in sys.modules, 'keras' in sys.modules)"],
-                           cwd=REPO_ROOT, env=script_env(), capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, track_analyzer, track_analyzer.cli, "
+            "track_analyzer.__main__; print('tensorflow' in sys.modules, 'keras' in sys.modules)",
+        ],
+        cwd=REPO_ROOT,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.split() == ["False", "False"], probe.stderr
 
 
@@ -340,13 +361,21 @@ def make_tree(root: Path, files: dict[str, tuple[str, float]]) -> Path:
 
 
 def test_cli_folder_table_csv_json(trained_run, analyzer, tmp_path, analysis_overlap):
-    folder = make_tree(tmp_path / "music", {"a/x.wav": ("bass", 3.0), "a/b/y.mp3": ("hiss", 2.5),
-                                            "z.flac": ("treble", 2.0), "quiet.wav": (None, 2.0),
-                                            ".hidden.wav": ("bass", 1.0)})
+    folder = make_tree(
+        tmp_path / "music",
+        {
+            "a/x.wav": ("bass", 3.0),
+            "a/b/y.mp3": ("hiss", 2.5),
+            "z.flac": ("treble", 2.0),
+            "quiet.wav": (None, 2.0),
+            ".hidden.wav": ("bass", 1.0),
+        },
+    )
     (folder / "broken.mp3").write_bytes(b"not audio at all" * 64)
     (folder / "notes.txt").write_text("not a track")
-    proc = analyze_cli(trained_run, folder, "--top-k", "1",
-                       "--csv", tmp_path / "out.csv", "--json", tmp_path / "out.json")
+    proc = analyze_cli(
+        trained_run, folder, "--top-k", "1", "--csv", tmp_path / "out.csv", "--json", tmp_path / "out.json"
+    )
     assert proc.returncode == 0, proc.stderr
 
     rows = [line.split("\t") for line in proc.stdout.splitlines()]
@@ -380,12 +409,18 @@ def test_cli_folder_table_csv_json(trained_run, analyzer, tmp_path, analysis_ove
 
 
 def test_cli_evaluate_accuracy_and_confusion(trained_run, tmp_path):
-    tree = make_tree(tmp_path / "labelled", {
-        "bass/b1.wav": ("bass", 3.0), "bass/more/b2.mp3": ("bass", 2.0),
-        "treble/t1.wav": ("treble", 3.0), "treble/t2.wav": ("treble", 2.0),
-        "hiss/h1.wav": ("hiss", 3.0), "hiss/h2.flac": ("hiss", 2.0),
-        "jazz/j1.wav": ("bass", 2.0),  # not a label of the model
-    })
+    tree = make_tree(
+        tmp_path / "labelled",
+        {
+            "bass/b1.wav": ("bass", 3.0),
+            "bass/more/b2.mp3": ("bass", 2.0),
+            "treble/t1.wav": ("treble", 3.0),
+            "treble/t2.wav": ("treble", 2.0),
+            "hiss/h1.wav": ("hiss", 3.0),
+            "hiss/h2.flac": ("hiss", 2.0),
+            "jazz/j1.wav": ("bass", 2.0),  # not a label of the model
+        },
+    )
     (tree / "hiss" / "broken.wav").write_bytes(b"RIFF" + b"\0" * 40)
     csv_path = tmp_path / "report" / "eval.csv"
     proc = analyze_cli(trained_run, "--evaluate", tree, "--csv", csv_path, "--json", tmp_path / "eval.json")
@@ -396,8 +431,9 @@ def test_cli_evaluate_accuracy_and_confusion(trained_run, tmp_path):
         table = [r for r in csv.DictReader(handle) if r["status"] == "ok"]
     assert len(table) == 6
     correct = sum(r["top_label"] == r["true_label"] for r in table)
-    assert proc.stdout.splitlines()[0] == f"track accuracy {100 * correct / 6:.1f} % ({correct}/6 tracks, " \
-                                          f"aggregation sum)"
+    assert (
+        proc.stdout.splitlines()[0] == f"track accuracy {100 * correct / 6:.1f} % ({correct}/6 tracks, aggregation sum)"
+    )
     assert "confusion matrix" in proc.stdout
 
     report = json.loads((tmp_path / "eval.json").read_text())["report"]
@@ -413,19 +449,32 @@ def test_cli_evaluate_accuracy_and_confusion(trained_run, tmp_path):
 
 # --------------------------------------------------------------------------- the ready taggers
 
-needs_musicnn = pytest.mark.skipif(__import__("importlib.util").util.find_spec("musicnn") is None,
-                                   reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv")
+needs_musicnn = pytest.mark.skipif(
+    __import__("importlib.util").util.find_spec("musicnn") is None,
+    reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv",
+)
 
 
 @needs_musicnn
 def test_ready_tagger_ranks_its_50_tags_by_mean_probability(tmp_path):
     from genrekit.models.musicnn import musicnn_tags
 
-    song = write_audio(tmp_path / "song.mp3", signal("treble", 7.0, seed=4) + signal("hiss", 7.0, seed=5),
-                       channels=2, out_rate=44100)
+    song = write_audio(
+        tmp_path / "song.mp3", signal("treble", 7.0, seed=4) + signal("hiss", 7.0, seed=5), channels=2, out_rate=44100
+    )
     out, plot = tmp_path / "tags.json", tmp_path / "tags.png"
-    result = run_script("-m track_analyzer", str(song), "--model", "musicnn-msd", "--top-k", "4",
-                        "--json", str(out), "--plot", str(plot))
+    result = run_script(
+        "-m track_analyzer",
+        str(song),
+        "--model",
+        "musicnn-msd",
+        "--top-k",
+        "4",
+        "--json",
+        str(out),
+        "--plot",
+        str(plot),
+    )
     assert result.returncode == 0, result.stderr
     assert len(re.findall(r"\S+ \d+\.\d %", result.stdout)) == 4
     data = json.loads(out.read_text())

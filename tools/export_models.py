@@ -18,17 +18,20 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-from genrekit.core import cli  # noqa: E402
-from genrekit.core.errors import GenrekitError  # noqa: E402
-from genrekit.models import registry  # noqa: E402
-from genrekit.models.bundle import load_bundle  # noqa: E402
+from genrekit.core import cli
+from genrekit.core.errors import GenrekitError
+from genrekit.models import registry
+from genrekit.models.bundle import load_bundle
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", type=Path, metavar="RUN", help="run folders written by train_crnn.py")
-    parser.add_argument("--taggers", action="store_true",
-                        help=f"export the ready taggers ({', '.join(registry.PRETRAINED)}) into the package")
+    parser.add_argument(
+        "--taggers",
+        action="store_true",
+        help=f"export the ready taggers ({', '.join(registry.PRETRAINED)}) into the package",
+    )
     args = parser.parse_args(argv)
     if not args.runs and not args.taggers:
         parser.error("give run folders, or --taggers")

@@ -57,13 +57,15 @@ def synthetic_signal(seconds: float = 6.5, seed: int = 7) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     y = np.zeros_like(t)
     for f0, amp in ((110.0, 0.25), (440.0, 0.15), (1318.5, 0.08)):
-        y += sum(amp / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, 5)) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
-    y += 0.1 * np.sin(2 * np.pi * (200 * t + 300 * t ** 2))  # chirp 200 Hz -> 4 kHz
+        y += sum(amp / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, 5)) * (
+            0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t)
+        )
+    y += 0.1 * np.sin(2 * np.pi * (200 * t + 300 * t**2))  # chirp 200 Hz -> 4 kHz
     y += 0.05 * rng.standard_normal(t.size)
     click = rng.standard_normal(int(0.03 * SR)) * np.exp(-np.linspace(0, 10, int(0.03 * SR)))
     for start in range(0, t.size - click.size, int(0.5 * SR)):  # 120 bpm
-        y[start:start + click.size] += 0.8 * click
-    y[int(2.0 * SR):int(2.3 * SR)] = 0.0
+        y[start : start + click.size] += 0.8 * click
+    y[int(2.0 * SR) : int(2.3 * SR)] = 0.0
     return (0.9 * y / np.max(np.abs(y))).astype(np.float32)
 
 
@@ -87,7 +89,7 @@ def per_patch_outputs(model: str, batch: np.ndarray) -> dict:
     extractor_fetch = [taggram, *outputs[1:]]
     rows = {key: [] for key in fetch}
     for i in range(batch.shape[0]):
-        values = session.run(extractor_fetch, feed_dict={x: batch[i:i + 1], is_training: False})
+        values = session.run(extractor_fetch, feed_dict={x: batch[i : i + 1], is_training: False})
         by_tensor = dict(zip([t.name for t in extractor_fetch], values))
         for key, tensor in fetch.items():
             rows[key].append(by_tensor[tensor.name])
@@ -103,23 +105,37 @@ def main(out_path: str) -> None:
         soundfile.write(wav, signal, SR, subtype="FLOAT")
         loaded, _ = librosa.load(wav, sr=SR)
         assert np.array_equal(loaded, signal), "the WAV round trip changed the signal"
-        batch, spectrogram = musicnn_extractor.batch_data(wav, N_FRAMES, N_FRAMES)
+        batch, _spectrogram = musicnn_extractor.batch_data(wav, N_FRAMES, N_FRAMES)
         assert batch.dtype == np.float32 and batch.shape == (2, N_FRAMES, 96), batch.shape
         arrays["patches"] = batch
         mel = librosa.feature.melspectrogram(y=signal, sr=SR, hop_length=256, n_fft=512, n_mels=96)
         loud_bins = int((mel.astype(np.float16) > 6.5504).sum())
         for model in MODELS:
-            taggram, _, _ = musicnn_extractor.extractor(wav, model=model, input_length=3,
-                                                         input_overlap=False, extract_features=True)
+            taggram, _, _ = musicnn_extractor.extractor(
+                wav, model=model, input_length=3, input_overlap=False, extract_features=True
+            )
             outputs = per_patch_outputs(model, batch)
             assert np.array_equal(outputs["taggram"], taggram), f"{model}: per-patch graph != extractor()"
             for key, value in outputs.items():
                 arrays[f"{model}__{key}"] = value
-            print(model, "top tags:", [configuration.MSD_LABELS[i] if "MSD" in model else configuration.MTT_LABELS[i]
-                                       for i in np.argsort(-taggram.mean(0))[:3]])
-    versions = dict(python=platform.python_version(), machine=platform.machine(), tensorflow=tf.__version__,
-                    numpy=np.__version__, librosa=librosa.__version__, soundfile=soundfile.__version__,
-                    musicnn="0.1.0", mel_bins_above_float16_6p5504=loud_bins)
+            print(
+                model,
+                "top tags:",
+                [
+                    configuration.MSD_LABELS[i] if "MSD" in model else configuration.MTT_LABELS[i]
+                    for i in np.argsort(-taggram.mean(0))[:3]
+                ],
+            )
+    versions = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "librosa": librosa.__version__,
+        "soundfile": soundfile.__version__,
+        "musicnn": "0.1.0",
+        "mel_bins_above_float16_6p5504": loud_bins,
+    }
     arrays["versions"] = np.array(json.dumps(versions))
     np.savez_compressed(out_path, **arrays)
     print(out_path, os.path.getsize(out_path), "bytes;", versions)

@@ -110,8 +110,10 @@ def read_clips(data: Path = DATA) -> list[Clip]:
     for name in SETS:
         table = data / name / "artists.csv"
         if not table.is_file():
-            raise GenrekitError(f"{table}: not found; the ready model is trained from {data} "
-                                f"({', '.join(SETS)}: the shared GTZAN sets, see ../shared/README.md)")
+            raise GenrekitError(
+                f"{table}: not found; the ready model is trained from {data} "
+                f"({', '.join(SETS)}: the shared GTZAN sets, see ../shared/README.md)"
+            )
         with open(table, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 path = data / name / row["path"]
@@ -140,8 +142,11 @@ def make_tree(work: Path, clips: list[Clip]) -> Path:
 
 def write_config(work: Path, sections: dict = SETTINGS) -> Path:
     """``<work>/ready_model.json``: :data:`SETTINGS` (or ``sections``) with the work folder's paths."""
-    config = {"paths": {"audio_folder": "audio", "output_folder": "output"},
-              **sections, "split": {**sections["split"], "group_file": "artists.csv"}}
+    config = {
+        "paths": {"audio_folder": "audio", "output_folder": "output"},
+        **sections,
+        "split": {**sections["split"], "group_file": "artists.csv"},
+    }
     path = work / "ready_model.json"
     write_json(path, config)
     return path
@@ -149,8 +154,9 @@ def write_config(work: Path, sections: dict = SETTINGS) -> Path:
 
 def run_script(script: str, config: Path, *args: str) -> None:
     """Run one of the project's scripts with ``config``; raise :class:`GenrekitError` if it fails."""
-    result = subprocess.run([sys.executable, str(REPO_ROOT / script), "--config", str(config), *args],
-                            cwd=REPO_ROOT, stdout=sys.stderr)
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / script), "--config", str(config), *args], cwd=REPO_ROOT, stdout=sys.stderr
+    )
     if result.returncode != 0:
         raise GenrekitError(f"{script} --config {config} failed (exit status {result.returncode})")
 
@@ -201,10 +207,20 @@ CV = {
     "mini_seeds": ("62.7 (61.6-63.8)", "68.1 (65.1-69.5)", "69.1 (66.6-70.5)"),
     "crnn": ("55.4", "78.5", "69.0"),
     "ready_fold0": "87.5",
-    "recall": {"blues": 99, "classical": 86, "country": 75, "disco": 83, "hiphop": 64, "jazz": 92, "metal": 92,
-               "pop": 31, "reggae": 42, "rock": 0},
+    "recall": {
+        "blues": 99,
+        "classical": 86,
+        "country": 75,
+        "disco": 83,
+        "hiphop": 64,
+        "jazz": 92,
+        "metal": 92,
+        "pop": 31,
+        "reggae": 42,
+        "rock": 0,
+    },
     "worst": "Morphine (rock) 0 of 10 clips, Alanis Morissette (pop) 0 of 7, Franz Schubert (classical) 0 of 5, "
-             "Bob Marley (reggae) 4 of 10",
+    "Bob Marley (reggae) 4 of 10",
 }
 
 
@@ -217,8 +233,10 @@ def data_table(clips: list[Clip]) -> str:
     lines = [f"| genre | {' | '.join(SETS)} | clips | artists |", "| --- " * (len(SETS) + 3) + "|"]
     for genre in GENRES:
         names = ", ".join(f"{artist} {n}" for artist, n in sorted(artists[genre].items(), key=lambda a: (-a[1], a[0])))
-        lines.append(f"| {genre} | {' | '.join(str(counts[genre, name]) for name in SETS)} | "
-                     f"{sum(artists[genre].values())} | {len(artists[genre])}: {names} |")
+        lines.append(
+            f"| {genre} | {' | '.join(str(counts[genre, name]) for name in SETS)} | "
+            f"{sum(artists[genre].values())} | {len(artists[genre])}: {names} |"
+        )
     totals = " | ".join(str(sum(counts[genre, name] for genre in GENRES)) for name in SETS)
     lines.append(f"| **all** | {totals} | {len(clips)} | {len({clip.artist for clip in clips})} |")
     return "\n".join(lines)
@@ -242,8 +260,8 @@ and compares with these files.
 
 The pretrained musicnn MSD tagger (Pons & Serra, 2019; `MSD_musicnn` of the `musicnn==0.1.0` wheel,
 rebuilt in Keras by `genrekit/models/musicnn.py`), frozen, up to its pooled features (1,506 values per
-3 s patch, `model.backbone_output: "{model['backbone_output']}"`), under a new head: dropout
-{model['dropout']} and a dense softmax over the ten genres ({head_weights:,} weights, `head.npz`). A track is cut
+3 s patch, `model.backbone_output: "{model["backbone_output"]}"`), under a new head: dropout
+{model["dropout"]} and a dense softmax over the ten genres ({head_weights:,} weights, `head.npz`). A track is cut
 into 3.008 s slices of musicnn's log-mel features (16 kHz, 96 bands), every slice is scored, and the
 sum of the slice scores is the verdict.
 
@@ -267,9 +285,9 @@ All {len(clips)} clips of the three GTZAN sets shared beside the project (`../sh
 
 {settings}
 
-That is: slices every 2 s (`slicing.overlap` 1.0), no validation split (every clip trains, for all {SETTINGS['training']['epochs']} epochs; the last
+That is: slices every 2 s (`slicing.overlap` 1.0), no validation split (every clip trains, for all {SETTINGS["training"]["epochs"]} epochs; the last
 epoch's weights are kept), no test split, no build-time copies, batches of 32, Adam at 3e-4 along a
-cosine schedule, seed {SETTINGS['training']['seed']}. Deterministic on a CPU: two trainings give bit-identical weights.
+cosine schedule, seed {SETTINGS["training"]["seed"]}. Deterministic on a CPU: two trainings give bit-identical weights.
 
 ## How good it is
 
@@ -280,11 +298,11 @@ artist in both the training and the test clips of a fold; `benchmarks/ready_mode
 | system | accuracy | balanced accuracy, 10 genres | balanced accuracy, blues/classical/jazz |
 | --- | --- | --- | --- |
 | **this model's training** (seed 42) | **{ready[0]} %** | **{ready[1]} %** | **{ready[2]} %** |
-| the same, mean (lowest-highest) over seeds 42 to 46 | {CV['ready_seeds'][0]} % | {CV['ready_seeds'][1]} % | {CV['ready_seeds'][2]} % |
+| the same, mean (lowest-highest) over seeds 42 to 46 | {CV["ready_seeds"][0]} % | {CV["ready_seeds"][1]} % | {CV["ready_seeds"][2]} % |
 | the same head trained on the `gtzan_mini` clips of each fold only | {mini[0]} % | {mini[1]} % | {mini[2]} % |
-| the default CRNN from scratch, fold 0 only (this model's training: {CV['ready_fold0']} % there) | {crnn[0]} % | {crnn[1]} % | {crnn[2]} % |
+| the default CRNN from scratch, fold 0 only (this model's training: {CV["ready_fold0"]} % there) | {crnn[0]} % | {crnn[1]} % | {crnn[2]} % |
 
-Recall per genre, over all folds (seed 42): {recall}. Worst artists: {CV['worst']}.
+Recall per genre, over all folds (seed 42): {recall}. Worst artists: {CV["worst"]}.
 Rock, reggae and pop are mostly one artist each in these sets (Morphine, Bob Marley, Alanis
 Morissette): held out, the model has almost no other example of the genre, so their recall says as
 much about the sets as about the model. Pop, reggae and rock verdicts are the least reliable; blues,
@@ -315,6 +333,7 @@ checkpoints, under the ISC licence (Copyright (c) Music Technology Group, Univer
 
 # --------------------------------------------------------------------------- --check
 
+
 def compare(made: Path, committed: Path) -> list[str]:
     """What differs between two ready-model folders beyond the tolerances; print the differences."""
     problems = []
@@ -342,13 +361,23 @@ def compare(made: Path, committed: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, metavar="DIR",
-                        help=f"work folder (default: {DEFAULT_WORK.relative_to(REPO_ROOT)}/; with --check a "
-                             f"temporary folder, removed after)")
-    parser.add_argument("--check", action="store_true",
-                        help=f"train again and compare with the committed {TARGET.relative_to(REPO_ROOT)}/")
-    parser.add_argument("--card", action="store_true",
-                        help=f"only write {CARD_FILE} of the committed model again (after new figures), no training")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        metavar="DIR",
+        help=f"work folder (default: {DEFAULT_WORK.relative_to(REPO_ROOT)}/; with --check a "
+        f"temporary folder, removed after)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"train again and compare with the committed {TARGET.relative_to(REPO_ROOT)}/",
+    )
+    parser.add_argument(
+        "--card",
+        action="store_true",
+        help=f"only write {CARD_FILE} of the committed model again (after new figures), no training",
+    )
     args = parser.parse_args(argv)
     if args.card:
         with np.load(TARGET / HEAD_FILE, allow_pickle=False) as head:

@@ -11,9 +11,9 @@ import argparse
 import contextlib
 import gc
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -109,55 +109,103 @@ def positive_int(text: str) -> int:
 def make_parser() -> argparse.ArgumentParser:
     parser = cli.make_parser(DESCRIPTION)
     parser.prog = "python -m track_analyzer"
-    parser.add_argument("input", nargs="?", type=Path, metavar="AUDIO",
-                        help="an audio file, or a folder analyzed recursively")
-    parser.add_argument("--model", type=Path, default=Path(registry.DEFAULT_MODEL), metavar="DIR",
-                        help=f"run folder written by train_crnn.py or train_baselines.py (bundle.json + model), "
-                             f"the ready genre model ({', '.join(registry.READY)}: the default, see above), or a "
-                             f"ready tagger: {', '.join(registry.PRETRAINED)}")
-    parser.add_argument("--evaluate", type=Path, metavar="FOLDER",
-                        help="instead of AUDIO: a folder-per-label tree (<label>/<files>); reports track-level "
-                             "accuracy and the confusion matrix (confusion.png next to --csv, or at --plot)")
-    parser.add_argument("--overlap", type=float, metavar="SECONDS",
-                        help="overlap of analysis slices (default: analysis.overlap, else half a slice for a trained "
-                             "run, a slice every 1.5 s at 3 s slices, and 0 for a ready tagger)")
-    parser.add_argument("--aggregation", choices=METHODS,
-                        help="how slice scores make the verdict (default: analysis.aggregation, sum; "
-                             "taggers: mean, their only one)")
-    parser.add_argument("--top-k", type=positive_int, metavar="K",
-                        help="labels shown per track (default: analysis.top_k, 3)")
-    parser.add_argument("--batch-size", type=positive_int, metavar="N",
-                        help="slices per forward pass (default: analysis.batch_size, 64)")
-    parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="a file: labels (model order), multi_label (true for a tagger), ranking (label, score, "
-                             "share) and slices (start in s, scores per label); a folder: JSON Lines, a first line "
-                             "with the analysis settings, then one line per file (path, status, duration, n_slices, "
-                             "ranking), resumable like --csv; --evaluate: the classification report and each file's "
-                             "record")
-    parser.add_argument("--plot", type=Path, metavar="PNG",
-                        help="a file: timeline of label probabilities over the track; "
-                             "--evaluate: the confusion matrix")
-    parser.add_argument("--csv", type=Path, metavar="PATH",
-                        help="folder or --evaluate: one row per file (path, status, top label and share, "
-                             "duration, slices, a share per label), written as each file is done; run again, "
-                             "it resumes (the settings it was made with are kept in PATH.settings.json)")
-    parser.add_argument("--runtime", choices=registry.RUNTIMES, default="auto",
-                        help="auto (default): the model's LiteRT export, without TensorFlow (a run folder made "
-                             "before exports existed is exported on first use), else Keras; litert: the export "
-                             "or an error; keras: the Keras model")
-    parser.add_argument("--html", type=Path, metavar="PATH",
-                        help="a file: its page (verdict, timeline, player; about 85 KB for a 4-minute track); "
-                             "a folder or --evaluate: the index page, the files' pages in <PATH stem>_tracks/")
-    parser.add_argument("--embed-audio", action="store_true",
-                        help="put the audio inside the --html pages instead of linking to the file by its "
-                             "relative path: a page then works anywhere but is about 4/3 of the audio "
-                             "file's size")
-    parser.add_argument("--restart", action="store_true",
-                        help="analyze every file again into --csv/--json, even if they hold results made with "
-                             "other settings")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="folder or --evaluate: analyze on the workers of the Dask cluster at ADDRESS "
-                             "(tcp://host:8786), see docs/SCALING.md")
+    parser.add_argument(
+        "input", nargs="?", type=Path, metavar="AUDIO", help="an audio file, or a folder analyzed recursively"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path(registry.DEFAULT_MODEL),
+        metavar="DIR",
+        help=f"run folder written by train_crnn.py or train_baselines.py (bundle.json + model), "
+        f"the ready genre model ({', '.join(registry.READY)}: the default, see above), or a "
+        f"ready tagger: {', '.join(registry.PRETRAINED)}",
+    )
+    parser.add_argument(
+        "--evaluate",
+        type=Path,
+        metavar="FOLDER",
+        help="instead of AUDIO: a folder-per-label tree (<label>/<files>); reports track-level "
+        "accuracy and the confusion matrix (confusion.png next to --csv, or at --plot)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        metavar="SECONDS",
+        help="overlap of analysis slices (default: analysis.overlap, else half a slice for a trained "
+        "run, a slice every 1.5 s at 3 s slices, and 0 for a ready tagger)",
+    )
+    parser.add_argument(
+        "--aggregation",
+        choices=METHODS,
+        help="how slice scores make the verdict (default: analysis.aggregation, sum; taggers: mean, their only one)",
+    )
+    parser.add_argument(
+        "--top-k", type=positive_int, metavar="K", help="labels shown per track (default: analysis.top_k, 3)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        metavar="N",
+        help="slices per forward pass (default: analysis.batch_size, 64)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="a file: labels (model order), multi_label (true for a tagger), ranking (label, score, "
+        "share) and slices (start in s, scores per label); a folder: JSON Lines, a first line "
+        "with the analysis settings, then one line per file (path, status, duration, n_slices, "
+        "ranking), resumable like --csv; --evaluate: the classification report and each file's "
+        "record",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="a file: timeline of label probabilities over the track; --evaluate: the confusion matrix",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        metavar="PATH",
+        help="folder or --evaluate: one row per file (path, status, top label and share, "
+        "duration, slices, a share per label), written as each file is done; run again, "
+        "it resumes (the settings it was made with are kept in PATH.settings.json)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=registry.RUNTIMES,
+        default="auto",
+        help="auto (default): the model's LiteRT export, without TensorFlow (a run folder made "
+        "before exports existed is exported on first use), else Keras; litert: the export "
+        "or an error; keras: the Keras model",
+    )
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="PATH",
+        help="a file: its page (verdict, timeline, player; about 85 KB for a 4-minute track); "
+        "a folder or --evaluate: the index page, the files' pages in <PATH stem>_tracks/",
+    )
+    parser.add_argument(
+        "--embed-audio",
+        action="store_true",
+        help="put the audio inside the --html pages instead of linking to the file by its "
+        "relative path: a page then works anywhere but is about 4/3 of the audio "
+        "file's size",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="analyze every file again into --csv/--json, even if they hold results made with other settings",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="folder or --evaluate: analyze on the workers of the Dask cluster at ADDRESS "
+        "(tcp://host:8786), see docs/SCALING.md",
+    )
     return parser
 
 
@@ -219,13 +267,14 @@ def load_analyzer(bundle: Bundle, batch_size: int, runtime: str) -> Analyzer:
 
 # --------------------------------------------------------------------------- modes
 
+
 def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
     cutting = slice_settings(bundle, settings.overlap)
     # With Keras to import (5 s), the track decodes in a worker process meanwhile; an exported model
     # loads in milliseconds, and a worker's start would only delay the decode.
     with SliceLoader([path], cutting, workers=1 if registry.needs_keras(bundle, args.runtime) else 0) as loader:
         analyzer = load_analyzer(bundle, settings.batch_size, args.runtime)
-        (_, slices), = loader
+        ((_, slices),) = loader
     if isinstance(slices, TrackError):
         raise GenrekitError(f"{path}: {slices}")
     result = analyzer.analyze_slices(path, slices, overlap=settings.overlap, aggregation=settings.aggregation)
@@ -238,40 +287,71 @@ def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings:
         write_track_page(args.html, result, args, settings)
 
 
-def write_track_page(page: Path, result: TrackAnalysis, args: argparse.Namespace, settings: Settings,
-                     index: Optional[Path] = None) -> None:
+def write_track_page(
+    page: Path, result: TrackAnalysis, args: argparse.Namespace, settings: Settings, index: Path | None = None
+) -> None:
     """Write the ``--html`` page of an analyzed file to ``page``, linking back to ``index`` if given."""
-    pages.write_track_page(page, {"model": str(args.model), **result.to_dict()}, result.path,
-                            embed=args.embed_audio, top_k=settings.top_k, index=index)
+    pages.write_track_page(
+        page,
+        {"model": str(args.model), **result.to_dict()},
+        result.path,
+        embed=args.embed_audio,
+        top_k=settings.top_k,
+        index=index,
+    )
 
 
-def write_index_page(folder: Path, records: dict[str, dict], args: argparse.Namespace, settings: Settings,
-                     labels: Sequence[str] = (), evaluation: Optional[dict] = None) -> None:
+def write_index_page(
+    folder: Path,
+    records: dict[str, dict],
+    args: argparse.Namespace,
+    settings: Settings,
+    labels: Sequence[str] = (),
+    evaluation: dict | None = None,
+) -> None:
     """Write the ``--html`` index of a folder's records (with ``--evaluate``, its classification report)."""
     title = f"{folder.name or folder}: {'evaluation' if evaluation else 'library'} of {len(records)} files"
-    pages.write_index_page(args.html, list(records.values()), title=title, labels=labels, report=evaluation,
-                            settings=[("Model", args.model), ("Aggregation", settings.aggregation),
-                                      ("Folder", folder)])
+    pages.write_index_page(
+        args.html,
+        list(records.values()),
+        title=title,
+        labels=labels,
+        report=evaluation,
+        settings=[("Model", args.model), ("Aggregation", settings.aggregation), ("Folder", folder)],
+    )
 
 
-def outcomes_of(bundle: Bundle, paths: list[Path], args: argparse.Namespace,
-                settings: Settings) -> Iterator[FileOutcome]:
+def outcomes_of(
+    bundle: Bundle, paths: list[Path], args: argparse.Namespace, settings: Settings
+) -> Iterator[FileOutcome]:
     """Analyze ``paths``: here (decoding in worker processes ahead of batches filled across files,
     outcomes in path order), or on a Dask cluster with ``--scheduler`` (outcomes as they finish)."""
     if args.scheduler:
         from genrekit.inference.cluster import analyze_on_cluster  # imports Dask
 
-        yield from analyze_on_cluster(args.scheduler, args.model, paths, overlap=settings.overlap,
-                                      aggregation=settings.aggregation, batch_size=settings.batch_size,
-                                      runtime=args.runtime)
+        yield from analyze_on_cluster(
+            args.scheduler,
+            args.model,
+            paths,
+            overlap=settings.overlap,
+            aggregation=settings.aggregation,
+            batch_size=settings.batch_size,
+            runtime=args.runtime,
+        )
         return
     with SliceLoader(paths, slice_settings(bundle, settings.overlap)) as loader:
         analyzer = load_analyzer(bundle, settings.batch_size, args.runtime)  # while the first tracks decode
         yield from analyze_loaded(analyzer, loader, overlap=settings.overlap, aggregation=settings.aggregation)
 
 
-def run_files(bundle: Bundle, paths: list[Path], root: Path, args: argparse.Namespace, settings: Settings,
-              truth: Optional[dict[Path, str]] = None) -> dict[str, dict]:
+def run_files(
+    bundle: Bundle,
+    paths: list[Path],
+    root: Path,
+    args: argparse.Namespace,
+    settings: Settings,
+    truth: dict[Path, str] | None = None,
+) -> dict[str, dict]:
     """Analyze the ``paths`` that the results files do not hold yet, with one model load; print a line per
     file; write each file's record to ``--csv`` (and a folder's ``--json``) as it is done; return the
     records of all ``paths`` by relative path, in path order."""
@@ -287,8 +367,10 @@ def run_files(bundle: Bundle, paths: list[Path], root: Path, args: argparse.Name
         done = done_paths(files)
         todo = [path for path in paths if names[path] not in done]
         if len(todo) < len(paths):
-            cli.log(f"{len(paths) - len(todo)} of {len(paths)} files are in the results already; analyzing "
-                    f"the other {len(todo)}")
+            cli.log(
+                f"{len(paths) - len(todo)} of {len(paths)} files are in the results already; analyzing "
+                f"the other {len(todo)}"
+            )
         with tqdm(total=len(todo), unit="track", desc="analyzing", file=sys.stderr) as bar:
             for outcome in outcomes_of(bundle, todo, args, settings):
                 name = outcome.path.relative_to(root).as_posix()
@@ -296,11 +378,11 @@ def run_files(bundle: Bundle, paths: list[Path], root: Path, args: argparse.Name
                     bar.write(f"{name}: {outcome.status}", file=sys.stderr)
                 elif not evaluate:
                     bar.write(f"{name}\t{outcome.result.summary(settings.top_k)}", file=sys.stdout)
-                record = record_of(name, outcome.status, outcome.result,
-                                   None if truth is None else truth[outcome.path])
+                record = record_of(name, outcome.status, outcome.result, None if truth is None else truth[outcome.path])
                 if args.html and outcome.result is not None:  # before the record: a file done has its page
-                    write_track_page(pages.track_page_path(args.html, name), outcome.result, args, settings,
-                                     index=args.html)
+                    write_track_page(
+                        pages.track_page_path(args.html, name), outcome.result, args, settings, index=args.html
+                    )
                 for results in files:
                     results.add(record)
                 records[name] = record
@@ -334,8 +416,11 @@ def labelled_files(folder: Path, labels: Sequence[str], extensions: Sequence[str
         count = sum(t.label == name for t in scan.tracks)
         print(f"{folder / name}: not a label of the model; its {count} file(s) are skipped", file=sys.stderr)
     suffixes = {e.lower() for e in extensions}
-    loose = [item["path"] for item in scan.ignored
-             if item["reason"] == "not inside a label folder" and Path(item["path"]).suffix.lower() in suffixes]
+    loose = [
+        item["path"]
+        for item in scan.ignored
+        if item["reason"] == "not inside a label folder" and Path(item["path"]).suffix.lower() in suffixes
+    ]
     if loose:
         print(f"{folder}: {len(loose)} audio file(s) outside label folders are skipped", file=sys.stderr)
     return {folder / t.path: t.label for t in scan.tracks if t.label in labels}
@@ -345,8 +430,9 @@ def evaluate_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, sett
     slice_settings(bundle, settings.overlap)
     truth = labelled_files(folder, bundle.labels, settings.extensions)
     if not truth:
-        raise GenrekitError(f"{folder}: no audio files in folders named after the model's labels "
-                            f"({', '.join(bundle.labels)})")
+        raise GenrekitError(
+            f"{folder}: no audio files in folders named after the model's labels ({', '.join(bundle.labels)})"
+        )
     records = run_files(bundle, sorted(truth), folder, args, settings, truth=truth)
     scored = [record for record in records.values() if "ranking" in record]
     if not scored:
@@ -359,17 +445,29 @@ def evaluate_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, sett
     confusion = args.plot or (args.csv.parent / "confusion.png" if args.csv else None)
     if confusion:
         confusion.parent.mkdir(parents=True, exist_ok=True)
-        plot_confusion(np.asarray(report["confusion_matrix"]), bundle.labels, confusion,
-                       title=f"{folder.name}: track accuracy {100 * report['accuracy']:.1f} %")
+        plot_confusion(
+            np.asarray(report["confusion_matrix"]),
+            bundle.labels,
+            confusion,
+            title=f"{folder.name}: track accuracy {100 * report['accuracy']:.1f} %",
+        )
     if args.html:
         write_index_page(folder, records, args, settings, bundle.labels, report)
     if args.json:
-        output.write_json(args.json, {"model": str(args.model), "labels": bundle.labels,
-                                      "aggregation": settings.aggregation, "skipped": len(records) - len(scored),
-                                      "report": report, "tracks": list(records.values())})
+        output.write_json(
+            args.json,
+            {
+                "model": str(args.model),
+                "labels": bundle.labels,
+                "aggregation": settings.aggregation,
+                "skipped": len(records) - len(scored),
+                "report": report,
+                "tracks": list(records.values()),
+            },
+        )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     if (args.input is None) == (args.evaluate is None):
@@ -386,8 +484,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         analyze_folder(args.input, bundle, args, settings)
     elif args.input.exists():
         if args.csv or args.scheduler:
-            raise GenrekitError(f"{'--csv' if args.csv else '--scheduler'} is for a folder or --evaluate"
-                                + ("; for a file use --json" if args.csv else ""))
+            raise GenrekitError(
+                f"{'--csv' if args.csv else '--scheduler'} is for a folder or --evaluate"
+                + ("; for a file use --json" if args.csv else "")
+            )
         analyze_file(args.input, bundle, args, settings)
     else:
         raise GenrekitError(f"{args.input}: no such file or folder")

@@ -3,8 +3,8 @@ JSON, the timeline plot and the evaluation summary."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def plot_timeline(result: TrackAnalysis, path: Path) -> Path:
         for color, index in zip(colors, best):
             ax.plot(times, scores[:, index], color=color, label=result.labels[index])
     else:
-        ax.stackplot(times, scores.T, labels=result.labels, colors=colors[:len(result.labels)], linewidth=0)
+        ax.stackplot(times, scores.T, labels=result.labels, colors=colors[: len(result.labels)], linewidth=0)
     ax.set_xlim(times[0], times[-1])
     ax.set_ylim(0, 1)
     ax.set_xlabel("time (s)")
@@ -73,13 +73,17 @@ def confusion_text(matrix: np.ndarray, labels: Sequence[str]) -> str:
 def evaluation_summary(report: dict, labels: Sequence[str], aggregation: str) -> str:
     """Track accuracy, per-label recall and the confusion matrix, for stdout."""
     correct = int(np.trace(np.asarray(report["confusion_matrix"])))
-    lines = [f"track accuracy {100 * report['accuracy']:.1f} % ({correct}/{report['count']} tracks, "
-             f"aggregation {aggregation})"]
+    lines = [
+        f"track accuracy {100 * report['accuracy']:.1f} % ({correct}/{report['count']} tracks, "
+        f"aggregation {aggregation})"
+    ]
     for name in labels:
         stats = report["per_label"][name]
         if stats["support"]:
-            lines.append(f"  {name}: recall {100 * stats['recall']:.1f} % of {stats['support']}, "
-                         f"precision {100 * stats['precision']:.1f} %")
+            lines.append(
+                f"  {name}: recall {100 * stats['recall']:.1f} % of {stats['support']}, "
+                f"precision {100 * stats['precision']:.1f} %"
+            )
     lines.append("confusion matrix (rows: true label, columns: predicted):")
     lines.append(confusion_text(np.asarray(report["confusion_matrix"]), labels))
     return "\n".join(lines)

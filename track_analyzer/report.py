@@ -18,8 +18,9 @@ import html
 import json
 import mimetypes
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -44,12 +45,12 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _pct(share: Optional[float], digits: int = 1) -> str:
+def _pct(share: float | None, digits: int = 1) -> str:
     """``0.713`` as ``71.3 %``; None as an empty string."""
     return "" if share is None else f"{100 * float(share):.{digits}f} %"
 
 
-def _clock(seconds: Optional[float]) -> str:
+def _clock(seconds: float | None) -> str:
     """Seconds as ``m:ss`` (``h:mm:ss`` from an hour); None as an empty string."""
     if seconds is None:
         return ""
@@ -246,8 +247,18 @@ def track_view(result: dict) -> TrackView:
     ranking = list(result["ranking"])
     file = str(result["path"])
     shown = ranking if len(ranking) <= TIMELINE_LABELS + 1 else ranking[:TIMELINE_LABELS]  # "other": 2 or more
-    return TrackView(Path(file).name or file, file, labels, starts, scores, slice_duration, axis, ranking,
-                     bool(result["multi_label"]), [r["label"] for r in shown])
+    return TrackView(
+        Path(file).name or file,
+        file,
+        labels,
+        starts,
+        scores,
+        slice_duration,
+        axis,
+        ranking,
+        bool(result["multi_label"]),
+        [r["label"] for r in shown],
+    )
 
 
 def _ticks(axis: float) -> list[float]:
@@ -272,8 +283,13 @@ def _layers(view: TrackView) -> tuple[np.ndarray, np.ndarray, list[str]]:
     index = [view.labels.index(name) for name in view.shown]
     values = view.scores[:, index].T
     if len(view.starts):
-        times = np.concatenate([[view.starts[0]], view.starts + view.slice_duration / 2,
-                                [min(view.starts[-1] + view.slice_duration, view.axis)]])
+        times = np.concatenate(
+            [
+                [view.starts[0]],
+                view.starts + view.slice_duration / 2,
+                [min(view.starts[-1] + view.slice_duration, view.axis)],
+            ]
+        )
         values = np.concatenate([values[:, :1], values, values[:, -1:]], axis=1)
     else:
         times = np.zeros(0)
@@ -302,25 +318,38 @@ def _timeline_svg(view: TrackView) -> str:
         return VIEW_H * (1 - np.clip(row, 0, 1))
 
     kind = "tag probabilities" if view.tagger else "label probabilities"
-    out = [f'<svg viewBox="0 0 {VIEW_W} {VIEW_H}" preserveAspectRatio="none" role="img" '
-           f'aria-labelledby="timeline-title" focusable="false">',
-           f'<title id="timeline-title">Timeline of {kind} over the track: {_e(", ".join(names))}</title>',
-           '<g stroke="#e3e3e3" stroke-width="1">']
-    out += [f'<line x1="0" x2="{VIEW_W}" y1="{_num(VIEW_H * f)}" y2="{_num(VIEW_H * f)}" '
-            f'vector-effect="non-scaling-stroke"/>' for f in (0.25, 0.5, 0.75)]
+    out = [
+        f'<svg viewBox="0 0 {VIEW_W} {VIEW_H}" preserveAspectRatio="none" role="img" '
+        f'aria-labelledby="timeline-title" focusable="false">',
+        f'<title id="timeline-title">Timeline of {kind} over the track: {_e(", ".join(names))}</title>',
+        '<g stroke="#e3e3e3" stroke-width="1">',
+    ]
+    out += [
+        f'<line x1="0" x2="{VIEW_W}" y1="{_num(VIEW_H * f)}" y2="{_num(VIEW_H * f)}" '
+        f'vector-effect="non-scaling-stroke"/>'
+        for f in (0.25, 0.5, 0.75)
+    ]
     out.append("</g>")
     if view.tagger:
-        out += [f'<polyline points="{_points(xs, y(values[k]))}" fill="none" stroke="{_layer_color(k, name)}" '
-                f'stroke-width="2.5"{_dash_attribute(k)} vector-effect="non-scaling-stroke">'
-                f'<title>{_e(name)}</title></polyline>' for k, name in enumerate(names)]
+        out += [
+            f'<polyline points="{_points(xs, y(values[k]))}" fill="none" stroke="{_layer_color(k, name)}" '
+            f'stroke-width="2.5"{_dash_attribute(k)} vector-effect="non-scaling-stroke">'
+            f"<title>{_e(name)}</title></polyline>"
+            for k, name in enumerate(names)
+        ]
     else:  # each band from its top down to 0, the highest first: a lower band covers the rest of the one above
         tops = np.cumsum(values, axis=0)
         corners = f" {xs[-1]:.0f},{VIEW_H} {xs[0]:.0f},{VIEW_H}" if len(xs) else ""
-        out += [f'<polygon points="{_points(xs, y(tops[k]))}{corners}" fill="{_layer_color(k, names[k])}" '
-                f'stroke="#fff" stroke-width="0.5" vector-effect="non-scaling-stroke"><title>{_e(names[k])}</title>'
-                f'</polygon>' for k in reversed(range(len(names)))]
-    out.append(f'<line id="playhead" x1="0" x2="0" y1="0" y2="{VIEW_H}" stroke="#111" stroke-width="2" '
-               f'vector-effect="non-scaling-stroke" style="display:none"/></svg>')
+        out += [
+            f'<polygon points="{_points(xs, y(tops[k]))}{corners}" fill="{_layer_color(k, names[k])}" '
+            f'stroke="#fff" stroke-width="0.5" vector-effect="non-scaling-stroke"><title>{_e(names[k])}</title>'
+            f"</polygon>"
+            for k in reversed(range(len(names)))
+        ]
+    out.append(
+        f'<line id="playhead" x1="0" x2="0" y1="0" y2="{VIEW_H}" stroke="#111" stroke-width="2" '
+        f'vector-effect="non-scaling-stroke" style="display:none"/></svg>'
+    )
     return "".join(out)
 
 
@@ -331,12 +360,17 @@ def _legend_html(view: TrackView) -> str:
     for k, name in enumerate(_layers(view)[2]):
         color = _layer_color(k, name)
         if name == "other":
-            items.append(f'<li><span class="sw" style="background:{color}"></span>'
-                         f'other ({len(view.labels) - len(view.shown)} labels)</li>')  # always 2 or more
+            items.append(
+                f'<li><span class="sw" style="background:{color}"></span>'
+                f"other ({len(view.labels) - len(view.shown)} labels)</li>"
+            )  # always 2 or more
             continue
-        swatch = (f'<svg width="28" height="10" aria-hidden="true"><line x1="0" x2="28" y1="5" y2="5" '
-                  f'stroke="{color}" stroke-width="3"{_dash_attribute(k)}/></svg>' if view.tagger
-                  else f'<span class="sw" style="background:{color}"></span>')
+        swatch = (
+            f'<svg width="28" height="10" aria-hidden="true"><line x1="0" x2="28" y1="5" y2="5" '
+            f'stroke="{color}" stroke-width="3"{_dash_attribute(k)}/></svg>'
+            if view.tagger
+            else f'<span class="sw" style="background:{color}"></span>'
+        )
         items.append(f"<li>{swatch}{_e(name)} {_pct(share.get(name))}</li>")
     return f'<ul class="legend" aria-label="Legend">{"".join(items)}</ul>'
 
@@ -350,22 +384,34 @@ def _segments(view: TrackView) -> list[tuple[float, float, str, float, int]]:
     for end in range(1, len(top) + 1):
         if end == len(top) or top[end] != top[begin]:
             until = view.starts[end] if end < len(top) else min(view.axis, view.starts[-1] + view.slice_duration)
-            runs.append((float(view.starts[begin]), float(until), view.labels[top[begin]],
-                         float(best[begin:end].mean()), end - begin))
+            runs.append(
+                (
+                    float(view.starts[begin]),
+                    float(until),
+                    view.labels[top[begin]],
+                    float(best[begin:end].mean()),
+                    end - begin,
+                )
+            )
             begin = end
     return runs
 
 
 def _timeline_tables_html(view: TrackView) -> str:
     """The timeline as text, in two folded tables: where the top label changes, and every slice."""
-    runs = "".join(f'<tr><td class="num">{_clock(a)}</td><td class="num">{_clock(b)}</td><td>{_e(label)}</td>'
-                   f'<td class="num">{_pct(score, 0)}</td><td class="num">{count}</td></tr>'
-                   for a, b, label, score, count in _segments(view))
+    runs = "".join(
+        f'<tr><td class="num">{_clock(a)}</td><td class="num">{_clock(b)}</td><td>{_e(label)}</td>'
+        f'<td class="num">{_pct(score, 0)}</td><td class="num">{count}</td></tr>'
+        for a, b, label, score, count in _segments(view)
+    )
     index = [view.labels.index(name) for name in view.shown]
     head = "".join(f'<th scope="col" class="num">{_e(name)}</th>' for name in view.shown)
-    rows = "".join(f'<tr><th scope="row" class="num">{_clock(start)}</th><td>{_e(view.labels[row.argmax()])}</td>'
-                   + "".join(f"<td>{100 * row[j]:.0f}</td>" for j in index) + "</tr>"
-                   for start, row in zip(view.starts, view.scores))
+    rows = "".join(
+        f'<tr><th scope="row" class="num">{_clock(start)}</th><td>{_e(view.labels[row.argmax()])}</td>'
+        + "".join(f"<td>{100 * row[j]:.0f}</td>" for j in index)
+        + "</tr>"
+        for start, row in zip(view.starts, view.scores)
+    )
     return f"""<details>
 <summary>Timeline as text: where the top label changes</summary>
 <table>
@@ -388,27 +434,41 @@ def _timeline_tables_html(view: TrackView) -> str:
 def _timeline_data(view: TrackView) -> dict:
     """What the page's script needs to describe any moment of the track."""
     index = [view.labels.index(name) for name in view.shown]
-    return {"w": VIEW_W, "axis": round(view.axis, 3), "sd": view.slice_duration, "labels": view.labels,
-            "shown": view.shown, "starts": [round(float(v), 3) for v in view.starts],
-            "scores": [[round(float(v), 3) for v in row] for row in view.scores[:, index].T],
-            "top": [int(v) for v in view.scores.argmax(axis=1)],
-            "topScore": [round(float(v), 3) for v in view.scores.max(axis=1)]}
+    return {
+        "w": VIEW_W,
+        "axis": round(view.axis, 3),
+        "sd": view.slice_duration,
+        "labels": view.labels,
+        "shown": view.shown,
+        "starts": [round(float(v), 3) for v in view.starts],
+        "scores": [[round(float(v), 3) for v in row] for row in view.scores[:, index].T],
+        "top": [int(v) for v in view.scores.argmax(axis=1)],
+        "topScore": [round(float(v), 3) for v in view.scores.max(axis=1)],
+    }
 
 
 def _timeline_html(view: TrackView) -> str:
     """The timeline section: axes, plot, legend, the readout of the playhead's moment, the text tables."""
-    yaxis = "".join(f'<span style="top:{_num(100 * (1 - v))}%">{_num(100 * v, 0)} %</span>'
-                    for v in (0, 0.25, 0.5, 0.75, 1))
-    xaxis = "".join(f'<span style="left:{_num(100 * v / view.axis, 2)}%">{_clock(v)}</span>'
-                    for v in _ticks(view.axis) if v <= view.axis)
+    yaxis = "".join(
+        f'<span style="top:{_num(100 * (1 - v))}%">{_num(100 * v, 0)} %</span>' for v in (0, 0.25, 0.5, 0.75, 1)
+    )
+    xaxis = "".join(
+        f'<span style="left:{_num(100 * v / view.axis, 2)}%">{_clock(v)}</span>'
+        for v in _ticks(view.axis)
+        if v <= view.axis
+    )
     what = "tags" if view.tagger else "labels"
-    shown = (f"the {len(view.shown)} best of {len(view.labels)} {what}" if len(view.shown) < len(view.labels)
-             else f"all {len(view.labels)} {what}")
+    shown = (
+        f"the {len(view.shown)} best of {len(view.labels)} {what}"
+        if len(view.shown) < len(view.labels)
+        else f"all {len(view.labels)} {what}"
+    )
     kind = "Tag probabilities" if view.tagger else "Label probabilities"
     return f"""<section aria-labelledby="timeline-h">
 <h2 id="timeline-h">Timeline</h2>
 <p class="muted">{kind} of each {view.slice_duration:g} s slice, drawn at its centre: {_e(shown)}{
-        "" if view.tagger else ", stacked"}.</p>
+        "" if view.tagger else ", stacked"
+    }.</p>
 <div class="chart">
 <div class="yaxis" aria-hidden="true">{yaxis}</div>
 <div class="timeline" id="timeline" aria-label="Timeline of {_e(view.name)}">{_timeline_svg(view)}</div>
@@ -425,47 +485,68 @@ right arrow keys move 5 s, Page Up/Down 30 s, Home and End go to the start and t
 
 def _verdict_html(view: TrackView, result: dict, top_k: int) -> str:
     """The verdict: the ``top_k`` best labels and shares as a line, bars for the best few, the settings."""
-    items = "".join(f'<li><span>{_e(r["label"])}</span><span class="bar" aria-hidden="true"><span style="width:'
-                    f'{_num(100 * min(max(float(r["share"]), 0), 1))}%"></span></span>'
-                    f'<span class="val">{_pct(r["share"])}</span></li>' for r in view.ranking[:VERDICT_LABELS])
+    items = "".join(
+        f'<li><span>{_e(r["label"])}</span><span class="bar" aria-hidden="true"><span style="width:'
+        f'{_num(100 * min(max(float(r["share"]), 0), 1))}%"></span></span>'
+        f'<span class="val">{_pct(r["share"])}</span></li>'
+        for r in view.ranking[:VERDICT_LABELS]
+    )
     more = len(view.ranking) - VERDICT_LABELS
-    kind = ("tagger: independent tag probabilities, the shares need not add up to 100 %" if view.tagger
-            else "genre classifier: the shares add up to 100 %")
+    kind = (
+        "tagger: independent tag probabilities, the shares need not add up to 100 %"
+        if view.tagger
+        else "genre classifier: the shares add up to 100 %"
+    )
     duration = float(result["duration"])
-    settings = [("Model", result.get("model")), ("Aggregation", result.get("aggregation")), ("Kind", kind),
-                ("Duration", f"{_clock(duration)} ({duration:.1f} s)"),
-                ("Slices", f"{len(view.starts)} of {view.slice_duration:g} s, overlap {float(result['overlap']):g} s"),
-                ("Padded", "yes (shorter than one slice)" if result.get("padded") else None), ("File", view.file)]
+    settings = [
+        ("Model", result.get("model")),
+        ("Aggregation", result.get("aggregation")),
+        ("Kind", kind),
+        ("Duration", f"{_clock(duration)} ({duration:.1f} s)"),
+        ("Slices", f"{len(view.starts)} of {view.slice_duration:g} s, overlap {float(result['overlap']):g} s"),
+        ("Padded", "yes (shorter than one slice)" if result.get("padded") else None),
+        ("File", view.file),
+    ]
     return f"""<section aria-labelledby="verdict-h">
 <h2 id="verdict-h">Verdict</h2>
 <p class="verdict" id="verdict">{_e(verdict_line(view.ranking, top_k))}</p>
 <ol class="ranking" aria-label="Best {"tags" if view.tagger else "labels"} and their shares">{items}</ol>
-{f'<p class="muted">and {more} more.</p>' if more > 0 else ''}
+{f'<p class="muted">and {more} more.</p>' if more > 0 else ""}
 {_settings_html(settings)}
 </section>"""
 
 
 def verdict_line(ranking: Sequence[dict], top_k: int) -> str:
     """``metal 71.3 %, rock 20.1 %``: the ``top_k`` best labels of a ranking and their shares."""
-    return ", ".join(f"{r['label']} {_pct(r['share'])}" for r in ranking[:max(1, top_k)])
+    return ", ".join(f"{r['label']} {_pct(r['share'])}" for r in ranking[: max(1, top_k)])
 
 
-def _audio_html(view: TrackView, audio_src: Optional[str], missing_reason: str) -> str:
+def _audio_html(view: TrackView, audio_src: str | None, missing_reason: str) -> str:
     """The player; or, when there is no audio, a notice saying so (also shown by the page's script
     when the browser cannot load the audio, e.g. a file moved since the page was written)."""
-    notice = ('<p class="missing" id="audio-missing" role="alert"{hidden}><strong>Audio not available:</strong> '
-              'the audio file cannot be found ({reason}). The timeline can still be explored with the mouse '
-              'or the arrow keys.</p>')
+    notice = (
+        '<p class="missing" id="audio-missing" role="alert"{hidden}><strong>Audio not available:</strong> '
+        "the audio file cannot be found ({reason}). The timeline can still be explored with the mouse "
+        "or the arrow keys.</p>"
+    )
     if audio_src is None:
         return notice.format(hidden="", reason=_e(missing_reason))
     where = "embedded in this page" if audio_src.startswith("data:") else f"looked for at {unquote(audio_src)}"
     reason = f"{where}: moved or deleted since this page was written, or in a format this browser cannot play"
-    return (f'<audio id="audio" controls preload="metadata" src="{_e(audio_src)}" aria-label="Play {_e(view.name)}">'
-            f'Your browser cannot play this audio.</audio>\n' + notice.format(hidden=" hidden", reason=_e(reason)))
+    return (
+        f'<audio id="audio" controls preload="metadata" src="{_e(audio_src)}" aria-label="Play {_e(view.name)}">'
+        f"Your browser cannot play this audio.</audio>\n" + notice.format(hidden=" hidden", reason=_e(reason))
+    )
 
 
-def track_page(result: dict, *, audio_src: Optional[str], missing_reason: str = "", top_k: int = 3,
-               index_href: Optional[str] = None) -> str:
+def track_page(
+    result: dict,
+    *,
+    audio_src: str | None,
+    missing_reason: str = "",
+    top_k: int = 3,
+    index_href: str | None = None,
+) -> str:
     """One self-contained HTML page for an analyzed track.
 
     Parameters
@@ -503,7 +584,7 @@ def track_page(result: dict, *, audio_src: Optional[str], missing_reason: str = 
     return _document(f"{view.name}: {verdict_line(view.ranking, top_k)}", TRACK_CSS, body, TRACK_JS)
 
 
-def audio_source(page: Path, audio: Path, *, embed: bool = False) -> tuple[Optional[str], str]:
+def audio_source(page: Path, audio: Path, *, embed: bool = False) -> tuple[str | None, str]:
     """The ``src`` of a page's player, or None and the reason why there is none.
 
     Parameters
@@ -532,8 +613,9 @@ def audio_source(page: Path, audio: Path, *, embed: bool = False) -> tuple[Optio
         return None, f"{audio} is on another drive than the page; write the page with --embed-audio"
 
 
-def write_track_page(page: Path, result: dict, audio: Path, *, embed: bool = False, top_k: int = 3,
-                     index: Optional[Path] = None) -> Path:
+def write_track_page(
+    page: Path, result: dict, audio: Path, *, embed: bool = False, top_k: int = 3, index: Path | None = None
+) -> Path:
     """Write the :func:`track_page` of ``result`` to ``page`` (atomically), its player on ``audio``.
 
     Parameters
@@ -559,8 +641,13 @@ def write_track_page(page: Path, result: dict, audio: Path, *, embed: bool = Fal
     page = Path(page)
     page.parent.mkdir(parents=True, exist_ok=True)
     audio_src, reason = audio_source(page, audio, embed=embed)
-    text = track_page(result, audio_src=audio_src, missing_reason=reason, top_k=top_k,
-                      index_href=_href(page, index) if index else None)
+    text = track_page(
+        result,
+        audio_src=audio_src,
+        missing_reason=reason,
+        top_k=top_k,
+        index_href=_href(page, index) if index else None,
+    )
     return atomic.write_text(page, text)
 
 
@@ -629,7 +716,7 @@ def track_page_path(index: Path, name: str) -> Path:
     return index.parent / f"{index.stem}{TRACKS_SUFFIX}" / f"{name}.html"
 
 
-def _top(record: dict) -> tuple[Optional[str], Optional[float]]:
+def _top(record: dict) -> tuple[str | None, float | None]:
     """A record's top label and share; None and None for a file that was not analyzed."""
     ranking = record.get("ranking")
     return (ranking[0]["label"], float(ranking[0]["share"])) if ranking else (None, None)
@@ -654,19 +741,24 @@ def _index_row(record: dict, link: Callable[[str], str], truth: bool) -> str:
     cells = [_sort_cell("file", record["path"], link(record["path"]), klass="file")]
     if truth:
         cells.append(_sort_cell("truth", record.get("true_label", ""), _e(record.get("true_label", DASH))))
-    cells += [_sort_cell("label", label or "", _e(label or DASH)),
-              _sort_cell("share", share_key, _pct(share) or DASH, numeric=True),
-              _sort_cell("duration", "" if duration is None else _num(duration, 3), _clock(duration) or DASH,
-                         numeric=True),
-              f'<td>{_e(record["status"])}</td>']
-    return (f'<tr class="{"ok" if label is not None else "unreadable"}" data-label="{_e(label or "")}" '
-            f'data-share="{share_key}">{"".join(cells)}</tr>')
+    cells += [
+        _sort_cell("label", label or "", _e(label or DASH)),
+        _sort_cell("share", share_key, _pct(share) or DASH, numeric=True),
+        _sort_cell("duration", "" if duration is None else _num(duration, 3), _clock(duration) or DASH, numeric=True),
+        f"<td>{_e(record['status'])}</td>",
+    ]
+    return (
+        f'<tr class="{"ok" if label is not None else "unreadable"}" data-label="{_e(label or "")}" '
+        f'data-share="{share_key}">{"".join(cells)}</tr>'
+    )
 
 
 def _sort_header(key: str, text: str, numeric: bool = False) -> str:
     """A column header whose button sorts the table (numbers start with the largest)."""
-    return (f'<th scope="col" data-key="{key}"{" data-numeric" if numeric else ""} aria-sort="none"'
-            f'{_class("num" if numeric else "")}><button type="button">{_e(text)}</button></th>')
+    return (
+        f'<th scope="col" data-key="{key}"{" data-numeric" if numeric else ""} aria-sort="none"'
+        f'{_class("num" if numeric else "")}><button type="button">{_e(text)}</button></th>'
+    )
 
 
 def _files_html(records: Sequence[dict], link: Callable[[str], str]) -> str:
@@ -674,9 +766,14 @@ def _files_html(records: Sequence[dict], link: Callable[[str], str]) -> str:
     truth = any("true_label" in record for record in records)
     labels = sorted({label for label, _ in map(_top, records) if label is not None}, key=str.lower)
     options = "".join(f'<option value="{_e(name)}">{_e(name)}</option>' for name in labels)
-    heads = [_sort_header("file", "File"), *([_sort_header("truth", "True label")] if truth else []),
-             _sort_header("label", "Top label"), _sort_header("share", "Share", True),
-             _sort_header("duration", "Duration", True), '<th scope="col">Status</th>']
+    heads = [
+        _sort_header("file", "File"),
+        *([_sort_header("truth", "True label")] if truth else []),
+        _sort_header("label", "Top label"),
+        _sort_header("share", "Share", True),
+        _sort_header("duration", "Duration", True),
+        '<th scope="col">Status</th>',
+    ]
     return f"""<section aria-labelledby="files-h">
 <h2 id="files-h">Files</h2>
 <form class="filters" id="filters" hidden aria-label="Filter the files">
@@ -695,8 +792,7 @@ def _files_html(records: Sequence[dict], link: Callable[[str], str]) -> str:
 </section>"""
 
 
-def _evaluation_html(records: Sequence[dict], labels: Sequence[str], report: dict,
-                     link: Callable[[str], str]) -> str:
+def _evaluation_html(records: Sequence[dict], labels: Sequence[str], report: dict, link: Callable[[str], str]) -> str:
     """Track accuracy, the confusion matrix (each cell lists its files) and the recall of each label."""
     matrix = np.asarray(report["confusion_matrix"], dtype=int).reshape(len(labels), len(labels))
     cells: dict[tuple[str, str], list[str]] = {}
@@ -709,17 +805,22 @@ def _evaluation_html(records: Sequence[dict], labels: Sequence[str], report: dic
         tds = []
         for j, predicted in enumerate(labels):
             count = int(matrix[i, j])
-            said = _e(f'{count} {"file" if count == 1 else "files"} of {true} predicted as {predicted}')
+            said = _e(f"{count} {'file' if count == 1 else 'files'} of {true} predicted as {predicted}")
             files = cells.get((true, predicted))
-            content = (f'<details><summary aria-label="{said}">{count}</summary><ul>'
-                       f'{"".join(f"<li>{link(name)}</li>" for name in files)}</ul></details>' if files
-                       else f'<span aria-label="{said}">{count}</span>')
-            tds.append(f'<td{_class("diag" if i == j else "", "zero" if count == 0 else "")}>{content}</td>')
+            content = (
+                f'<details><summary aria-label="{said}">{count}</summary><ul>'
+                f"{''.join(f'<li>{link(name)}</li>' for name in files)}</ul></details>"
+                if files
+                else f'<span aria-label="{said}">{count}</span>'
+            )
+            tds.append(f"<td{_class('diag' if i == j else '', 'zero' if count == 0 else '')}>{content}</td>")
         rows.append(f'<tr><th scope="row">{_e(true)}</th>{"".join(tds)}</tr>')
     recall = "".join(
         f'<tr><th scope="row">{_e(name)}</th><td class="num">'
-        f'{_pct(report["per_label"][name]["recall"]) if matrix[i].sum() else DASH}</td>'
-        f'<td class="num">{int(matrix[i, i])} of {int(matrix[i].sum())}</td></tr>' for i, name in enumerate(labels))
+        f"{_pct(report['per_label'][name]['recall']) if matrix[i].sum() else DASH}</td>"
+        f'<td class="num">{int(matrix[i, i])} of {int(matrix[i].sum())}</td></tr>'
+        for i, name in enumerate(labels)
+    )
     total, correct = int(matrix.sum()), int(np.trace(matrix))
     accuracy = f"{100 * correct / total:.1f} % ({correct} of {total} files)" if total else "no files"
     head = "".join(f'<th scope="col">{_e(name)}</th>' for name in labels)
@@ -744,9 +845,15 @@ def _evaluation_html(records: Sequence[dict], labels: Sequence[str], report: dic
 </section>"""
 
 
-def index_page(records: Sequence[dict], *, title: str, settings: Sequence[tuple[str, object]] = (),
-               pages: Optional[dict[str, str]] = None, labels: Sequence[str] = (),
-               report: Optional[dict] = None) -> str:
+def index_page(
+    records: Sequence[dict],
+    *,
+    title: str,
+    settings: Sequence[tuple[str, object]] = (),
+    pages: dict[str, str] | None = None,
+    labels: Sequence[str] = (),
+    report: dict | None = None,
+) -> str:
     """A library index: a row per file, sortable and filterable by label and by share (with JavaScript).
 
     Parameters
@@ -787,9 +894,15 @@ def index_page(records: Sequence[dict], *, title: str, settings: Sequence[tuple[
     return _document(title, INDEX_CSS, body, INDEX_JS)
 
 
-def write_index_page(index: Path, records: Sequence[dict], *, title: str,
-                     settings: Sequence[tuple[str, object]] = (), labels: Sequence[str] = (),
-                     report: Optional[dict] = None) -> Path:
+def write_index_page(
+    index: Path,
+    records: Sequence[dict],
+    *,
+    title: str,
+    settings: Sequence[tuple[str, object]] = (),
+    labels: Sequence[str] = (),
+    report: dict | None = None,
+) -> Path:
     """Write the :func:`index_page` of ``records`` to ``index`` (atomically), linking each file to its
     track page (:func:`track_page_path`) where that page exists.
 
@@ -807,7 +920,10 @@ def write_index_page(index: Path, records: Sequence[dict], *, title: str,
     """
     index = Path(index)
     index.parent.mkdir(parents=True, exist_ok=True)
-    pages = {record["path"]: _href(index, page) for record in records
-             if (page := track_page_path(index, record["path"])).is_file()}
+    pages = {
+        record["path"]: _href(index, page)
+        for record in records
+        if (page := track_page_path(index, record["path"])).is_file()
+    }
     text = index_page(records, title=title, settings=settings, pages=pages, labels=labels, report=report)
     return atomic.write_text(index, text)

@@ -80,8 +80,21 @@ def _read_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
 def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     with tempfile.TemporaryDirectory(prefix="genrekit-") as tmp:
         wav = Path(tmp) / "decoded.wav"
-        cmd = [ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-               "-vn", "-map", "0:a:0", "-c:a", "pcm_f32le", str(wav)]
+        cmd = [
+            ffmpeg_executable(),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-vn",
+            "-map",
+            "0:a:0",
+            "-c:a",
+            "pcm_f32le",
+            str(wav),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
         if proc.returncode != 0 or not wav.exists():
             lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]

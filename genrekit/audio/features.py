@@ -31,7 +31,6 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -121,19 +120,23 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
     hz = np.asanyarray(hz, dtype=np.float64)
     linear = hz / SLANEY_HZ_PER_MEL
-    return np.where(hz >= SLANEY_LOG_HZ, SLANEY_LOG_HZ / SLANEY_HZ_PER_MEL
-                    + np.log(np.maximum(hz, SLANEY_LOG_HZ) / SLANEY_LOG_HZ) / SLANEY_LOG_STEP, linear)
+    return np.where(
+        hz >= SLANEY_LOG_HZ,
+        SLANEY_LOG_HZ / SLANEY_HZ_PER_MEL + np.log(np.maximum(hz, SLANEY_LOG_HZ) / SLANEY_LOG_HZ) / SLANEY_LOG_STEP,
+        linear,
+    )
 
 
 def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asanyarray(mel, dtype=np.float64)
     log_mel_start = SLANEY_LOG_HZ / SLANEY_HZ_PER_MEL
-    return np.where(mel >= log_mel_start, SLANEY_LOG_HZ * np.exp(SLANEY_LOG_STEP * (mel - log_mel_start)),
-                    SLANEY_HZ_PER_MEL * mel)
+    return np.where(
+        mel >= log_mel_start, SLANEY_LOG_HZ * np.exp(SLANEY_LOG_STEP * (mel - log_mel_start)), SLANEY_HZ_PER_MEL * mel
+    )
 
 
 @lru_cache(maxsize=8)
-def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: Optional[float]) -> np.ndarray:
+def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     """The mel filterbank ``(n_mels, 1 + n_fft // 2)`` float32: triangles on Slaney's mel scale, each
     normalized to unit area (``norm="slaney"``), as ``librosa.filters.mel`` makes it, step for step
     (``tests/audio/test_features.py`` compares them). Written out so that analysis needs NumPy alone:
@@ -146,7 +149,7 @@ def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: Op
     weights = np.zeros((n_mels, len(bins)), dtype=np.float32)
     for i in range(n_mels):
         weights[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
-    weights *= (2.0 / (edges[2:n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
     return weights
 
 
@@ -178,7 +181,7 @@ def waveform_rows(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
     (a trailing partial row is dropped)."""
     hop = features.hop_length
     rows = len(signal) // hop
-    return np.ascontiguousarray(signal[:rows * hop], dtype=np.float32).reshape(rows, hop)
+    return np.ascontiguousarray(signal[: rows * hop], dtype=np.float32).reshape(rows, hop)
 
 
 def frames_of(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
@@ -224,8 +227,8 @@ def slice_signal(
     slicing: SlicingConfig,
     features: FeaturesConfig,
     *,
-    overlap: Optional[float] = None,
-    max_slices: Optional[int] = None,
+    overlap: float | None = None,
+    max_slices: int | None = None,
     random_selection: bool = False,
     selection_key: str = "",
 ) -> TrackSlices:
@@ -264,12 +267,11 @@ def slice_signal(
 
     # One transform over the span the kept slices cover; each slice is a run of its frames.
     first = int(starts[0])
-    span = signal[first * hop: int(starts[-1]) * hop + geometry.slice_samples]
+    span = signal[first * hop : int(starts[-1]) * hop + geometry.slice_samples]
     frames = frames_of(span, features)
     index = (starts - first)[:, None] + np.arange(geometry.n_frames)[None, :]
     specs = frames[index]
-    return TrackSlices(specs=specs, starts=starts * hop / features.sample_rate,
-                       duration=duration, padded=padded)
+    return TrackSlices(specs=specs, starts=starts * hop / features.sample_rate, duration=duration, padded=padded)
 
 
 def load_signal(path: Path, features: FeaturesConfig, *, silence_threshold_db: float) -> np.ndarray:
@@ -295,8 +297,8 @@ def load_track_slices(
     features: FeaturesConfig,
     *,
     silence_threshold_db: float,
-    overlap: Optional[float] = None,
-    max_slices: Optional[int] = None,
+    overlap: float | None = None,
+    max_slices: int | None = None,
     random_selection: bool = False,
     selection_key: str = "",
 ) -> TrackSlices:
@@ -308,5 +310,12 @@ def load_track_slices(
         The file cannot be decoded, is silent, or (with ``short_tracks: drop``) too short.
     """
     signal = load_signal(path, features, silence_threshold_db=silence_threshold_db)
-    return slice_signal(signal, slicing, features, overlap=overlap, max_slices=max_slices,
-                        random_selection=random_selection, selection_key=selection_key)
+    return slice_signal(
+        signal,
+        slicing,
+        features,
+        overlap=overlap,
+        max_slices=max_slices,
+        random_selection=random_selection,
+        selection_key=selection_key,
+    )

@@ -29,9 +29,11 @@ class AudioVariant:
 
 def audio_variants(augmentation: AudioAugmentationConfig) -> list[AudioVariant]:
     """The copies ``audio_augmentation`` asks for, in config order: pitch shifts, stretches, speeds."""
-    return ([AudioVariant("pitch_shift", float(n)) for n in augmentation.pitch_shift_semitones]
-            + [AudioVariant("time_stretch", float(r)) for r in augmentation.time_stretch_rates]
-            + [AudioVariant("speed", float(r)) for r in augmentation.speed_rates])
+    return (
+        [AudioVariant("pitch_shift", float(n)) for n in augmentation.pitch_shift_semitones]
+        + [AudioVariant("time_stretch", float(r)) for r in augmentation.time_stretch_rates]
+        + [AudioVariant("speed", float(r)) for r in augmentation.speed_rates]
+    )
 
 
 def apply_variant(signal: np.ndarray, variant: AudioVariant, sample_rate: int) -> np.ndarray:
@@ -43,8 +45,7 @@ def apply_variant(signal: np.ndarray, variant: AudioVariant, sample_rate: int) -
         # costs one resampling, a fraction of a phase vocoder's two STFTs.
         import soxr
 
-        return np.ascontiguousarray(soxr.resample(signal, sample_rate * variant.amount, sample_rate),
-                                    dtype=np.float32)
+        return np.ascontiguousarray(soxr.resample(signal, sample_rate * variant.amount, sample_rate), dtype=np.float32)
     import librosa
 
     try:

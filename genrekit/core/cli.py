@@ -6,8 +6,8 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from genrekit.core.config import Config, load_config
 from genrekit.core.errors import GenrekitError
@@ -18,11 +18,14 @@ DEFAULT_CONFIG = REPO_ROOT / "pipeline_parameters.json"
 
 def make_parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the ``--config`` option every script takes."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="PATH",
-                        help="pipeline parameters file (default: %(default)s); "
-                             "relative paths inside it resolve against its folder")
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help="pipeline parameters file (default: %(default)s); relative paths inside it resolve against its folder",
+    )
     return parser
 
 

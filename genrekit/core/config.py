@@ -13,16 +13,27 @@ import hashlib
 import json
 import os
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from genrekit.core.errors import ConfigError
 
 DEFAULT_AUDIO_EXTENSIONS = (
-    ".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac",
-    ".aif", ".aiff", ".wma", ".au",
+    ".mp3",
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".m4a",
+    ".aac",
+    ".aif",
+    ".aiff",
+    ".wma",
+    ".au",
 )
 
 
@@ -36,7 +47,7 @@ class PathsConfig:
 class SlicingConfig:
     slice_duration: float = 3.0
     overlap: float = 1.0
-    max_slices: Optional[int] = None
+    max_slices: int | None = None
     random_slice_selection: bool = False
     seed: int = 42
     short_tracks: Literal["pad", "drop"] = "pad"
@@ -50,7 +61,7 @@ class FeaturesConfig:
     hop_length: int = 512
     n_mels: int = 100
     fmin: float = 0.0
-    fmax: Optional[float] = None
+    fmax: float | None = None
     # "db": 10 log10(power) (our CRNN); "musicnn": log10(10000 * power + 1) of float16-rounded
     # power, the scale of the pretrained musicnn taggers (genrekit.models.musicnn). Added after
     # datasets existed: left out of their settings at its default, so they stay current.
@@ -65,24 +76,25 @@ class SplitConfig:
     validation_share: float = 0.1
     test_share: float = 0.1
     seed: int = 42
-    custom_split_file: Optional[Path] = None
-    group_file: Optional[Path] = None
+    custom_split_file: Path | None = None
+    group_file: Path | None = None
     # Groups derived from the files instead of a group file (genrekit.dataset.groups). Added after datasets
     # existed: left out of their settings at its default, so they stay current.
-    group_by: Optional[Literal["parent_folder", "artist_tag", "album_tag"]] = field(
-        default=None, metadata={"omit_at_default": True})
+    group_by: Literal["parent_folder", "artist_tag", "album_tag"] | None = field(
+        default=None, metadata={"omit_at_default": True}
+    )
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    workers: Optional[int] = None
+    workers: int | None = None
     audio_extensions: tuple[str, ...] = DEFAULT_AUDIO_EXTENSIONS
     silence_threshold_db: float = -60.0
     # Where tracks run: "local" (a process pool of ``workers``) or "dask" (a dask.distributed
     # cluster at ``dask_scheduler``, or a LocalCluster of ``workers`` processes when it is null).
     # Neither changes dataset.h5, so neither is part of the build settings.
     executor: Literal["local", "dask"] = field(default="local", metadata={"omit_at_default": True})
-    dask_scheduler: Optional[str] = field(default=None, metadata={"omit_at_default": True})
+    dask_scheduler: str | None = field(default=None, metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -120,13 +132,13 @@ class ModelConfig:
     dropout: float = 0.5
     # A pretrained music model (genrekit.models.musicnn) under a new head instead of the CRNN. Keys added
     # after runs existed: left out of their settings at their defaults, so those runs stay current.
-    backbone: Optional[Literal["musicnn-msd", "musicnn-mtt"]] = field(default=None, metadata={"omit_at_default": True})
+    backbone: Literal["musicnn-msd", "musicnn-mtt"] | None = field(default=None, metadata={"omit_at_default": True})
     backbone_trainable: bool = field(default=False, metadata={"omit_at_default": True})
     backbone_output: Literal["pooled", "penultimate"] = field(default="pooled", metadata={"omit_at_default": True})
     backbone_lr_factor: float = field(default=0.1, metadata={"omit_at_default": True})
     # mobilenetv2 only: width multiplier, and a user's own (e.g. ImageNet) weights file for the base
     mobilenet_alpha: float = field(default=1.0, metadata={"omit_at_default": True})
-    pretrained_weights: Optional[Path] = field(default=None, metadata={"omit_at_default": True})
+    pretrained_weights: Path | None = field(default=None, metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -174,7 +186,7 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    overlap: Optional[float] = None  # None: the model's default (genrekit.inference.analyzer.default_overlap)
+    overlap: float | None = None  # None: the model's default (genrekit.inference.analyzer.default_overlap)
     aggregation: Literal["sum", "mean-log", "vote"] = "sum"
     batch_size: int = 64
     top_k: int = 3
@@ -194,7 +206,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
-    source: Optional[Path] = None  # the file it was read from; not a key
+    source: Path | None = None  # the file it was read from; not a key
 
     @property
     def dataset_path(self) -> Path:
@@ -214,14 +226,15 @@ SECTIONS = {name: tp for name, tp in typing.get_type_hints(Config).items() if na
 
 # --------------------------------------------------------------------------- parsing
 
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against annotation ``tp``; return it in the field's type."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin is typing.Union:  # Optional[X]
+    if origin in (typing.Union, types.UnionType):  # X | None
         if value is None:
             return None
-        inner = [a for a in args if a is not type(None)][0]
+        inner = next(a for a in args if a is not type(None))
         return _coerce(value, inner, key)
     if origin is Literal:
         if value not in args:
@@ -269,14 +282,14 @@ def _section_from_dict(cls: type, data: Any, name: str) -> Any:
     return cls(**values)
 
 
-def _resolve(path: Optional[Path], base: Path) -> Optional[Path]:
+def _resolve(path: Path | None, base: Path) -> Path | None:
     if path is None:
         return None
     # normpath: messages then show /data/out, not /repo/demo/../data/out
     return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 
-def config_from_dict(data: Any, base_dir: Path = Path("."), source: Optional[Path] = None) -> Config:
+def config_from_dict(data: Any, base_dir: Path = Path("."), source: Path | None = None) -> Config:
     """Build and validate a :class:`Config` from parsed JSON.
 
     Parameters
@@ -321,16 +334,18 @@ def config_from_dict(data: Any, base_dir: Path = Path("."), source: Optional[Pat
 # What a pretrained backbone takes as input: musicnn's log-mel patches (16 kHz, 512-point FFT, hop 256,
 # 96 slaney mel bands, log10(10000 x + 1)), 187 frames = 186 hops + one FFT = 48128 samples = 3.008 s,
 # not normalized (its first layer is a batch normalization trained on that scale).
-BACKBONE_FEATURES = FeaturesConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, fmin=0.0, fmax=None,
-                                   log_scale="musicnn")
+BACKBONE_FEATURES = FeaturesConfig(
+    sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, fmin=0.0, fmax=None, log_scale="musicnn"
+)
 BACKBONE_SLICE_DURATION = 3.008
 BACKBONE_NORM_METHOD = "none"
 
 
 def backbone_inputs() -> dict[str, Any]:
     """The dotted keys a backbone fixes, and the values it needs."""
-    needed = {f"features.{k}": getattr(BACKBONE_FEATURES, k) for k in
-              (f.name for f in dataclasses.fields(FeaturesConfig))}
+    needed = {
+        f"features.{k}": getattr(BACKBONE_FEATURES, k) for k in (f.name for f in dataclasses.fields(FeaturesConfig))
+    }
     needed["slicing.slice_duration"] = BACKBONE_SLICE_DURATION
     needed["processing.norm_method"] = BACKBONE_NORM_METHOD
     return needed
@@ -343,18 +358,22 @@ def fit_to_backbone(cfg: Config, data: dict) -> Config:
     naming every such key and the value the backbone needs.
     """
     needed = backbone_inputs()
-    given = {f"{section}.{key}": getattr(getattr(cfg, section), key)
-             for section, values in data.items() if isinstance(values, dict) and section in SECTIONS
-             for key in values}
+    given = {
+        f"{section}.{key}": getattr(getattr(cfg, section), key)
+        for section, values in data.items()
+        if isinstance(values, dict) and section in SECTIONS
+        for key in values
+    }
     wrong = [key for key, value in needed.items() if key in given and given[key] != value]
     if wrong:
         shown = ", ".join(f"{key} {json.dumps(needed[key])} (not {json.dumps(given[key])})" for key in wrong)
-        raise ConfigError(f"model.backbone: {cfg.model.backbone} needs {shown}; set these keys so or leave "
-                          f"them out")
+        raise ConfigError(f"model.backbone: {cfg.model.backbone} needs {shown}; set these keys so or leave them out")
     return dataclasses.replace(
-        cfg, features=BACKBONE_FEATURES,
+        cfg,
+        features=BACKBONE_FEATURES,
         slicing=dataclasses.replace(cfg.slicing, slice_duration=BACKBONE_SLICE_DURATION),
-        processing=dataclasses.replace(cfg.processing, norm_method=BACKBONE_NORM_METHOD))
+        processing=dataclasses.replace(cfg.processing, norm_method=BACKBONE_NORM_METHOD),
+    )
 
 
 def load_config(path: os.PathLike | str) -> Config:
@@ -378,6 +397,7 @@ def load_config(path: os.PathLike | str) -> Config:
 
 # --------------------------------------------------------------------------- validation
 
+
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
@@ -387,59 +407,100 @@ def validate_slicing_and_features(s: SlicingConfig, f: FeaturesConfig) -> None:
     """The checks of :func:`validate` on how audio becomes slices: those a model bundle also needs."""
     _require(s.slice_duration > 0, "slicing.slice_duration", f"must be > 0, got {s.slice_duration}")
     _require(s.overlap >= 0, "slicing.overlap", f"must be >= 0, got {s.overlap}")
-    _require(s.overlap < s.slice_duration, "slicing.overlap",
-             f"must be smaller than slicing.slice_duration ({s.slice_duration}), got {s.overlap}")
-    _require(s.max_slices is None or s.max_slices >= 1, "slicing.max_slices",
-             f"must be null or >= 1, got {s.max_slices}")
+    _require(
+        s.overlap < s.slice_duration,
+        "slicing.overlap",
+        f"must be smaller than slicing.slice_duration ({s.slice_duration}), got {s.overlap}",
+    )
+    _require(
+        s.max_slices is None or s.max_slices >= 1, "slicing.max_slices", f"must be null or >= 1, got {s.max_slices}"
+    )
 
     _require(f.sample_rate >= 1000, "features.sample_rate", f"must be >= 1000 Hz, got {f.sample_rate}")
     _require(f.n_fft >= 16, "features.n_fft", f"must be >= 16, got {f.n_fft}")
     _require(f.hop_length >= 1, "features.hop_length", f"must be >= 1, got {f.hop_length}")
     _require(f.n_mels >= 1, "features.n_mels", f"must be > 0, got {f.n_mels}")
-    _require(f.n_mels <= f.n_fft // 2 + 1, "features.n_mels",
-             f"must be <= n_fft/2+1 ({f.n_fft // 2 + 1}), got {f.n_mels}")
+    _require(
+        f.n_mels <= f.n_fft // 2 + 1, "features.n_mels", f"must be <= n_fft/2+1 ({f.n_fft // 2 + 1}), got {f.n_mels}"
+    )
     nyquist = f.sample_rate / 2
     _require(0 <= f.fmin < nyquist, "features.fmin", f"must be in [0, {nyquist}), got {f.fmin}")
-    _require(f.fmax is None or f.fmin < f.fmax <= nyquist, "features.fmax",
-             f"must be null or in (fmin, {nyquist}], got {f.fmax}")
+    _require(
+        f.fmax is None or f.fmin < f.fmax <= nyquist,
+        "features.fmax",
+        f"must be null or in (fmin, {nyquist}], got {f.fmax}",
+    )
     slice_samples = round(s.slice_duration * f.sample_rate)
-    _require(slice_samples >= f.n_fft, "slicing.slice_duration",
-             f"must hold at least one FFT frame (n_fft {f.n_fft} samples), got {s.slice_duration} s")
+    _require(
+        slice_samples >= f.n_fft,
+        "slicing.slice_duration",
+        f"must hold at least one FFT frame (n_fft {f.n_fft} samples), got {s.slice_duration} s",
+    )
 
 
 def validate(cfg: Config) -> None:
     """Range and consistency checks that types alone cannot express."""
-    s, f, sp, b, p, m, t, a = (cfg.slicing, cfg.features, cfg.split, cfg.build,
-                               cfg.processing, cfg.model, cfg.training, cfg.analysis)
+    s, f, sp, b, p, m, t, a = (
+        cfg.slicing,
+        cfg.features,
+        cfg.split,
+        cfg.build,
+        cfg.processing,
+        cfg.model,
+        cfg.training,
+        cfg.analysis,
+    )
     validate_slicing_and_features(s, f)
     for key, share in (("split.validation_share", sp.validation_share), ("split.test_share", sp.test_share)):
         _require(0 <= share < 1, key, f"must be in [0, 1), got {share}")
-    _require(sp.group_by is None or sp.group_file is None, "split.group_by",
-             "give split.group_file or split.group_by, not both")
-    _require(sp.validation_share + sp.test_share < 1, "split.test_share",
-             f"validation_share + test_share must be < 1, got {sp.validation_share + sp.test_share}")
+    _require(
+        sp.group_by is None or sp.group_file is None,
+        "split.group_by",
+        "give split.group_file or split.group_by, not both",
+    )
+    _require(
+        sp.validation_share + sp.test_share < 1,
+        "split.test_share",
+        f"validation_share + test_share must be < 1, got {sp.validation_share + sp.test_share}",
+    )
 
     _require(b.workers is None or b.workers >= 1, "build.workers", f"must be null or >= 1, got {b.workers}")
     _require(len(b.audio_extensions) > 0, "build.audio_extensions", "must list at least one extension")
     for i, ext in enumerate(b.audio_extensions):
-        _require(ext.startswith(".") and len(ext) > 1, f"build.audio_extensions[{i}]",
-                 f"must look like '.mp3', got {ext!r}")
-    _require(b.silence_threshold_db < 0, "build.silence_threshold_db",
-             f"must be < 0 dBFS, got {b.silence_threshold_db}")
+        _require(
+            ext.startswith(".") and len(ext) > 1, f"build.audio_extensions[{i}]", f"must look like '.mp3', got {ext!r}"
+        )
+    _require(
+        b.silence_threshold_db < 0, "build.silence_threshold_db", f"must be < 0 dBFS, got {b.silence_threshold_db}"
+    )
     if b.dask_scheduler is not None:
-        _require(b.executor == "dask", "build.dask_scheduler",
-                 f"is only used with build.executor \"dask\" (build.executor is {b.executor!r})")
-        _require(bool(re.fullmatch(r"([a-z]+://)?[^\s/]+", b.dask_scheduler)), "build.dask_scheduler",
-                 f"must be a scheduler address like \"tcp://10.0.0.5:8786\", got {b.dask_scheduler!r}")
+        _require(
+            b.executor == "dask",
+            "build.dask_scheduler",
+            f'is only used with build.executor "dask" (build.executor is {b.executor!r})',
+        )
+        _require(
+            bool(re.fullmatch(r"([a-z]+://)?[^\s/]+", b.dask_scheduler)),
+            "build.dask_scheduler",
+            f'must be a scheduler address like "tcp://10.0.0.5:8786", got {b.dask_scheduler!r}',
+        )
 
     aa = cfg.audio_augmentation
     for key, values, ok, rule in (
-            ("audio_augmentation.pitch_shift_semitones", aa.pitch_shift_semitones,
-             lambda v: v != 0 and abs(v) <= 12, "non-zero and within ±12 semitones"),
-            ("audio_augmentation.time_stretch_rates", aa.time_stretch_rates,
-             lambda v: v != 1 and 0.5 <= v <= 2, "in [0.5, 2] and not 1"),
-            ("audio_augmentation.speed_rates", aa.speed_rates,
-             lambda v: v != 1 and 0.5 <= v <= 2, "in [0.5, 2] and not 1")):
+        (
+            "audio_augmentation.pitch_shift_semitones",
+            aa.pitch_shift_semitones,
+            lambda v: v != 0 and abs(v) <= 12,
+            "non-zero and within ±12 semitones",
+        ),
+        (
+            "audio_augmentation.time_stretch_rates",
+            aa.time_stretch_rates,
+            lambda v: v != 1 and 0.5 <= v <= 2,
+            "in [0.5, 2] and not 1",
+        ),
+        ("audio_augmentation.speed_rates", aa.speed_rates, lambda v: v != 1 and 0.5 <= v <= 2, "in [0.5, 2] and not 1"),
+    ):
         for i, value in enumerate(values):
             _require(ok(value), f"{key}[{i}]", f"must be {rule}, got {value}")
         _require(len(set(values)) == len(values), key, f"lists a value twice: {list(values)}")
@@ -447,37 +508,54 @@ def validate(cfg: Config) -> None:
     _require(p.memory_limit_mb >= 16, "processing.memory_limit_mb", f"must be >= 16, got {p.memory_limit_mb}")
 
     waveform = f.representation == "waveform"
-    _require(waveform == (m.architecture == "cnn1d"), "model.architecture",
-             f"{m.architecture!r} needs features.representation "
-             f"{'waveform' if m.architecture == 'cnn1d' else 'log_mel'}, got {f.representation!r}")
-    _require(m.backbone is None or m.architecture == "crnn", "model.backbone",
-             f"replaces the network: leave model.architecture at \"crnn\", got {m.architecture!r}")
-    _require(m.pretrained_weights is None or m.architecture == "mobilenetv2", "model.pretrained_weights",
-             f"loads into model.architecture \"mobilenetv2\" only, got {m.architecture!r}")
+    _require(
+        waveform == (m.architecture == "cnn1d"),
+        "model.architecture",
+        f"{m.architecture!r} needs features.representation "
+        f"{'waveform' if m.architecture == 'cnn1d' else 'log_mel'}, got {f.representation!r}",
+    )
+    _require(
+        m.backbone is None or m.architecture == "crnn",
+        "model.backbone",
+        f'replaces the network: leave model.architecture at "crnn", got {m.architecture!r}',
+    )
+    _require(
+        m.pretrained_weights is None or m.architecture == "mobilenetv2",
+        "model.pretrained_weights",
+        f'loads into model.architecture "mobilenetv2" only, got {m.architecture!r}',
+    )
     _require(m.mobilenet_alpha > 0, "model.mobilenet_alpha", f"must be > 0, got {m.mobilenet_alpha}")
     if m.architecture == "mobilenetv2":  # keras.applications refuses inputs smaller than 32 x 32
         n_frames = 1 + (round(s.slice_duration * f.sample_rate) - f.n_fft) // f.hop_length
-        _require(min(n_frames, f.n_mels) >= 32, "model.architecture",
-                 f"\"mobilenetv2\" needs at least 32 frames and 32 mel bands per slice, got {n_frames} x {f.n_mels}")
+        _require(
+            min(n_frames, f.n_mels) >= 32,
+            "model.architecture",
+            f'"mobilenetv2" needs at least 32 frames and 32 mel bands per slice, got {n_frames} x {f.n_mels}',
+        )
     _require(len(m.conv_filters) >= 1, "model.conv_filters", "must list at least one block")
     _require(all(n >= 1 for n in m.conv_filters), "model.conv_filters", "every entry must be >= 1")
-    _require(len(m.time_pools) == len(m.conv_filters), "model.time_pools",
-             f"must have one entry per conv block ({len(m.conv_filters)}), got {len(m.time_pools)}")
+    _require(
+        len(m.time_pools) == len(m.conv_filters),
+        "model.time_pools",
+        f"must have one entry per conv block ({len(m.conv_filters)}), got {len(m.time_pools)}",
+    )
     _require(all(n >= 1 for n in m.time_pools), "model.time_pools", "every entry must be >= 1")
     _require(m.kernel_size >= 1, "model.kernel_size", f"must be >= 1, got {m.kernel_size}")
     _require(all(n >= 1 for n in m.gru_units), "model.gru_units", "every entry must be >= 1")
     for key, rate in (("model.conv_dropout", m.conv_dropout), ("model.dropout", m.dropout)):
         _require(0 <= rate < 1, key, f"must be in [0, 1), got {rate}")
 
-    _require(bool(t.run_name) and "/" not in t.run_name and t.run_name not in (".", ".."),
-             "training.run_name", f"must be a plain folder name, got {t.run_name!r}")
+    _require(
+        bool(t.run_name) and "/" not in t.run_name and t.run_name not in (".", ".."),
+        "training.run_name",
+        f"must be a plain folder name, got {t.run_name!r}",
+    )
     _require(t.epochs >= 1, "training.epochs", f"must be >= 1, got {t.epochs}")
     _require(t.batch_size >= 1, "training.batch_size", f"must be >= 1, got {t.batch_size}")
     _require(t.learning_rate > 0, "training.learning_rate", f"must be > 0, got {t.learning_rate}")
     _require(t.early_stopping_patience >= 1, "training.early_stopping_patience", "must be >= 1")
     _require(t.reduce_lr_patience >= 1, "training.reduce_lr_patience", "must be >= 1")
-    _require(0 < t.reduce_lr_factor < 1, "training.reduce_lr_factor",
-             f"must be in (0, 1), got {t.reduce_lr_factor}")
+    _require(0 < t.reduce_lr_factor < 1, "training.reduce_lr_factor", f"must be in (0, 1), got {t.reduce_lr_factor}")
     _require(t.runs >= 1, "training.runs", f"must be >= 1, got {t.runs}")
     aug = t.augmentation
     _require(aug.gain_db >= 0, "training.augmentation.gain_db", f"must be >= 0, got {aug.gain_db}")
@@ -487,8 +565,11 @@ def validate(cfg: Config) -> None:
         _require(value >= 0, f"training.augmentation.{key}", f"must be >= 0, got {value}")
     _require(aug.mixup_alpha >= 0, "training.augmentation.mixup_alpha", f"must be >= 0, got {aug.mixup_alpha}")
 
-    _require(a.overlap is None or 0 <= a.overlap < s.slice_duration, "analysis.overlap",
-             f"must be null or in [0, slicing.slice_duration ({s.slice_duration})), got {a.overlap}")
+    _require(
+        a.overlap is None or 0 <= a.overlap < s.slice_duration,
+        "analysis.overlap",
+        f"must be null or in [0, slicing.slice_duration ({s.slice_duration})), got {a.overlap}",
+    )
     _require(a.batch_size >= 1, "analysis.batch_size", f"must be >= 1, got {a.batch_size}")
     _require(a.top_k >= 1, "analysis.top_k", f"must be >= 1, got {a.top_k}")
 
@@ -497,17 +578,21 @@ def require_audio_folder(cfg: Config) -> None:
     """The build needs the audio folder; other scripts do not."""
     folder = cfg.paths.audio_folder
     _require(folder.is_dir(), "paths.audio_folder", f"folder not found: {folder}")
-    for key, path in (("split.custom_split_file", cfg.split.custom_split_file),
-                      ("split.group_file", cfg.split.group_file)):
+    for key, path in (
+        ("split.custom_split_file", cfg.split.custom_split_file),
+        ("split.group_file", cfg.split.group_file),
+    ):
         _require(path is None or path.is_file(), key, f"file not found: {path}")
 
 
 # --------------------------------------------------------------------------- fingerprints
 
+
 def audio_variant_count(augmentation: AudioAugmentationConfig) -> int:
     """How many build-time copies ``audio_augmentation`` makes of every train track."""
-    return (len(augmentation.pitch_shift_semitones) + len(augmentation.time_stretch_rates)
-            + len(augmentation.speed_rates))
+    return (
+        len(augmentation.pitch_shift_semitones) + len(augmentation.time_stretch_rates) + len(augmentation.speed_rates)
+    )
 
 
 def _omitted(f: dataclasses.Field, value: Any) -> bool:
@@ -521,8 +606,11 @@ def _omitted(f: dataclasses.Field, value: Any) -> bool:
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON values for a config (or one of its sections)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if f.name != "source" and not _omitted(f, getattr(obj, f.name))}
+        return {
+            f.name: to_jsonable(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.name != "source" and not _omitted(f, getattr(obj, f.name))
+        }
     if isinstance(obj, (tuple, list)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):
@@ -556,6 +644,7 @@ def changed_keys(old: dict, new: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- what determines each output
 
+
 def build_settings(cfg: Config) -> dict:
     """The settings that determine ``dataset.h5`` (``build.workers`` does not).
 
@@ -572,11 +661,16 @@ def build_settings(cfg: Config) -> dict:
         "slicing": to_jsonable(cfg.slicing),
         "features": to_jsonable(cfg.features),
         "split": split,
-        "build": {"audio_extensions": list(cfg.build.audio_extensions),
-                  "silence_threshold_db": cfg.build.silence_threshold_db},
+        "build": {
+            "audio_extensions": list(cfg.build.audio_extensions),
+            "silence_threshold_db": cfg.build.silence_threshold_db,
+        },
         # absent without copies, so datasets built before audio_augmentation existed stay current
-        **({"audio_augmentation": to_jsonable(cfg.audio_augmentation)}
-           if audio_variant_count(cfg.audio_augmentation) else {}),
+        **(
+            {"audio_augmentation": to_jsonable(cfg.audio_augmentation)}
+            if audio_variant_count(cfg.audio_augmentation)
+            else {}
+        ),
     }
 
 

@@ -33,19 +33,26 @@ import numpy as np
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 ARRAYS = ("specs", "labels", "track_ids", "slice_starts")
-ARRAY_DTYPES = {"specs": np.float16, "labels": np.int16, "track_ids": np.int32, "slice_starts": np.float64,
-                "variants": np.int8}
+ARRAY_DTYPES = {
+    "specs": np.float16,
+    "labels": np.int16,
+    "track_ids": np.int32,
+    "slice_starts": np.float64,
+    "variants": np.int8,
+}
 VARIANTS = "variants"  # the optional per-slice array that marks build-time copies
 SPEC_CHUNK_ROWS = 32  # one training batch per chunk at the default batch size
 
-TRACKS_DTYPE = np.dtype([
-    ("path", h5py.string_dtype("utf-8")),
-    ("label", np.int16),
-    ("split", h5py.string_dtype("utf-8")),
-    ("duration", np.float64),
-    ("n_slices", np.int32),
-    ("status", h5py.string_dtype("utf-8")),
-])
+TRACKS_DTYPE = np.dtype(
+    [
+        ("path", h5py.string_dtype("utf-8")),
+        ("label", np.int16),
+        ("split", h5py.string_dtype("utf-8")),
+        ("duration", np.float64),
+        ("n_slices", np.int32),
+        ("status", h5py.string_dtype("utf-8")),
+    ]
+)
 
 
 def json_attr(h5: h5py.File | h5py.Group, name: str) -> Any:
@@ -68,10 +75,12 @@ def read_tracks(h5: h5py.File) -> list[dict]:
     """The tracks table as a list of plain dicts (strings decoded)."""
     rows = []
     for row in h5["tracks"][()]:
-        rows.append({
-            name: (row[name].decode("utf-8") if isinstance(row[name], bytes) else row[name].item())
-            for name in TRACKS_DTYPE.names
-        })
+        rows.append(
+            {
+                name: (row[name].decode("utf-8") if isinstance(row[name], bytes) else row[name].item())
+                for name in TRACKS_DTYPE.names
+            }
+        )
     return rows
 
 
@@ -80,13 +89,17 @@ def row_arrays(group: h5py.Group) -> tuple[str, ...]:
     return ARRAYS + ((VARIANTS,) if VARIANTS in group else ())
 
 
-def create_split_arrays(group: h5py.Group, n_rows: int, spec_shape: tuple[int, int],
-                        variants: bool = False) -> dict[str, h5py.Dataset]:
+def create_split_arrays(
+    group: h5py.Group, n_rows: int, spec_shape: tuple[int, int], variants: bool = False
+) -> dict[str, h5py.Dataset]:
     """Create the four arrays of one split (five with ``variants``), sized for ``n_rows`` slices."""
     frames, mels = spec_shape
     chunk = (max(1, min(SPEC_CHUNK_ROWS, n_rows)), frames, mels)
-    out = {"specs": group.create_dataset("specs", shape=(n_rows, frames, mels), dtype=np.float16,
-                                         chunks=chunk if n_rows else None)}
+    out = {
+        "specs": group.create_dataset(
+            "specs", shape=(n_rows, frames, mels), dtype=np.float16, chunks=chunk if n_rows else None
+        )
+    }
     for name in ARRAYS[1:] + ((VARIANTS,) if variants else ()):
         out[name] = group.create_dataset(name, shape=(n_rows,), dtype=ARRAY_DTYPES[name])
     return out

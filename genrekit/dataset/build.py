@@ -26,10 +26,10 @@ import itertools
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -68,7 +68,7 @@ def _worker_init() -> None:
 class SerialExecutor(cf.Executor):
     """Runs tasks in the calling process (``build.workers: 1``); handy for debugging."""
 
-    def submit(self, fn, /, *args, **kwargs):  # noqa: D102
+    def submit(self, fn, /, *args, **kwargs):
         future: cf.Future = cf.Future()
         try:
             future.set_result(fn(*args, **kwargs))
@@ -99,7 +99,7 @@ def open_executor(cfg: Config, workers: int, probe_track: Path, shard_dir: Path)
 
 
 def run_tracks(
-    todo: list[tuple[TrackFile, Optional[AudioVariant]]],
+    todo: list[tuple[TrackFile, AudioVariant | None]],
     audio_folder: Path,
     shard_dir: Path,
     cfg: Config,
@@ -110,8 +110,9 @@ def run_tracks(
     """Process ``todo`` (tracks, or build-time copies of them) on ``executor``, keeping a bounded
     number of tasks in flight. Consecutive copies of one track are one task: one decode for all."""
     pending: set[cf.Future] = set()
-    tasks = ((track, [variant for _, variant in pairs])
-             for track, pairs in itertools.groupby(todo, key=lambda pair: pair[0]))
+    tasks = (
+        (track, [variant for _, variant in pairs]) for track, pairs in itertools.groupby(todo, key=lambda pair: pair[0])
+    )
     while True:
         for track, variants in tasks:
             pending.add(executor.submit(process_track, track, audio_folder, shard_dir, cfg, variants))
@@ -126,6 +127,7 @@ def run_tracks(
 
 
 # --------------------------------------------------------------------------- assembly
+
 
 @dataclass
 class Assembly:
@@ -145,8 +147,9 @@ class Assembly:
         return [(t, v) for t in tracks if self.split_of.get(t.path) == "train" for v in self.variants]
 
 
-def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg: Config,
-                  progress: bool = False) -> Assembly:
+def plan_assembly(
+    tracks: list[TrackFile], results: dict[str, TrackResult], cfg: Config, progress: bool = False
+) -> Assembly:
     usable = [t for t in tracks if results[t.path].ok]
     labels = sorted({t.label for t in usable})
     custom = read_custom_splits(cfg.split.custom_split_file) if cfg.split.custom_split_file else {}
@@ -154,21 +157,42 @@ def plan_assembly(tracks: list[TrackFile], results: dict[str, TrackResult], cfg:
     if cfg.split.group_file:
         groups = read_mapping(cfg.split.group_file, "group", "split.group_file")
     elif cfg.split.group_by:
-        groups, ungrouped = derive_groups(cfg.paths.audio_folder, (t.path for t in usable), cfg.split.group_by,
-                                          progress=progress)
-    split_of = assign_splits(((t.path, t.label) for t in usable), cfg.split.validation_share,
-                             cfg.split.test_share, cfg.split.seed, custom, groups)
+        groups, ungrouped = derive_groups(
+            cfg.paths.audio_folder, (t.path for t in usable), cfg.split.group_by, progress=progress
+        )
+    split_of = assign_splits(
+        ((t.path, t.label) for t in usable),
+        cfg.split.validation_share,
+        cfg.split.test_share,
+        cfg.split.seed,
+        custom,
+        groups,
+    )
     label_index = {name: i for i, name in enumerate(labels)}
     rows = []
     for track in tracks:
         result = results[track.path]
         status = ("padded" if result.padded else "ok") if result.ok else f"skipped: {result.reason}"
-        rows.append({"path": track.path, "label": label_index.get(track.label, -1),
-                     "split": split_of.get(track.path, ""), "duration": result.duration,
-                     "n_slices": result.n_slices, "status": status})
+        rows.append(
+            {
+                "path": track.path,
+                "label": label_index.get(track.label, -1),
+                "split": split_of.get(track.path, ""),
+                "duration": result.duration,
+                "n_slices": result.n_slices,
+                "status": status,
+            }
+        )
     known = {t.path for t in tracks}
-    return Assembly(labels, rows, split_of, sorted(p for p in custom if p not in known),
-                    len(set(groups.values())), ungrouped, audio_variants(cfg.audio_augmentation))
+    return Assembly(
+        labels,
+        rows,
+        split_of,
+        sorted(p for p in custom if p not in known),
+        len(set(groups.values())),
+        ungrouped,
+        audio_variants(cfg.audio_augmentation),
+    )
 
 
 def source_fingerprint(config_fp: str, tracks: list[TrackFile]) -> str:
@@ -176,17 +200,27 @@ def source_fingerprint(config_fp: str, tracks: list[TrackFile]) -> str:
     return fingerprint({"config": config_fp, "files": [[t.path, t.size, t.mtime_ns] for t in tracks]})
 
 
-def dataset_fingerprint(config_fp: str, rows: list[dict], tracks: list[TrackFile],
-                        copies: dict[tuple[str, str], TrackResult]) -> str:
-    content = {"config": config_fp, "tracks": [[t.path, t.size, t.mtime_ns, r["status"], r["n_slices"]]
-                                               for t, r in zip(tracks, rows)]}
+def dataset_fingerprint(
+    config_fp: str, rows: list[dict], tracks: list[TrackFile], copies: dict[tuple[str, str], TrackResult]
+) -> str:
+    content = {
+        "config": config_fp,
+        "tracks": [[t.path, t.size, t.mtime_ns, r["status"], r["n_slices"]] for t, r in zip(tracks, rows)],
+    }
     if copies:  # absent without copies, so the fingerprints of datasets built before them stay the same
         content["copies"] = sorted([path, name, r.n_slices] for (path, name), r in copies.items() if r.ok)
     return fingerprint(content)
 
 
-def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir: Path, cfg: Config,
-                  settings: dict, progress: Callable[[int], None]) -> None:
+def write_dataset(
+    path: Path,
+    plan: Assembly,
+    tracks: list[TrackFile],
+    shard_dir: Path,
+    cfg: Config,
+    settings: dict,
+    progress: Callable[[int], None],
+) -> None:
     """Copy the shards into ``path`` (a temp file; the caller renames it)."""
     import h5py
 
@@ -217,15 +251,26 @@ def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir
         for split in SPLIT_NAMES:
             # (track id, shard, variant index, slices): the tracks in track-id order, then (train only)
             # their copies, variant after variant
-            members = [(i, shard_paths(shard_dir, t)[0], 0, r["n_slices"])
-                       for i, (t, r) in enumerate(zip(tracks, plan.rows)) if r["split"] == split]
+            members = [
+                (i, shard_paths(shard_dir, t)[0], 0, r["n_slices"])
+                for i, (t, r) in enumerate(zip(tracks, plan.rows))
+                if r["split"] == split
+            ]
             if split == "train":
-                members += [(track_id[t.path], shard_paths(shard_dir, t, v)[0], variant_index[v.name],
-                             plan.copies[t.path, v.name].n_slices)
-                            for t, v in plan.train_copies(tracks) if plan.copies[t.path, v.name].ok]
+                members += [
+                    (
+                        track_id[t.path],
+                        shard_paths(shard_dir, t, v)[0],
+                        variant_index[v.name],
+                        plan.copies[t.path, v.name].n_slices,
+                    )
+                    for t, v in plan.train_copies(tracks)
+                    if plan.copies[t.path, v.name].ok
+                ]
             marked = split == "train" and bool(plan.variants)
-            arrays = h5layout.create_split_arrays(h5.create_group(split), sum(m[3] for m in members),
-                                                  geometry.spec_shape, variants=marked)
+            arrays = h5layout.create_split_arrays(
+                h5.create_group(split), sum(m[3] for m in members), geometry.spec_shape, variants=marked
+            )
             copy_shards(arrays, members, plan.rows, progress)
         h5.flush()
     fsync_path(path)
@@ -234,8 +279,9 @@ def write_dataset(path: Path, plan: Assembly, tracks: list[TrackFile], shard_dir
 ASSEMBLY_BLOCK_CHUNKS = 8  # rows gathered per HDF5 write, in chunks (8 x 32 rows: 6.4 MB at 126 x 100)
 
 
-def copy_shards(arrays: dict, members: list[tuple[int, Path, int, int]], rows: list[dict],
-                progress: Callable[[int], None]) -> None:
+def copy_shards(
+    arrays: dict, members: list[tuple[int, Path, int, int]], rows: list[dict], progress: Callable[[int], None]
+) -> None:
     """Copy the shards of ``members`` (track id, shard, variant index, slices; in order) into one
     split's arrays, in whole chunks.
 
@@ -252,7 +298,7 @@ def copy_shards(arrays: dict, members: list[tuple[int, Path, int, int]], rows: l
     def flush() -> None:
         nonlocal written, filled
         for name, array in arrays.items():
-            array[written:written + filled] = buffers[name][:filled]
+            array[written : written + filled] = buffers[name][:filled]
         written, filled = written + filled, 0
 
     for track_id, shard, variant, _ in members:
@@ -263,8 +309,8 @@ def copy_shards(arrays: dict, members: list[tuple[int, Path, int, int]], rows: l
         while taken < n:
             step = min(block - filled, n - taken)
             end = filled + step
-            buffers["specs"][filled:end] = track_rows["specs"][taken:taken + step]
-            buffers["slice_starts"][filled:end] = track_rows["slice_starts"][taken:taken + step]
+            buffers["specs"][filled:end] = track_rows["specs"][taken : taken + step]
+            buffers["slice_starts"][filled:end] = track_rows["slice_starts"][taken : taken + step]
             buffers["labels"][filled:end] = rows[track_id]["label"]
             buffers["track_ids"][filled:end] = track_id
             if "variants" in buffers:
@@ -294,12 +340,20 @@ def build_report(plan: Assembly, scan: Scan, results: dict[str, TrackResult], da
         "tracks_used": sum(r.ok for r in results.values()),
         "tracks_skipped": sum(not r.ok for r in results.values()),
         "tracks_padded": sum(r.padded for r in results.values()),
-        "splits": {s: {"tracks": sum(r["split"] == s for r in rows),
-                       "slices": sum(r["n_slices"] for r in rows if r["split"] == s)} for s in SPLIT_NAMES},
+        "splits": {
+            s: {
+                "tracks": sum(r["split"] == s for r in rows),
+                "slices": sum(r["n_slices"] for r in rows if r["split"] == s),
+            }
+            for s in SPLIT_NAMES
+        },
         "per_label": labels_report,
         "empty_labels": [lb for lb in scan.label_folders if lb not in plan.labels],
-        "skipped": [{"path": r["path"], "reason": r["status"].removeprefix("skipped: ")}
-                    for r in rows if r["status"].startswith("skipped")],
+        "skipped": [
+            {"path": r["path"], "reason": r["status"].removeprefix("skipped: ")}
+            for r in rows
+            if r["status"].startswith("skipped")
+        ],
         "padded": [r["path"] for r in rows if r["status"] == "padded"],
         "ignored": scan.ignored,
         "custom_split_paths_not_found": plan.unknown_custom,
@@ -310,22 +364,26 @@ def build_report(plan: Assembly, scan: Scan, results: dict[str, TrackResult], da
             "variants": [v.name for v in plan.variants],
             "copies": sum(r.ok for r in plan.copies.values()),
             "slices": sum(r.n_slices for r in plan.copies.values() if r.ok),
-            "skipped": [{"path": path, "variant": name, "reason": r.reason}
-                        for (path, name), r in plan.copies.items() if not r.ok],
+            "skipped": [
+                {"path": path, "variant": name, "reason": r.reason}
+                for (path, name), r in plan.copies.items()
+                if not r.ok
+            ],
         },
     }
 
 
 # --------------------------------------------------------------------------- the build
 
+
 @dataclass
 class BuildOutcome:
     dataset: Path
-    report: Optional[dict]  # None when the build was already up to date
+    report: dict | None  # None when the build was already up to date
     processed_now: int = 0
 
 
-def _stored_settings(dataset: Path, state_file: Path) -> Optional[dict]:
+def _stored_settings(dataset: Path, state_file: Path) -> dict | None:
     """The settings of the existing (or interrupted) build, if any."""
     if dataset.exists():
         import h5py
@@ -335,8 +393,10 @@ def _stored_settings(dataset: Path, state_file: Path) -> Optional[dict]:
                 return h5layout.json_attr(h5, "build_settings")
         except (OSError, KeyError, ValueError):
             # Never overwrite a file this tool did not write.
-            raise GenrekitError(f"{dataset}: exists but was not written by build_dataset.py; "
-                                f"move it away or choose another paths.output_folder") from None
+            raise GenrekitError(
+                f"{dataset}: exists but was not written by build_dataset.py; "
+                f"move it away or choose another paths.output_folder"
+            ) from None
     if state_file.exists():
         try:
             return json.loads(state_file.read_text(encoding="utf-8"))["build_settings"]
@@ -345,8 +405,9 @@ def _stored_settings(dataset: Path, state_file: Path) -> Optional[dict]:
     return None
 
 
-def build_dataset(cfg: Config, *, restart: bool = False, executor: Optional[cf.Executor] = None,
-                  show_progress: bool = True) -> BuildOutcome:
+def build_dataset(
+    cfg: Config, *, restart: bool = False, executor: cf.Executor | None = None, show_progress: bool = True
+) -> BuildOutcome:
     """Build (or resume, or confirm) ``<output_folder>/dataset.h5``. See the module docstring."""
     from filelock import FileLock, Timeout
     from tqdm import tqdm
@@ -357,16 +418,16 @@ def build_dataset(cfg: Config, *, restart: bool = False, executor: Optional[cf.E
     try:
         lock.acquire()
     except Timeout:
-        raise GenrekitError(f"{output}: another build is running on this output folder "
-                            f"(lock file {output / LOCK_FILE})") from None
+        raise GenrekitError(
+            f"{output}: another build is running on this output folder (lock file {output / LOCK_FILE})"
+        ) from None
     try:
         return _build_locked(cfg, restart, executor, show_progress, tqdm)
     finally:
         lock.release()
 
 
-def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], show_progress: bool,
-                  tqdm) -> BuildOutcome:
+def _build_locked(cfg: Config, restart: bool, executor: cf.Executor | None, show_progress: bool, tqdm) -> BuildOutcome:
     output = cfg.paths.output_folder
     dataset = cfg.dataset_path
     work = output / WORK_DIR
@@ -377,8 +438,10 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
     previous = _stored_settings(dataset, state_file)
     if previous is not None and previous != settings and not restart:
         keys = ", ".join(changed_keys(previous, settings)) or "unknown keys"
-        raise GenrekitError(f"{cfg.source or 'config'}: settings changed since the last build ({keys}); "
-                            f"run build_dataset.py --restart to rebuild {dataset}")
+        raise GenrekitError(
+            f"{cfg.source or 'config'}: settings changed since the last build ({keys}); "
+            f"run build_dataset.py --restart to rebuild {dataset}"
+        )
 
     shard_root = work / "shards"
     shard_dir = shard_root / fingerprint(shard_settings(cfg))
@@ -395,8 +458,10 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
     scan = scan_audio_folder(cfg.paths.audio_folder, cfg.build.audio_extensions)
     if not scan.tracks:
-        raise GenrekitError(f"{cfg.paths.audio_folder}: no audio files found in label folders "
-                            f"(expected <audio_folder>/<label>/<track>.mp3)")
+        raise GenrekitError(
+            f"{cfg.paths.audio_folder}: no audio files found in label folders "
+            f"(expected <audio_folder>/<label>/<track>.mp3)"
+        )
 
     if dataset.exists() and previous == settings:
         # Decided from the files alone, so it holds even after .build/ was deleted to free disk.
@@ -411,12 +476,18 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
     with ExitStack() as stack:
         opened: list[tuple[cf.Executor, int]] = [] if executor is None else [(executor, workers)]
 
-        def process(todo: list[tuple[TrackFile, Optional[AudioVariant]]], finished: int,
-                    desc: str) -> list[TrackResult]:
+        def process(todo: list[tuple[TrackFile, AudioVariant | None]], finished: int, desc: str) -> list[TrackResult]:
             """Run ``todo`` (the executor is opened for the first that needs it) under one progress bar."""
             done: list[TrackResult] = []
-            bar = tqdm(total=len(todo) + finished, initial=finished, unit="track", desc=desc,
-                       disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(
+                total=len(todo) + finished,
+                initial=finished,
+                unit="track",
+                desc=desc,
+                disable=not show_progress,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
 
             def on_done(result: TrackResult) -> None:
                 done.append(result)
@@ -427,11 +498,15 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
             try:
                 if todo and not opened:
-                    opened.append(stack.enter_context(open_executor(
-                        cfg, min(workers, len(todo)), cfg.paths.audio_folder / todo[0][0].path, shard_dir)))
+                    opened.append(
+                        stack.enter_context(
+                            open_executor(
+                                cfg, min(workers, len(todo)), cfg.paths.audio_folder / todo[0][0].path, shard_dir
+                            )
+                        )
+                    )
                 if todo:
-                    run_tracks(todo, cfg.paths.audio_folder, shard_dir, cfg, opened[0][0], on_done,
-                               4 * opened[0][1])
+                    run_tracks(todo, cfg.paths.audio_folder, shard_dir, cfg, opened[0][0], on_done, 4 * opened[0][1])
             finally:
                 bar.close()
             fsync_path(shard_dir)
@@ -444,11 +519,15 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
         plan = plan_assembly(scan.tracks, results, cfg, progress=show_progress)
         if plan.ungrouped:
-            log(f"split.group_by {cfg.split.group_by}: no group for {len(plan.ungrouped)} track(s), each split on "
-                f"its own (listed in {REPORT_FILE})")
+            log(
+                f"split.group_by {cfg.split.group_by}: no group for {len(plan.ungrouped)} track(s), each split on "
+                f"its own (listed in {REPORT_FILE})"
+            )
         if not plan.labels:
-            raise GenrekitError(f"{cfg.paths.audio_folder}: none of the {len(scan.tracks)} audio files could be "
-                                f"used (see the skipped files above)")
+            raise GenrekitError(
+                f"{cfg.paths.audio_folder}: none of the {len(scan.tracks)} audio files could be "
+                f"used (see the skipped files above)"
+            )
         # Build-time copies of the train tracks only, once the split is known (audio_augmentation)
         copies_todo, finished = sort_out_finished(shard_dir, plan.train_copies(scan.tracks))
         if plan.variants:
@@ -458,8 +537,14 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
     tmp = output / (dataset.name + ".tmp")
     n_used = sum(r.ok for r in results.values()) + sum(r.ok for r in plan.copies.values())
-    with tqdm(total=n_used, unit="track", desc="writing dataset.h5", disable=not show_progress,
-              file=sys.stderr, dynamic_ncols=True) as write_bar:
+    with tqdm(
+        total=n_used,
+        unit="track",
+        desc="writing dataset.h5",
+        disable=not show_progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    ) as write_bar:
         write_dataset(tmp, plan, scan.tracks, shard_dir, cfg, settings, write_bar.update)
     os.replace(tmp, dataset)
     fsync_path(output)
@@ -471,13 +556,14 @@ def _build_locked(cfg: Config, restart: bool, executor: Optional[cf.Executor], s
 
 def summary_line(report: dict) -> str:
     splits = report["splits"]
-    line = (f"built {report['dataset']}: {len(report['labels'])} labels, {report['tracks_used']} tracks "
-            f"({splits['train']['tracks']}/{splits['val']['tracks']}/{splits['test']['tracks']} train/val/test), "
-            f"{sum(s['slices'] for s in splits.values())} slices")
+    line = (
+        f"built {report['dataset']}: {len(report['labels'])} labels, {report['tracks_used']} tracks "
+        f"({splits['train']['tracks']}/{splits['val']['tracks']}/{splits['test']['tracks']} train/val/test), "
+        f"{sum(s['slices'] for s in splits.values())} slices"
+    )
     copies = report["audio_augmentation"]
     if copies["copies"]:
-        line += (f", and {copies['slices']} slices of {copies['copies']} build-time copies "
-                 f"of the train tracks")
+        line += f", and {copies['slices']} slices of {copies['copies']} build-time copies of the train tracks"
     if report["tracks_skipped"]:
         line += f"; skipped {report['tracks_skipped']} tracks (reasons in {REPORT_FILE})"
     if report["empty_labels"]:

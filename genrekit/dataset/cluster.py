@@ -18,20 +18,22 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 from genrekit.audio.features import warm_up
 from genrekit.core.atomic import write_bytes
 from genrekit.core.cli import log
 from genrekit.core.errors import GenrekitError
 
-SHARED_STORAGE = ("the audio folder and the output folder must be on storage that every worker sees at the "
-                  "same path (a shared file system), see docs/SCALING.md")
+SHARED_STORAGE = (
+    "the audio folder and the output folder must be on storage that every worker sees at the "
+    "same path (a shared file system), see docs/SCALING.md"
+)
 
 
-def check_storage(track: str, shard_dir: str) -> Optional[str]:
+def check_storage(track: str, shard_dir: str) -> str | None:
     """Run on a worker: None when it can read ``track`` and write into ``shard_dir``, else the problem."""
     try:
         with open(track, "rb") as fh:
@@ -48,7 +50,7 @@ def check_storage(track: str, shard_dir: str) -> Optional[str]:
 
 
 @contextmanager
-def open_client(scheduler: Optional[str], workers: int, setting: str) -> Iterator[object]:
+def open_client(scheduler: str | None, workers: int, setting: str) -> Iterator[object]:
     """A ``distributed.Client`` with at least one worker that imports genrekit.
 
     Parameters
@@ -77,8 +79,14 @@ def open_client(scheduler: Optional[str], workers: int, setting: str) -> Iterato
     cluster = None
     if scheduler is None:
         log(f"starting a Dask LocalCluster of {workers} worker processes on 127.0.0.1")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     try:
         try:
             client = Client(cluster if cluster is not None else scheduler, timeout=timeout)
@@ -88,17 +96,23 @@ def open_client(scheduler: Optional[str], workers: int, setting: str) -> Iterato
             try:
                 client.wait_for_workers(1, timeout=timeout)
             except TimeoutError:
-                raise GenrekitError(f"the Dask scheduler at {scheduler} has no workers "
-                                    f"(start some with: .venv/bin/dask worker {scheduler})") from None
+                raise GenrekitError(
+                    f"the Dask scheduler at {scheduler} has no workers "
+                    f"(start some with: .venv/bin/dask worker {scheduler})"
+                ) from None
             try:
                 client.run(importlib.import_module, "genrekit.core.config")
             except ModuleNotFoundError as exc:
-                raise GenrekitError(f"a Dask worker cannot import genrekit ({exc}): start the workers with the "
-                                    f"Python environment the project is installed in (make venv installs it: "
-                                    f".venv/bin/dask worker {scheduler})") from None
+                raise GenrekitError(
+                    f"a Dask worker cannot import genrekit ({exc}): start the workers with the "
+                    f"Python environment the project is installed in (make venv installs it: "
+                    f".venv/bin/dask worker {scheduler})"
+                ) from None
             if cluster is None:
-                log(f"Dask scheduler {scheduler}: {len(client.nthreads())} workers, "
-                    f"{sum(client.nthreads().values())} threads")
+                log(
+                    f"Dask scheduler {scheduler}: {len(client.nthreads())} workers, "
+                    f"{sum(client.nthreads().values())} threads"
+                )
             yield client
         finally:
             client.close()
@@ -108,8 +122,9 @@ def open_client(scheduler: Optional[str], workers: int, setting: str) -> Iterato
 
 
 @contextmanager
-def open_dask_executor(scheduler: Optional[str], workers: int, probe_track: Path, shard_dir: Path,
-                       features) -> Iterator[tuple[object, int]]:
+def open_dask_executor(
+    scheduler: str | None, workers: int, probe_track: Path, shard_dir: Path, features
+) -> Iterator[tuple[object, int]]:
     """A ``concurrent.futures`` executor on a Dask cluster (:func:`open_client`), and how many tasks
     it runs at once.
 

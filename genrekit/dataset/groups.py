@@ -8,9 +8,9 @@ what the files already say: the folder that holds them, or their artist or album
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Optional
 
 from tqdm import tqdm
 
@@ -25,8 +25,18 @@ def read_tags(path: Path) -> dict[str, str]:
     ffmpeg maps each container's tag names to common ones (ID3's ``TPE1`` to ``artist``,
     ``TALB`` to ``album``), so one reader serves every format the build decodes.
     """
-    cmd = [ffmpeg_executable(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-           "-f", "ffmetadata", "-"]
+    cmd = [
+        ffmpeg_executable(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-f",
+        "ffmetadata",
+        "-",
+    ]
     proc = subprocess.run(cmd, capture_output=True)
     tags: dict[str, str] = {}
     if proc.returncode != 0:
@@ -38,7 +48,7 @@ def read_tags(path: Path) -> dict[str, str]:
     return tags
 
 
-def tag_group(tags: dict[str, str], group_by: str) -> Optional[str]:
+def tag_group(tags: dict[str, str], group_by: str) -> str | None:
     """The group a file's tags put it in: its artist, or its artist and album; ``None`` without the tag.
 
     An album is keyed with its artist, so two artists' albums both called "Greatest Hits"
@@ -51,7 +61,7 @@ def tag_group(tags: dict[str, str], group_by: str) -> Optional[str]:
     return None if album is None else f"{artist or ''} / {album}"
 
 
-def folder_group(path: str) -> Optional[str]:
+def folder_group(path: str) -> str | None:
     """The folder holding a track (``blues/John Lee Hooker/x.mp3`` -> ``blues/John Lee Hooker``).
 
     A file directly in its label folder has no group: the label folder is not an artist.
@@ -60,8 +70,9 @@ def folder_group(path: str) -> Optional[str]:
     return None if len(parent.parts) < 2 else parent.as_posix()
 
 
-def derive_groups(audio_folder: Path, paths: Iterable[str], group_by: str,
-                  progress: bool = True) -> tuple[dict[str, str], list[str]]:
+def derive_groups(
+    audio_folder: Path, paths: Iterable[str], group_by: str, progress: bool = True
+) -> tuple[dict[str, str], list[str]]:
     """``path -> group`` for ``split.group_by``, and the tracks it found no group for.
 
     Tracks without a group are units of their own, as without a group file.
@@ -72,8 +83,19 @@ def derive_groups(audio_folder: Path, paths: Iterable[str], group_by: str,
     else:
         with ThreadPoolExecutor(TAG_WORKERS) as pool:
             tags = pool.map(lambda p: read_tags(audio_folder / p), paths)
-            found = {path: tag_group(t, group_by) for path, t in
-                     zip(paths, tqdm(tags, total=len(paths), desc=f"reading tags ({group_by})", unit="track",
-                                     disable=not progress or len(paths) < 50, leave=False))}
+            found = {
+                path: tag_group(t, group_by)
+                for path, t in zip(
+                    paths,
+                    tqdm(
+                        tags,
+                        total=len(paths),
+                        desc=f"reading tags ({group_by})",
+                        unit="track",
+                        disable=not progress or len(paths) < 50,
+                        leave=False,
+                    ),
+                )
+            }
     groups = {path: group for path, group in found.items() if group is not None}
     return groups, sorted(path for path, group in found.items() if group is None)

@@ -22,7 +22,6 @@ none
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -36,10 +35,10 @@ class NormStats:
     """What is needed to normalize a spectrogram exactly as the training data was."""
 
     method: str
-    mean: Optional[np.ndarray] = None  # (n_mels,) float64, standard only
-    std: Optional[np.ndarray] = None  # (n_mels,) float64, standard only
-    minimum: Optional[float] = None  # min_max methods only
-    maximum: Optional[float] = None
+    mean: np.ndarray | None = None  # (n_mels,) float64, standard only
+    std: np.ndarray | None = None  # (n_mels,) float64, standard only
+    minimum: float | None = None  # min_max methods only
+    maximum: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -51,7 +50,7 @@ class NormStats:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NormStats":
+    def from_dict(cls, data: dict) -> NormStats:
         method = data.get("method")
         if method not in METHODS:
             raise ValueError(f"unknown normalization method {method!r}")
@@ -61,7 +60,7 @@ class NormStats:
         stats.check()
         return stats
 
-    def check(self, n_mels: Optional[int] = None) -> None:
+    def check(self, n_mels: int | None = None) -> None:
         """Raise ``ValueError`` when the statistics are missing or do not fit ``n_mels``."""
         if self.method == "standard":
             if self.mean is None or self.std is None or self.mean.shape != self.std.shape:
@@ -72,7 +71,7 @@ class NormStats:
             raise ValueError(f"{self.method} normalization needs min and max")
 
 
-def apply(specs: np.ndarray, stats: NormStats, out: Optional[np.ndarray] = None) -> np.ndarray:
+def apply(specs: np.ndarray, stats: NormStats, out: np.ndarray | None = None) -> np.ndarray:
     """Normalize spectrograms ``(..., frames, n_mels)`` in dB; returns float32.
 
     ``out``, a float32 array of the same shape, receives the result instead of a

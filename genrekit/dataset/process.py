@@ -39,10 +39,11 @@ import os
 import shutil
 import sys
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
 import h5py
 import numpy as np
@@ -69,6 +70,7 @@ Log = Callable[[str], None]
 
 # --------------------------------------------------------------------------- chunking
 
+
 def iter_chunks(n_rows: int, chunk_rows: int) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` row ranges covering ``n_rows`` in chunks of ``chunk_rows``."""
     for start in range(0, n_rows, chunk_rows):
@@ -81,7 +83,7 @@ def rows_per_chunk(memory_limit_mb: int, row_bytes: int) -> int:
     A multiple of ``h5layout.SPEC_CHUNK_ROWS`` (whole HDF5 chunks, and whole
     statistics groups), at least one of them.
     """
-    rows = memory_limit_mb * 2 ** 20 // (WORKING_COPIES * row_bytes)
+    rows = memory_limit_mb * 2**20 // (WORKING_COPIES * row_bytes)
     step = h5layout.SPEC_CHUNK_ROWS
     return max(step, rows // step * step)
 
@@ -95,10 +97,14 @@ def normalize_into(specs: np.ndarray, stats: NormStats, work: np.ndarray, out: n
     return out
 
 
-def pipeline(ranges: Iterable[tuple[int, int]], read: Optional[Callable[[int, int, ChunkBuffers], None]],
-             compute: Callable[[int, int, ChunkBuffers], Any],
-             write: Callable[[int, int, ChunkBuffers, Any], None],
-             slots: list[ChunkBuffers], pool: Optional[Executor]) -> None:
+def pipeline(
+    ranges: Iterable[tuple[int, int]],
+    read: Callable[[int, int, ChunkBuffers], None] | None,
+    compute: Callable[[int, int, ChunkBuffers], Any],
+    write: Callable[[int, int, ChunkBuffers, Any], None],
+    slots: list[ChunkBuffers],
+    pool: Executor | None,
+) -> None:
     """For every ``(start, stop)`` in order: ``read`` rows into a slot's buffers,
     ``compute`` on them, ``write`` the result; each called as ``f(start, stop, buffers, ...)``.
 
@@ -139,27 +145,31 @@ def pipeline(ranges: Iterable[tuple[int, int]], read: Optional[Callable[[int, in
 
 def _read_h5(specs: h5py.Dataset) -> Callable[[int, int, ChunkBuffers], None]:
     def read(start: int, stop: int, buffers: ChunkBuffers) -> None:
-        specs.read_direct(buffers.raw, np.s_[start:stop], np.s_[0:stop - start])
+        specs.read_direct(buffers.raw, np.s_[start:stop], np.s_[0 : stop - start])
+
     return read
 
 
 # --------------------------------------------------------------------------- the passes
 
+
 def _create_split(dst: h5py.File, src_group: h5py.Group, spec_shape: tuple[int, int]) -> dict[str, h5py.Dataset]:
     group = dst.create_group(src_group.name.lstrip("/"))
     for key, value in src_group.attrs.items():
         group.attrs[key] = value
-    return h5layout.create_split_arrays(group, len(src_group["specs"]), spec_shape,
-                                        variants=h5layout.VARIANTS in src_group)
+    return h5layout.create_split_arrays(
+        group, len(src_group["specs"]), spec_shape, variants=h5layout.VARIANTS in src_group
+    )
 
 
-def train_statistics(specs: h5py.Dataset, method: str, slots: list[ChunkBuffers],
-                     pool: Optional[Executor] = None, bar=None) -> NormStats:
+def train_statistics(
+    specs: h5py.Dataset, method: str, slots: list[ChunkBuffers], pool: Executor | None = None, bar=None
+) -> NormStats:
     """Normalization statistics of a specs array, read in chunks of the slots' size."""
     acc = StatsAccumulator(method, specs.shape[-1])
 
     def summarize(start: int, stop: int, buffers: ChunkBuffers) -> Any:
-        return acc.summarize(buffers.raw[:stop - start], buffers)
+        return acc.summarize(buffers.raw[: stop - start], buffers)
 
     def merge(start: int, stop: int, buffers: ChunkBuffers, summary: Any) -> None:
         acc.merge(summary)
@@ -173,25 +183,46 @@ def _normalizer(stats: NormStats) -> Callable[[int, int, ChunkBuffers], np.ndarr
     def normalize(start: int, stop: int, buffers: ChunkBuffers) -> np.ndarray:
         n = stop - start
         return normalize_into(buffers.raw[:n], stats, buffers.work[:n], buffers.out[:n])
+
     return normalize
 
 
-def copy_normalized(src_group: h5py.Group, out: dict[str, h5py.Dataset], stats: NormStats,
-                    slots: list[ChunkBuffers], pool: Optional[Executor] = None, bar=None) -> None:
+def copy_normalized(
+    src_group: h5py.Group,
+    out: dict[str, h5py.Dataset],
+    stats: NormStats,
+    slots: list[ChunkBuffers],
+    pool: Executor | None = None,
+    bar=None,
+) -> None:
     """Normalize a split chunk by chunk into ``out``, keeping its row order."""
+
     def write(start: int, stop: int, buffers: ChunkBuffers, normalized: np.ndarray) -> None:
         out["specs"][start:stop] = normalized
         for name in h5layout.row_arrays(src_group)[1:]:
             out[name][start:stop] = src_group[name][start:stop]
         _advance(bar, stop - start)
 
-    pipeline(iter_chunks(len(src_group["specs"]), len(slots[0].raw)), _read_h5(src_group["specs"]),
-             _normalizer(stats), write, slots, pool)
+    pipeline(
+        iter_chunks(len(src_group["specs"]), len(slots[0].raw)),
+        _read_h5(src_group["specs"]),
+        _normalizer(stats),
+        write,
+        slots,
+        pool,
+    )
 
 
-def shuffle_normalized(src_group: h5py.Group, out: dict[str, h5py.Dataset], method: str, seed: int,
-                       scratch_path: Path, slots: list[ChunkBuffers], pool: Optional[Executor] = None,
-                       progress: bool = False) -> NormStats:
+def shuffle_normalized(
+    src_group: h5py.Group,
+    out: dict[str, h5py.Dataset],
+    method: str,
+    seed: int,
+    scratch_path: Path,
+    slots: list[ChunkBuffers],
+    pool: Executor | None = None,
+    progress: bool = False,
+) -> NormStats:
     """Write a split normalized with its own statistics and shuffled; return the statistics.
 
     Pass 1 reads the split in order; workers summarize each chunk for the
@@ -206,8 +237,9 @@ def shuffle_normalized(src_group: h5py.Group, out: dict[str, h5py.Dataset], meth
     fd = os.open(scratch_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with _bar(n_rows, "train: statistics + scatter", progress) as bar:
+
             def summarize_and_scatter(start: int, stop: int, buffers: ChunkBuffers) -> Any:
-                rows = buffers.raw[:stop - start]
+                rows = buffers.raw[: stop - start]
                 scatter_to_scratch(fd, plan, start, rows)
                 return acc.summarize(rows, buffers)
 
@@ -220,6 +252,7 @@ def shuffle_normalized(src_group: h5py.Group, out: dict[str, h5py.Dataset], meth
         stats = acc.result()
         normalize = _normalizer(stats)
         with _bar(n_rows, "train: shuffle + normalize", progress) as bar:
+
             def gather_and_normalize(start: int, stop: int, buffers: ChunkBuffers) -> np.ndarray:
                 gather_from_scratch(fd, plan, start, stop, buffers.raw)
                 return normalize(start, stop, buffers)
@@ -250,6 +283,7 @@ def _advance(bar, rows: int) -> None:
 
 # --------------------------------------------------------------------------- checks
 
+
 def open_dataset(path: Path) -> h5py.File:
     """Open ``dataset.h5`` and check the layout this module relies on."""
     if not path.is_file():
@@ -269,15 +303,16 @@ def open_dataset(path: Path) -> h5py.File:
             group = h5[split]
             rows = {len(group[name]) for name in h5layout.row_arrays(group)}  # the copies' marks too
             if len(rows) != 1:
-                raise GenrekitError(f"{path}: {split} arrays have different row counts; "
-                                    f"run build_dataset.py again")
+                raise GenrekitError(f"{path}: {split} arrays have different row counts; run build_dataset.py again")
             shapes.add(group["specs"].shape[1:])
         if len(shapes) != 1 or len(shapes.pop()) != 2:
             raise GenrekitError(f"{path}: specs must be (rows, frames, n_mels) with one shape in every split")
         if len(h5["train/specs"]) == 0:
-            raise GenrekitError(f"{path}: the train split is empty; nothing to compute the normalization "
-                                f"from (add tracks or lower split.validation_share/test_share, then "
-                                f"run build_dataset.py)")
+            raise GenrekitError(
+                f"{path}: the train split is empty; nothing to compute the normalization "
+                f"from (add tracks or lower split.validation_share/test_share, then "
+                f"run build_dataset.py)"
+            )
     except BaseException:
         h5.close()
         raise
@@ -290,11 +325,13 @@ def check_build_settings(src: h5py.File, path: Path, cfg: Config) -> None:
         return
     changed = changed_keys(h5layout.json_attr(src, "build_settings"), build_settings(cfg))
     if changed:
-        raise GenrekitError(f"{path}: built with other settings than the config "
-                            f"({', '.join(changed)} changed); run build_dataset.py first")
+        raise GenrekitError(
+            f"{path}: built with other settings than the config "
+            f"({', '.join(changed)} changed); run build_dataset.py first"
+        )
 
 
-def stale_reason(processed: Path, settings: dict, dataset_fp: str) -> Optional[str]:
+def stale_reason(processed: Path, settings: dict, dataset_fp: str) -> str | None:
     """Why ``processed.h5`` must be (re)written, or None when it is up to date.
 
     Parameters
@@ -326,6 +363,7 @@ def stale_reason(processed: Path, settings: dict, dataset_fp: str) -> Optional[s
 
 def _check_free_space(src: h5py.File, cfg: Config) -> None:
     """Fail early when the output folder cannot hold ``processed.h5.tmp`` and the scratch file."""
+
     def nbytes(dataset: h5py.Dataset) -> int:
         return int(np.prod(dataset.shape)) * dataset.dtype.itemsize
 
@@ -334,8 +372,10 @@ def _check_free_space(src: h5py.File, cfg: Config) -> None:
         needed += nbytes(src["train/specs"])
     free = shutil.disk_usage(cfg.paths.output_folder).free
     if free < needed:
-        raise GenrekitError(f"{cfg.paths.output_folder}: {needed / 2 ** 30:.2f} GiB of free space needed "
-                            f"(processed.h5 and the shuffle's scratch file), {free / 2 ** 30:.2f} GiB free")
+        raise GenrekitError(
+            f"{cfg.paths.output_folder}: {needed / 2**30:.2f} GiB of free space needed "
+            f"(processed.h5 and the shuffle's scratch file), {free / 2**30:.2f} GiB free"
+        )
 
 
 def _remove_leftovers(processed: Path, log: Log) -> None:
@@ -348,19 +388,26 @@ def _remove_leftovers(processed: Path, log: Log) -> None:
 
 # --------------------------------------------------------------------------- the run
 
+
 @dataclass(frozen=True)
 class ProcessOutcome:
     """What a run did: ``written`` False when ``processed.h5`` was already up to date."""
 
     path: Path
     written: bool
-    reason: Optional[str] = None
-    rows: Optional[dict[str, int]] = None
-    stats: Optional[NormStats] = None
+    reason: str | None = None
+    rows: dict[str, int] | None = None
+    stats: NormStats | None = None
 
 
-def write_processed(src: h5py.File, tmp: Path, cfg: Config, chunk_rows: Optional[int] = None,
-                    progress: bool = True, workers: Optional[int] = None) -> tuple[NormStats, dict[str, int]]:
+def write_processed(
+    src: h5py.File,
+    tmp: Path,
+    cfg: Config,
+    chunk_rows: int | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> tuple[NormStats, dict[str, int]]:
     """Write the processed form of the open ``dataset.h5`` to ``tmp``; return the statistics and row counts.
 
     ``workers`` threads compute (statistics, normalization) while this thread
@@ -408,8 +455,9 @@ def write_processed(src: h5py.File, tmp: Path, cfg: Config, chunk_rows: Optional
     return stats, rows
 
 
-def process_dataset(cfg: Config, *, force: bool = False, chunk_rows: Optional[int] = None,
-                    progress: bool = True, log: Log = cli.log) -> ProcessOutcome:
+def process_dataset(
+    cfg: Config, *, force: bool = False, chunk_rows: int | None = None, progress: bool = True, log: Log = cli.log
+) -> ProcessOutcome:
     """Write ``<output_folder>/processed.h5`` from ``dataset.h5`` unless it is up to date.
 
     Parameters
@@ -442,8 +490,9 @@ def process_dataset(cfg: Config, *, force: bool = False, chunk_rows: Optional[in
     try:
         lock.acquire()
     except Timeout:
-        raise GenrekitError(f"{cfg.paths.output_folder}: another process_dataset.py is running "
-                            f"(lock file {lock_path})") from None
+        raise GenrekitError(
+            f"{cfg.paths.output_folder}: another process_dataset.py is running (lock file {lock_path})"
+        ) from None
     try:
         _remove_leftovers(processed, log)
         with open_dataset(dataset) as src:
@@ -466,8 +515,10 @@ def process_dataset(cfg: Config, *, force: bool = False, chunk_rows: Optional[in
             finally:
                 tmp.unlink(missing_ok=True)
         order = "shuffled" if cfg.processing.shuffle else "in order"
-        log(f"wrote {processed}: train {rows['train']} rows ({order}), val {rows['val']}, "
-            f"test {rows['test']}; {stats.method} normalization from train")
+        log(
+            f"wrote {processed}: train {rows['train']} rows ({order}), val {rows['val']}, "
+            f"test {rows['test']}; {stats.method} normalization from train"
+        )
         return ProcessOutcome(processed, written=True, reason=reason, rows=rows, stats=stats)
     finally:
         lock.release()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
 from genrekit.audio.variants import AudioVariant
 
@@ -24,11 +24,11 @@ class TrackFile:
     def key(self) -> str:
         return hashlib.sha1(self.path.encode("utf-8")).hexdigest()[:20]
 
-    def variant_key(self, variant: Optional[AudioVariant]) -> str:
+    def variant_key(self, variant: AudioVariant | None) -> str:
         """The shard name of the track, or of one of its build-time copies."""
         if variant is None:
             return self.key
-        return hashlib.sha1(f"{self.path}\x1f{variant.name}".encode("utf-8")).hexdigest()[:20]
+        return hashlib.sha1(f"{self.path}\x1f{variant.name}".encode()).hexdigest()[:20]
 
 
 @dataclass
@@ -66,4 +66,3 @@ def scan_audio_folder(audio_folder: Path, extensions: Iterable[str]) -> Scan:
                     tracks.append(TrackFile(rel, label, st.st_size, st.st_mtime_ns))
     tracks.sort(key=lambda t: t.path)
     return Scan(tracks, ignored, label_folders)
-

@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 import json
 import socket
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -43,31 +43,34 @@ class TrackResult:
     duration: float = 0.0
     padded: bool = False
     reason: str = ""
-    variant: Optional[AudioVariant] = None  # a build-time copy of the track (audio_augmentation)
+    variant: AudioVariant | None = None  # a build-time copy of the track (audio_augmentation)
 
 
 def shard_settings(cfg: Config) -> dict:
     """The settings that determine a track's shard (not the split, not the label)."""
-    return {"slicing": to_jsonable(cfg.slicing), "features": to_jsonable(cfg.features),
-            "silence_threshold_db": cfg.build.silence_threshold_db}
+    return {
+        "slicing": to_jsonable(cfg.slicing),
+        "features": to_jsonable(cfg.features),
+        "silence_threshold_db": cfg.build.silence_threshold_db,
+    }
 
 
-def shard_paths(shard_dir: Path, track: TrackFile, variant: Optional[AudioVariant] = None) -> tuple[Path, Path]:
+def shard_paths(shard_dir: Path, track: TrackFile, variant: AudioVariant | None = None) -> tuple[Path, Path]:
     key = track.variant_key(variant)
     return shard_dir / f"{key}.npz", shard_dir / f"{key}.fail.json"
 
 
-def _meta(track: TrackFile, variant: Optional[AudioVariant]) -> dict:
+def _meta(track: TrackFile, variant: AudioVariant | None) -> dict:
     """What identifies a shard's source: the file's path, size and mtime (and the copy's variant)."""
     meta = {"path": track.path, "size": track.size, "mtime_ns": track.mtime_ns}
     return meta if variant is None else {**meta, "variant": variant.name}
 
 
-def _matches(meta: dict, track: TrackFile, variant: Optional[AudioVariant]) -> bool:
+def _matches(meta: dict, track: TrackFile, variant: AudioVariant | None) -> bool:
     return all(meta.get(key) == value for key, value in _meta(track, variant).items())
 
 
-def read_finished(shard_dir: Path, track: TrackFile, variant: Optional[AudioVariant] = None) -> Optional[TrackResult]:
+def read_finished(shard_dir: Path, track: TrackFile, variant: AudioVariant | None = None) -> TrackResult | None:
     """The stored result of a track (or copy) processed before, or None if it must be (re)done."""
     shard, failure = shard_paths(shard_dir, track, variant)
     try:
@@ -75,8 +78,9 @@ def read_finished(shard_dir: Path, track: TrackFile, variant: Optional[AudioVari
             with np.load(shard) as data:
                 meta = json.loads(str(data["meta"]))
             if _matches(meta, track, variant):
-                return TrackResult(track.path, True, meta["n_slices"], meta["duration"], meta["padded"],
-                                   variant=variant)
+                return TrackResult(
+                    track.path, True, meta["n_slices"], meta["duration"], meta["padded"], variant=variant
+                )
         elif failure.exists():
             meta = json.loads(failure.read_text(encoding="utf-8"))
             if _matches(meta, track, variant):
@@ -86,8 +90,9 @@ def read_finished(shard_dir: Path, track: TrackFile, variant: Optional[AudioVari
     return None
 
 
-def sort_out_finished(shard_dir: Path, pairs: Iterable[tuple[TrackFile, Optional[AudioVariant]]]
-                      ) -> tuple[list[tuple[TrackFile, Optional[AudioVariant]]], list[TrackResult]]:
+def sort_out_finished(
+    shard_dir: Path, pairs: Iterable[tuple[TrackFile, AudioVariant | None]]
+) -> tuple[list[tuple[TrackFile, AudioVariant | None]], list[TrackResult]]:
     """Split tracks (or copies) into those still to do and the results of those done before."""
     todo, finished = [], []
     for track, variant in pairs:
@@ -99,8 +104,13 @@ def sort_out_finished(shard_dir: Path, pairs: Iterable[tuple[TrackFile, Optional
     return todo, finished
 
 
-def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Config,
-                  variants: Sequence[Optional[AudioVariant]] = (None,)) -> list[TrackResult]:
+def process_track(
+    track: TrackFile,
+    audio_folder: Path,
+    shard_dir: Path,
+    cfg: Config,
+    variants: Sequence[AudioVariant | None] = (None,),
+) -> list[TrackResult]:
     """Decode one track once, then slice and transform it (variant ``None``) or build-time copies
     of it (the other variants), and store each result atomically in its own shard: one result per
     variant, in order. A copy's decode is the track's, so copies cost no decode of their own.
@@ -112,25 +122,33 @@ def process_track(track: TrackFile, audio_folder: Path, shard_dir: Path, cfg: Co
         missing = audio_folder if not audio_folder.is_dir() else shard_dir
         raise GenrekitError(f"{missing}: not found on the worker {socket.gethostname()}; {SHARED_STORAGE}")
     try:
-        signal = load_signal(audio_folder / track.path, cfg.features,
-                             silence_threshold_db=cfg.build.silence_threshold_db)
+        signal = load_signal(
+            audio_folder / track.path, cfg.features, silence_threshold_db=cfg.build.silence_threshold_db
+        )
     except TrackError as exc:
         return [write_failure(shard_dir, track, variant, str(exc)) for variant in variants]
     results = []
     for variant in variants:
         try:
             audio = signal if variant is None else apply_variant(signal, variant, cfg.features.sample_rate)
-            slices = slice_signal(audio, cfg.slicing, cfg.features, max_slices=cfg.slicing.max_slices,
-                                  random_selection=cfg.slicing.random_slice_selection, selection_key=track.path)
+            slices = slice_signal(
+                audio,
+                cfg.slicing,
+                cfg.features,
+                max_slices=cfg.slicing.max_slices,
+                random_selection=cfg.slicing.random_slice_selection,
+                selection_key=track.path,
+            )
         except TrackError as exc:
             results.append(write_failure(shard_dir, track, variant, str(exc)))
             continue
-        results.append(write_shard(shard_dir, track, slices.specs, slices.starts, slices.duration, slices.padded,
-                                   variant))
+        results.append(
+            write_shard(shard_dir, track, slices.specs, slices.starts, slices.duration, slices.padded, variant)
+        )
     return results
 
 
-def write_failure(shard_dir: Path, track: TrackFile, variant: Optional[AudioVariant], reason: str) -> TrackResult:
+def write_failure(shard_dir: Path, track: TrackFile, variant: AudioVariant | None, reason: str) -> TrackResult:
     """Record atomically why a track (or copy) cannot be used, so a rerun skips it too."""
     shard, failure = shard_paths(shard_dir, track, variant)
     write_bytes(failure, json.dumps({**_meta(track, variant), "reason": reason}).encode("utf-8"))
@@ -138,8 +156,15 @@ def write_failure(shard_dir: Path, track: TrackFile, variant: Optional[AudioVari
     return TrackResult(track.path, False, reason=reason, variant=variant)
 
 
-def write_shard(shard_dir: Path, track: TrackFile, specs: np.ndarray, starts: np.ndarray, duration: float,
-                padded: bool, variant: Optional[AudioVariant] = None) -> TrackResult:
+def write_shard(
+    shard_dir: Path,
+    track: TrackFile,
+    specs: np.ndarray,
+    starts: np.ndarray,
+    duration: float,
+    padded: bool,
+    variant: AudioVariant | None = None,
+) -> TrackResult:
     """Store one track's (or copy's) slices (``specs``: slices x frames x mels, dB) atomically as its shard."""
     shard, failure = shard_paths(shard_dir, track, variant)
     meta = {**_meta(track, variant), "n_slices": len(starts), "duration": duration, "padded": padded}
@@ -148,5 +173,3 @@ def write_shard(shard_dir: Path, track: TrackFile, specs: np.ndarray, starts: np
     write_bytes(shard, buffer.getvalue())
     failure.unlink(missing_ok=True)
     return TrackResult(track.path, True, meta["n_slices"], duration, padded, variant=variant)
-
-

@@ -9,15 +9,14 @@ into its place (:func:`gather_from_scratch`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from genrekit.core.errors import GenrekitError
 
 IOV_MAX = 1024  # buffers per preadv/pwritev call (Linux's limit)
-
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def _vector_io(call: Callable, fd: int, array: np.ndarray, rows: np.ndarray, off
     views = [memoryview(array[i]).cast("B") for i in rows]
     first = 0
     while first < len(views):
-        done = call(fd, views[first:first + IOV_MAX], offset)
+        done = call(fd, views[first : first + IOV_MAX], offset)
         if done == 0:
             raise GenrekitError("the shuffle's scratch file ended early; run process_dataset.py again")
         offset += done
@@ -79,7 +78,7 @@ def scatter_to_scratch(fd: int, plan: ShufflePlan, start: int, chunk: np.ndarray
     scratch rows: one vectored write per block the chunk touches.
     """
     row_bytes = chunk[0].nbytes
-    targets = plan.scratch_row[start:start + len(chunk)]
+    targets = plan.scratch_row[start : start + len(chunk)]
     rows = np.argsort(targets)
     targets = targets[rows]
     runs = np.flatnonzero(np.diff(targets) != 1) + 1
@@ -90,4 +89,3 @@ def scatter_to_scratch(fd: int, plan: ShufflePlan, start: int, chunk: np.ndarray
 def gather_from_scratch(fd: int, plan: ShufflePlan, start: int, stop: int, block: np.ndarray) -> None:
     """Pass 2: read output rows ``start:stop`` from their scratch rows straight into place in ``block``."""
     _vector_io(os.preadv, fd, block, plan.scratch_dest[start:stop] - start, start * block[0].nbytes)
-

@@ -16,8 +16,8 @@ import csv
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import numpy as np
 
@@ -32,6 +32,7 @@ def split_targets(n_tracks: int, validation_share: float, test_share: float) -> 
     Shares are rounded half up; a non-zero share gives at least one track once a
     label has three or more, so val and test are never silently empty.
     """
+
     def count(share: float) -> int:
         n = math.floor(n_tracks * share + 0.5)
         return max(n, 1) if share > 0 and n_tracks >= 3 else n
@@ -75,8 +76,9 @@ def read_custom_splits(path: Path) -> dict[str, str]:
     mapping = read_mapping(path, "split", "split.custom_split_file")
     for track, split in mapping.items():
         if split not in SPLIT_NAMES:
-            raise ConfigError(f"split.custom_split_file: {path}: {track}: split must be train, val or test, "
-                              f"got {split!r}")
+            raise ConfigError(
+                f"split.custom_split_file: {path}: {track}: split must be train, val or test, got {split!r}"
+            )
     return mapping
 
 
@@ -85,8 +87,8 @@ def assign_splits(
     validation_share: float,
     test_share: float,
     seed: int,
-    custom: Optional[dict[str, str]] = None,
-    groups: Optional[dict[str, str]] = None,
+    custom: dict[str, str] | None = None,
+    groups: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Assign every track to ``train``, ``val`` or ``test``.
 
@@ -138,9 +140,11 @@ def assign_splits(
     for index in order:
         members = units[free_units[index]]
 
-        def fit(split: str) -> float:
-            return sum((targets[label_of[p]][split] - filled[label_of[p]][split])
-                       / max(targets[label_of[p]][split], 1) for p in members)
+        def fit(split: str, members=members) -> float:
+            return sum(
+                (targets[label_of[p]][split] - filled[label_of[p]][split]) / max(targets[label_of[p]][split], 1)
+                for p in members
+            )
 
         best = max(SPLIT_NAMES, key=fit)  # ties go to the earlier name: train, then val
         for path in members:

@@ -8,7 +8,7 @@ one pass over the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +40,15 @@ class ChunkBuffers:
     group: np.ndarray
 
     @classmethod
-    def allocate(cls, rows: int, row_shape: tuple[int, int]) -> "ChunkBuffers":
+    def allocate(cls, rows: int, row_shape: tuple[int, int]) -> ChunkBuffers:
         frames, n_mels = row_shape
-        return cls(np.empty((rows, frames, n_mels), np.float16), np.empty((rows, frames, n_mels), np.float32),
-                   np.empty((rows, frames, n_mels), np.float16),
-                   np.empty((STATS_GROUP_ROWS * frames, n_mels), np.float64))
+        return cls(
+            np.empty((rows, frames, n_mels), np.float16),
+            np.empty((rows, frames, n_mels), np.float32),
+            np.empty((rows, frames, n_mels), np.float16),
+            np.empty((STATS_GROUP_ROWS * frames, n_mels), np.float64),
+        )
+
 
 @dataclass(frozen=True)
 class Moments:
@@ -55,7 +59,7 @@ class Moments:
     m2s: np.ndarray  # (groups, n_mels) float64
 
 
-def chunk_moments(chunk: np.ndarray, group: Optional[np.ndarray] = None) -> Moments:
+def chunk_moments(chunk: np.ndarray, group: np.ndarray | None = None) -> Moments:
     """Moments of every group of :data:`STATS_GROUP_ROWS` rows of ``chunk`` ``(rows, frames, n_mels)``.
 
     Each group is converted to float64 on its own (into ``group``, a float64
@@ -67,8 +71,8 @@ def chunk_moments(chunk: np.ndarray, group: Optional[np.ndarray] = None) -> Mome
         group = np.empty((STATS_GROUP_ROWS * int(np.prod(chunk.shape[1:-1])), n_mels), np.float64)
     counts, means, m2s = [], [], []
     for start in range(0, len(chunk), STATS_GROUP_ROWS):
-        rows = chunk[start:start + STATS_GROUP_ROWS].reshape(-1, n_mels)
-        values = group[:len(rows)]
+        rows = chunk[start : start + STATS_GROUP_ROWS].reshape(-1, n_mels)
+        values = group[: len(rows)]
         np.copyto(values, rows)
         mean = values.mean(axis=0)
         values -= mean
@@ -109,7 +113,7 @@ class StatsAccumulator:
         self.minimum = np.inf
         self.maximum = -np.inf
 
-    def summarize(self, chunk: np.ndarray, buffers: Optional[ChunkBuffers] = None) -> Any:
+    def summarize(self, chunk: np.ndarray, buffers: ChunkBuffers | None = None) -> Any:
         """What :meth:`merge` needs from one chunk; changes nothing in ``self``."""
         if self.method in STATELESS:
             return None
@@ -117,7 +121,7 @@ class StatsAccumulator:
             return chunk_moments(chunk, None if buffers is None else buffers.group)
         if chunk.dtype == np.float16 and buffers is not None:
             # numpy's float16 min/max run an order of magnitude slower than a float32 copy and its min/max
-            work = buffers.work[:len(chunk)]
+            work = buffers.work[: len(chunk)]
             np.copyto(work, chunk)
             chunk = work
         return float(chunk.min()), float(chunk.max())
@@ -134,7 +138,7 @@ class StatsAccumulator:
             total = self.count + int(count)
             delta = mean - self.mean
             self.mean = self.mean + delta * (count / total)
-            self.m2 = self.m2 + m2 + delta ** 2 * (self.count * count / total)
+            self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
             self.count = total
 
     def update(self, chunk: np.ndarray) -> None:
@@ -153,5 +157,3 @@ class StatsAccumulator:
         if not np.isfinite(self.minimum):
             raise ValueError("no rows seen")
         return NormStats(self.method, minimum=self.minimum, maximum=self.maximum)
-
-

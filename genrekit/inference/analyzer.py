@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional, Union
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,13 +61,32 @@ class TrackAnalysis:
     multi_label: bool = False  # a tagger's independent sigmoid scores, not a softmax
 
     @classmethod
-    def from_scores(cls, path: Path, labels: tuple[str, ...], slices: TrackSlices, scores: np.ndarray,
-                    aggregation: str, slice_duration: float, overlap: float,
-                    multi_label: bool = False) -> "TrackAnalysis":
+    def from_scores(
+        cls,
+        path: Path,
+        labels: tuple[str, ...],
+        slices: TrackSlices,
+        scores: np.ndarray,
+        aggregation: str,
+        slice_duration: float,
+        overlap: float,
+        multi_label: bool = False,
+    ) -> TrackAnalysis:
         track_scores = aggregate(scores, aggregation)
-        return cls(Path(path), tuple(labels), slices.starts, scores, aggregation, track_scores,
-                   shares(track_scores, aggregation, multi_label), slices.duration, slices.padded,
-                   slice_duration, overlap, multi_label)
+        return cls(
+            Path(path),
+            tuple(labels),
+            slices.starts,
+            scores,
+            aggregation,
+            track_scores,
+            shares(track_scores, aggregation, multi_label),
+            slices.duration,
+            slices.padded,
+            slice_duration,
+            overlap,
+            multi_label,
+        )
 
     @property
     def ranking(self) -> list[RankedLabel]:
@@ -80,7 +100,7 @@ class TrackAnalysis:
 
     def summary(self, top_k: int = DEFAULTS.top_k) -> str:
         """``metal 71.3 %  rock 20.1 %  blues 4.2 %``: the ``top_k`` best labels and their shares."""
-        return "  ".join(f"{r.label} {100 * r.share:.1f} %" for r in self.ranking[:max(1, top_k)])
+        return "  ".join(f"{r.label} {100 * r.share:.1f} %" for r in self.ranking[: max(1, top_k)])
 
     def to_dict(self) -> dict:
         """JSON-ready: labels (model order), ranking, and every slice's start and scores in time order;
@@ -95,8 +115,10 @@ class TrackAnalysis:
             "slice_duration": float(self.slice_duration),
             "overlap": float(self.overlap),
             "ranking": [r._asdict() for r in self.ranking],
-            "slices": [{"start": float(start), "scores": [float(v) for v in row]}
-                       for start, row in zip(self.starts, self.scores)],
+            "slices": [
+                {"start": float(start), "scores": [float(v) for v in row]}
+                for start, row in zip(self.starts, self.scores)
+            ],
         }
 
 
@@ -114,8 +136,13 @@ class SliceSettings:
 
     def load(self, path: os.PathLike | str) -> TrackSlices:
         """Decode and slice a file (raises :class:`genrekit.core.errors.TrackError`)."""
-        return load_track_slices(Path(path), self.slicing, self.features,
-                                 silence_threshold_db=self.silence_threshold_db, overlap=self.overlap)
+        return load_track_slices(
+            Path(path),
+            self.slicing,
+            self.features,
+            silence_threshold_db=self.silence_threshold_db,
+            overlap=self.overlap,
+        )
 
 
 def default_overlap(bundle: Bundle) -> float:
@@ -129,7 +156,7 @@ def default_overlap(bundle: Bundle) -> float:
     return bundle.slicing.slice_duration - frames * features.hop_length / features.sample_rate
 
 
-def slice_settings(bundle: Bundle, overlap: Optional[float] = None) -> SliceSettings:
+def slice_settings(bundle: Bundle, overlap: float | None = None) -> SliceSettings:
     """The analysis slicing of a bundle; raise :class:`GenrekitError` for an overlap it cannot use.
     ``overlap`` None is :func:`default_overlap`.
 
@@ -139,8 +166,10 @@ def slice_settings(bundle: Bundle, overlap: Optional[float] = None) -> SliceSett
     duration = bundle.slicing.slice_duration
     overlap = default_overlap(bundle) if overlap is None else overlap
     if not 0 <= overlap < duration:
-        raise GenrekitError(f"analysis overlap {overlap:g} s (analysis.overlap / --overlap) must be >= 0 and "
-                            f"smaller than the model's slice_duration ({duration:g} s)")
+        raise GenrekitError(
+            f"analysis overlap {overlap:g} s (analysis.overlap / --overlap) must be >= 0 and "
+            f"smaller than the model's slice_duration ({duration:g} s)"
+        )
     slicing = dataclasses.replace(bundle.slicing, short_tracks="pad")
     return SliceSettings(slicing, bundle.features, bundle.silence_threshold_db, float(overlap))
 
@@ -151,7 +180,7 @@ def check_aggregation(method: str) -> str:
     return method
 
 
-def choose_aggregation(bundle: Bundle, requested: Optional[str] = None) -> str:
+def choose_aggregation(bundle: Bundle, requested: str | None = None) -> str:
     """The aggregation for a model: ``requested``, or the default for its kind.
 
     A genre model's softmax scores default to ``sum``. A tagger's sigmoid scores are one
@@ -160,8 +189,10 @@ def choose_aggregation(bundle: Bundle, requested: Optional[str] = None) -> str:
     """
     if bundle.multi_label:
         if requested not in (None, "mean"):
-            raise GenrekitError(f"aggregation {requested!r}: {bundle.pretrained} is a tagger, whose tag "
-                                f"probabilities are aggregated by their mean ('mean')")
+            raise GenrekitError(
+                f"aggregation {requested!r}: {bundle.pretrained} is a tagger, whose tag "
+                f"probabilities are aggregated by their mean ('mean')"
+            )
         return "mean"
     return check_aggregation(requested or DEFAULTS.aggregation)
 
@@ -182,8 +213,9 @@ def compile_forward(model, input_shape: tuple[int, ...]) -> Callable[[np.ndarray
         return lambda batch: np.asarray(model.predict_on_batch(batch))
     import tensorflow as tf
 
-    forward = tf.function(lambda x: model(x, training=False),
-                          input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+    forward = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)]
+    )
     return lambda batch: forward(batch).numpy()
 
 
@@ -209,8 +241,14 @@ class Analyzer:
         :func:`genrekit.models.registry.load_model`.
     """
 
-    def __init__(self, model: Union[os.PathLike, str, Bundle, None] = None, *, batch_size: int = DEFAULTS.batch_size,
-                 warm_up_features: bool = True, runtime: str = "auto"):
+    def __init__(
+        self,
+        model: os.PathLike | str | Bundle | None = None,
+        *,
+        batch_size: int = DEFAULTS.batch_size,
+        warm_up_features: bool = True,
+        runtime: str = "auto",
+    ):
         if batch_size < 1:
             raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
         self.bundle = model if isinstance(model, Bundle) else open_model(model)
@@ -226,7 +264,7 @@ class Analyzer:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.bundle.labels)
 
-    def slice_settings(self, overlap: Optional[float] = None) -> SliceSettings:
+    def slice_settings(self, overlap: float | None = None) -> SliceSettings:
         return slice_settings(self.bundle, overlap)
 
     def predict_batch(self, specs: np.ndarray) -> np.ndarray:
@@ -238,37 +276,66 @@ class Analyzer:
     def predict(self, specs: np.ndarray) -> np.ndarray:
         """Softmax scores ``(n_slices, n_labels)`` of spectrograms in dB ``(n_slices, frames, n_mels)``."""
         # Batch by batch: a long track is never held twice in float32.
-        out = [self.predict_batch(specs[begin:begin + self.batch_size])
-               for begin in range(0, len(specs), self.batch_size)]
+        out = [
+            self.predict_batch(specs[begin : begin + self.batch_size])
+            for begin in range(0, len(specs), self.batch_size)
+        ]
         if not out:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         return np.concatenate(out)
 
-    def result(self, path: os.PathLike | str, slices: TrackSlices, scores: np.ndarray, *,
-               overlap: Optional[float] = None, aggregation: Optional[str] = None) -> TrackAnalysis:
+    def result(
+        self,
+        path: os.PathLike | str,
+        slices: TrackSlices,
+        scores: np.ndarray,
+        *,
+        overlap: float | None = None,
+        aggregation: str | None = None,
+    ) -> TrackAnalysis:
         """The analysis of a track from its slices and their scores (see :meth:`predict`)."""
         aggregation = choose_aggregation(self.bundle, aggregation)
         overlap = default_overlap(self.bundle) if overlap is None else overlap
-        return TrackAnalysis.from_scores(Path(path), self.labels, slices, scores, aggregation,
-                                         self.bundle.slicing.slice_duration, overlap, self.bundle.multi_label)
+        return TrackAnalysis.from_scores(
+            Path(path),
+            self.labels,
+            slices,
+            scores,
+            aggregation,
+            self.bundle.slicing.slice_duration,
+            overlap,
+            self.bundle.multi_label,
+        )
 
-    def analyze_slices(self, path: os.PathLike | str, slices: TrackSlices, *, overlap: Optional[float] = None,
-                       aggregation: Optional[str] = None) -> TrackAnalysis:
+    def analyze_slices(
+        self,
+        path: os.PathLike | str,
+        slices: TrackSlices,
+        *,
+        overlap: float | None = None,
+        aggregation: str | None = None,
+    ) -> TrackAnalysis:
         """Predict and aggregate slices already cut with :meth:`slice_settings` ``(overlap)``;
         ``aggregation`` defaults to ``sum`` (``mean`` for a tagger, see :func:`choose_aggregation`)."""
         return self.result(path, slices, self.predict(slices.specs), overlap=overlap, aggregation=aggregation)
 
-    def analyze(self, path: os.PathLike | str, *, overlap: Optional[float] = None,
-                aggregation: Optional[str] = None) -> TrackAnalysis:
+    def analyze(
+        self, path: os.PathLike | str, *, overlap: float | None = None, aggregation: str | None = None
+    ) -> TrackAnalysis:
         """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file)."""
         aggregation = choose_aggregation(self.bundle, aggregation)
         slices = self.slice_settings(overlap).load(path)
         return self.analyze_slices(path, slices, overlap=overlap, aggregation=aggregation)
 
 
-def analyze(path: os.PathLike | str, model: Union[os.PathLike, str, Bundle, Analyzer, None] = None, *,
-            overlap: Optional[float] = None, aggregation: Optional[str] = None,
-            batch_size: Optional[int] = None) -> TrackAnalysis:
+def analyze(
+    path: os.PathLike | str,
+    model: os.PathLike | str | Bundle | Analyzer | None = None,
+    *,
+    overlap: float | None = None,
+    aggregation: str | None = None,
+    batch_size: int | None = None,
+) -> TrackAnalysis:
     """Analyze one audio file with a trained model.
 
     Parameters

@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
 
 from distributed import WorkerPlugin, as_completed, get_worker
 
@@ -40,7 +40,7 @@ class AnalyzerPlugin(WorkerPlugin):
         self.model = model
         self.batch_size = batch_size
         self.runtime = runtime
-        self.analyzer: Optional[Analyzer] = None
+        self.analyzer: Analyzer | None = None
 
     def setup(self, worker) -> None:
         self.analyzer = Analyzer(self.model, batch_size=self.batch_size, runtime=self.runtime)
@@ -65,8 +65,16 @@ def _key(path: Path) -> str:
     return f"genrekit-analyze-{hashlib.sha1(str(path).encode('utf-8')).hexdigest()[:20]}"
 
 
-def analyze_on_cluster(scheduler: str, model: os.PathLike | str, paths: Iterable[Path], *, overlap: float,
-                       aggregation: str, batch_size: int, runtime: str = "auto") -> Iterator[FileOutcome]:
+def analyze_on_cluster(
+    scheduler: str,
+    model: os.PathLike | str,
+    paths: Iterable[Path],
+    *,
+    overlap: float,
+    aggregation: str,
+    batch_size: int,
+    runtime: str = "auto",
+) -> Iterator[FileOutcome]:
     """Analyze files on the Dask cluster at ``scheduler``; outcomes come as they finish (any order).
 
     ``model`` is a run folder (given to the workers as an absolute path) or a ready tagger's name.
@@ -84,8 +92,7 @@ def analyze_on_cluster(scheduler: str, model: os.PathLike | str, paths: Iterable
             if path is not None:
                 absolute = str(Path(path).resolve())
                 given[absolute] = Path(path)
-                running.add(client.submit(analyze_on_worker, absolute, overlap, aggregation, key=_key(path),
-                                          retries=0))
+                running.add(client.submit(analyze_on_worker, absolute, overlap, aggregation, key=_key(path), retries=0))
 
         for _ in range(limit):
             submit_next()

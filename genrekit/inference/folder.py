@@ -11,9 +11,9 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from genrekit.core.errors import TrackError
 from genrekit.dataset.scan import is_hidden
 from genrekit.inference.analyzer import Analyzer, SliceSettings, TrackAnalysis
 
-Loaded = Union[TrackSlices, TrackError]
+Loaded = TrackSlices | TrackError
 
 
 def find_audio_files(folder: Path, extensions: Iterable[str]) -> list[Path]:
@@ -31,8 +31,9 @@ def find_audio_files(folder: Path, extensions: Iterable[str]) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not is_hidden(d)]
-        found += [Path(root) / name for name in files
-                  if not is_hidden(name) and Path(name).suffix.lower() in extensions]
+        found += [
+            Path(root) / name for name in files if not is_hidden(name) and Path(name).suffix.lower() in extensions
+        ]
     return sorted(found)
 
 
@@ -71,7 +72,7 @@ class SliceLoader:
     script that uses this needs the usual ``if __name__ == "__main__":`` guard.
     """
 
-    def __init__(self, paths: Iterable[Path], settings: SliceSettings, workers: Optional[int] = None):
+    def __init__(self, paths: Iterable[Path], settings: SliceSettings, workers: int | None = None):
         self.settings = settings
         self.workers = default_workers() if workers is None else workers
         self._paths = iter(paths)
@@ -79,8 +80,9 @@ class SliceLoader:
         self._pool = None
         if self.workers > 0:
             # forkserver: workers start from a clean process, never a fork of one running TensorFlow.
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"),
-                                                initializer=_worker_init)
+            self._pool = cf.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_worker_init
+            )
             for _ in range(self.workers + 1):
                 self._submit_next()
 
@@ -104,7 +106,7 @@ class SliceLoader:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __enter__(self) -> "SliceLoader":
+    def __enter__(self) -> SliceLoader:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -114,7 +116,7 @@ class SliceLoader:
 @dataclass
 class FileOutcome:
     path: Path
-    result: Optional[TrackAnalysis]  # None when skipped
+    result: TrackAnalysis | None  # None when skipped
     status: str  # "ok", "padded" or "skipped: <reason>"
 
 
@@ -124,7 +126,7 @@ class _Waiting:
 
     path: Path
     slices: Loaded
-    scores: Optional[np.ndarray] = None
+    scores: np.ndarray | None = None
     missing: int = 0  # rows not scored yet
 
     def outcome(self, analyzer: Analyzer, overlap: float, aggregation: str) -> FileOutcome:
@@ -134,8 +136,9 @@ class _Waiting:
         return FileOutcome(self.path, result, "padded" if self.slices.padded else "ok")
 
 
-def analyze_loaded(analyzer: Analyzer, loaded: Iterable[tuple[Path, Loaded]], *, overlap: float,
-                   aggregation: str) -> Iterator[FileOutcome]:
+def analyze_loaded(
+    analyzer: Analyzer, loaded: Iterable[tuple[Path, Loaded]], *, overlap: float, aggregation: str
+) -> Iterator[FileOutcome]:
     """Predict and aggregate tracks from a :class:`SliceLoader` made with ``analyzer.slice_settings(overlap)``.
 
     Batches are filled across files (the end of one file and the start of the next share a
@@ -153,7 +156,7 @@ def analyze_loaded(analyzer: Analyzer, loaded: Iterable[tuple[Path, Loaded]], *,
         scores = analyzer.predict_batch(np.concatenate([item.slices.specs[a:b] for item, a, b in pieces]))
         offset = 0
         for item, a, b in pieces:
-            item.scores[a:b] = scores[offset:offset + b - a]
+            item.scores[a:b] = scores[offset : offset + b - a]
             item.missing -= b - a
             offset += b - a
         pieces.clear()
@@ -182,8 +185,9 @@ def analyze_loaded(analyzer: Analyzer, loaded: Iterable[tuple[Path, Loaded]], *,
         yield waiting.popleft().outcome(analyzer, overlap, aggregation)
 
 
-def analyze_files(analyzer: Analyzer, paths: Iterable[Path], *, overlap: float, aggregation: str,
-                  workers: Optional[int] = None) -> Iterator[FileOutcome]:
+def analyze_files(
+    analyzer: Analyzer, paths: Iterable[Path], *, overlap: float, aggregation: str, workers: int | None = None
+) -> Iterator[FileOutcome]:
     """Analyze many files with one loaded model, in order; unusable files come back skipped."""
     with SliceLoader(paths, analyzer.slice_settings(overlap), workers) as loader:
         yield from analyze_loaded(analyzer, loader, overlap=overlap, aggregation=aggregation)

@@ -23,8 +23,8 @@ import io
 import json
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 from genrekit.core.atomic import fsync_path, write_bytes, write_json
 from genrekit.core.config import changed_keys, to_jsonable
@@ -77,19 +77,30 @@ def csv_row(record: dict, labels: Sequence[str], with_truth: bool = False) -> li
         return [record["path"], record["status"], "", "", "", "", *truth, *([""] * len(labels))]
     share = {entry["label"]: entry["share"] for entry in ranking}
     top = ranking[0]
-    return [record["path"], record["status"], top["label"], f"{top['share']:.6f}", f"{record['duration']:.3f}",
-            record["n_slices"], *truth, *(f"{share[name]:.6f}" for name in labels)]
+    return [
+        record["path"],
+        record["status"],
+        top["label"],
+        f"{top['share']:.6f}",
+        f"{record['duration']:.3f}",
+        record["n_slices"],
+        *truth,
+        *(f"{share[name]:.6f}" for name in labels),
+    ]
 
 
-def record_of(path: str, status: str, result=None, true_label: Optional[str] = None) -> dict:
+def record_of(path: str, status: str, result=None, true_label: str | None = None) -> dict:
     """A file's record: ``path`` (relative, POSIX), ``status``, and for an analyzed file its
     ``duration``, ``n_slices`` and ``ranking`` (label, score, share; best first)."""
     record: dict = {"path": path, "status": status}
     if true_label is not None:
         record["true_label"] = true_label
     if result is not None:
-        record.update(duration=float(result.duration), n_slices=len(result.starts),
-                      ranking=[entry._asdict() for entry in result.ranking])
+        record.update(
+            duration=float(result.duration),
+            n_slices=len(result.starts),
+            ranking=[entry._asdict() for entry in result.ranking],
+        )
     return record
 
 
@@ -102,8 +113,11 @@ def _record_from_row(row: dict, labels: Sequence[str]) -> dict:
         shares = {name: float(row[f"share_{name}"]) for name in labels}
         order = sorted(labels, key=lambda name: -shares[name])  # stable: ties keep model order
         order.remove(row["top_label"])
-        record.update(duration=float(row["duration"]), n_slices=int(row["n_slices"]),
-                      ranking=[{"label": name, "share": shares[name]} for name in [row["top_label"], *order]])
+        record.update(
+            duration=float(row["duration"]),
+            n_slices=int(row["n_slices"]),
+            ranking=[{"label": name, "share": shares[name]} for name in [row["top_label"], *order]],
+        )
     return record
 
 
@@ -133,7 +147,7 @@ class ResultsFile:
             self._read()
         else:
             self._start()
-        self._handle = open(self.path, "ab")
+        self._handle = open(self.path, "ab")  # noqa: SIM115 (held open across calls, closed by close())
         self._write_pause = float(os.environ.get(WRITE_PAUSE_ENV, "0"))
 
     @property
@@ -142,7 +156,7 @@ class ResultsFile:
 
     # ------------------------------------------------------------------ reading back
 
-    def _stored_settings(self) -> Optional[dict]:
+    def _stored_settings(self) -> dict | None:
         try:
             if self.csv:
                 return json.loads(self.settings_path.read_text(encoding="utf-8"))
@@ -155,17 +169,21 @@ class ResultsFile:
         stored = self._stored_settings()
         if stored is None:
             where = self.settings_path if self.csv else f"{self.path}'s first line"
-            raise GenrekitError(f"{self.path}: exists, but its analysis settings ({where}) cannot be read, so "
-                                f"its results cannot be resumed; give --restart to analyze everything again "
-                                f"into it, or choose another file")
+            raise GenrekitError(
+                f"{self.path}: exists, but its analysis settings ({where}) cannot be read, so "
+                f"its results cannot be resumed; give --restart to analyze everything again "
+                f"into it, or choose another file"
+            )
         changed = changed_keys(stored, self.settings)
         if changed:
-            raise GenrekitError(f"{self.path}: made with other analysis settings (changed: {', '.join(changed)}); "
-                                f"give --restart to analyze everything again into it, or choose another file")
+            raise GenrekitError(
+                f"{self.path}: made with other analysis settings (changed: {', '.join(changed)}); "
+                f"give --restart to analyze everything again into it, or choose another file"
+            )
 
     def _read(self) -> None:
         data = self.path.read_bytes()
-        complete = data[:data.rfind(b"\n") + 1]  # a line cut by a crash is that file's: it is redone
+        complete = data[: data.rfind(b"\n") + 1]  # a line cut by a crash is that file's: it is redone
         if len(complete) != len(data):
             with open(self.path, "r+b") as handle:
                 handle.truncate(len(complete))
@@ -175,8 +193,10 @@ class ResultsFile:
         if self.csv:
             rows = list(csv.DictReader(io.StringIO("".join(lines))))
             if lines and next(csv.reader(lines[:1])) != self.header():
-                raise GenrekitError(f"{self.path}: its columns are not those of this analysis; give --restart "
-                                    f"to analyze everything again into it, or choose another file")
+                raise GenrekitError(
+                    f"{self.path}: its columns are not those of this analysis; give --restart "
+                    f"to analyze everything again into it, or choose another file"
+                )
             records = [_record_from_row(row, self.labels) for row in rows]
         else:
             records = [json.loads(line) for line in lines[1:]]
@@ -219,10 +239,10 @@ class ResultsFile:
             return  # a task a cluster ran twice: the first result stands
         line = self._line(record)
         if self._write_pause:
-            self._handle.write(line[:len(line) // 2])
+            self._handle.write(line[: len(line) // 2])
             self._handle.flush()
             time.sleep(self._write_pause)
-            line = line[len(line) // 2:]
+            line = line[len(line) // 2 :]
         self._handle.write(line)
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -240,7 +260,7 @@ class ResultsFile:
         if not self._handle.closed:
             self._handle.close()
 
-    def __enter__(self) -> "ResultsFile":
+    def __enter__(self) -> ResultsFile:
         return self
 
     def __exit__(self, *exc_info) -> None:

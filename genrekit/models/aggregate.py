@@ -61,8 +61,9 @@ def shares(track_scores: np.ndarray, method: str = "sum", multi_label: bool = Fa
     return scores / total if total > 0 else np.full_like(scores, 1.0 / len(scores))
 
 
-def track_predictions(slice_scores: np.ndarray, track_ids: np.ndarray,
-                      method: str = "sum") -> tuple[np.ndarray, np.ndarray]:
+def track_predictions(
+    slice_scores: np.ndarray, track_ids: np.ndarray, method: str = "sum"
+) -> tuple[np.ndarray, np.ndarray]:
     """Aggregate many tracks' slices at once.
 
     Returns
@@ -74,6 +75,9 @@ def track_predictions(slice_scores: np.ndarray, track_ids: np.ndarray,
     """
     track_ids = np.asarray(track_ids)
     ids = np.unique(track_ids)
-    scores = np.stack([aggregate(slice_scores[track_ids == i], method) for i in ids]) if len(ids) else \
-        np.zeros((0, np.shape(slice_scores)[1]))
+    scores = (
+        np.stack([aggregate(slice_scores[track_ids == i], method) for i in ids])
+        if len(ids)
+        else np.zeros((0, np.shape(slice_scores)[1]))
+    )
     return ids, scores

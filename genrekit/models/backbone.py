@@ -37,8 +37,9 @@ INPUT_SHAPE = (PATCH_FRAMES, N_MELS, 1)  # the spectrogram as stored in processe
 def build_embedder(config: ModelConfig) -> keras.Model:
     """The pretrained backbone: a spectrogram ``(187, 96, 1)`` in, its feature vector out."""
     tagger = load_musicnn(config.backbone)
-    features = keras.Model(tagger.inputs, tagger.get_layer(FEATURE_LAYERS[config.backbone_output]).output,
-                           name="backbone_features")
+    features = keras.Model(
+        tagger.inputs, tagger.get_layer(FEATURE_LAYERS[config.backbone_output]).output, name="backbone_features"
+    )
     # in inference mode: batch norms keep the pretrained statistics, also while fine-tuning
     embedder = with_channel_axis(features, config.backbone.replace("-", "_"))
     embedder.trainable = config.backbone_trainable
@@ -56,8 +57,11 @@ def build_head(dimension: int, n_labels: int, config: ModelConfig) -> keras.Mode
 def head_arrays(head: keras.Model) -> dict[str, np.ndarray]:
     """The weights of a head of :func:`build_head` as plain arrays, by ``<layer>.<weight>`` name
     (``scores.kernel``, ``scores.bias``): what a head-only folder's ``head.npz`` holds."""
-    return {f"{layer.name}.{weight.name}": keras.ops.convert_to_numpy(weight)
-            for layer in head.layers for weight in layer.weights}
+    return {
+        f"{layer.name}.{weight.name}": keras.ops.convert_to_numpy(weight)
+        for layer in head.layers
+        for weight in layer.weights
+    }
 
 
 def set_head_arrays(head: keras.Model, arrays: dict[str, np.ndarray]) -> None:
@@ -65,11 +69,14 @@ def set_head_arrays(head: keras.Model, arrays: dict[str, np.ndarray]) -> None:
     one is missing, left over or of another shape."""
     weights = {f"{layer.name}.{weight.name}": weight for layer in head.layers for weight in layer.weights}
     if set(weights) != set(arrays):
-        raise ValueError(f"the head's weights are {', '.join(sorted(weights))}, the file holds "
-                         f"{', '.join(sorted(arrays)) or 'none'}")
+        raise ValueError(
+            f"the head's weights are {', '.join(sorted(weights))}, the file holds {', '.join(sorted(arrays)) or 'none'}"
+        )
     for name, weight in weights.items():
         if tuple(arrays[name].shape) != tuple(weight.shape):
-            raise ValueError(f"{name} has shape {list(weight.shape)} in the head, {list(arrays[name].shape)} in the file")
+            raise ValueError(
+                f"{name} has shape {list(weight.shape)} in the head, {list(arrays[name].shape)} in the file"
+            )
         weight.assign(arrays[name])
 
 

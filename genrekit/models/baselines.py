@@ -34,8 +34,12 @@ from genrekit.core.config import FeaturesConfig
 from genrekit.core.errors import GenrekitError
 
 FAMILIES = ("logreg", "knn", "gnb", "svm")
-FAMILY_NAMES = {"logreg": "logistic regression", "knn": "k nearest neighbours", "gnb": "Gaussian naive Bayes",
-                "svm": "RBF support vector machine"}
+FAMILY_NAMES = {
+    "logreg": "logistic regression",
+    "knn": "k nearest neighbours",
+    "gnb": "Gaussian naive Bayes",
+    "svm": "RBF support vector machine",
+}
 MODEL_FILE = "model.npz"
 FEATURE_SET = "slice-stats-v1"  # the version of slice_features; stored in each bundle
 N_MFCC = 20
@@ -43,6 +47,7 @@ CHUNK_ROWS = 256  # slices per feature chunk (a few MB)
 
 
 # --------------------------------------------------------------------------- features
+
 
 def mel_centres_khz(features: FeaturesConfig) -> np.ndarray:
     """Centre frequency of every mel band, kHz (librosa's mel scale, as the spectrograms use)."""
@@ -120,6 +125,7 @@ def features_multiply_adds(frames: int, n_mels: int) -> int:
 
 # --------------------------------------------------------------------------- predictions from arrays
 
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -137,28 +143,31 @@ def _logreg_scores(a: dict, X: np.ndarray) -> np.ndarray:
 def _knn_scores(a: dict, X: np.ndarray, k: int, n_labels: int) -> np.ndarray:
     train, labels = a["train_x"], a["train_y"].astype(np.int64)
     out = np.zeros((len(X), n_labels))
-    train_sq = (train ** 2).sum(axis=1)
+    train_sq = (train**2).sum(axis=1)
     for begin in range(0, len(X), CHUNK_ROWS):  # bounded memory: a chunk of queries against all of train
-        q = X[begin:begin + CHUNK_ROWS]
-        d2 = (q ** 2).sum(axis=1)[:, None] - 2.0 * q @ train.T + train_sq[None, :]
+        q = X[begin : begin + CHUNK_ROWS]
+        d2 = (q**2).sum(axis=1)[:, None] - 2.0 * q @ train.T + train_sq[None, :]
         nearest = np.argsort(d2, axis=1, kind="stable")[:, :k]
         votes = labels[nearest]
         for c in range(n_labels):
-            out[begin:begin + len(q), c] = (votes == c).sum(axis=1)
+            out[begin : begin + len(q), c] = (votes == c).sum(axis=1)
     return out / k
 
 
 def _gnb_scores(a: dict, X: np.ndarray) -> np.ndarray:
     theta, var = a["theta"], a["var"]
-    jll = (np.log(a["class_prior"])[None, :] - 0.5 * np.sum(np.log(2.0 * np.pi * var), axis=1)[None, :]
-           - 0.5 * (((X[:, None, :] - theta[None]) ** 2) / var[None]).sum(axis=2))
+    jll = (
+        np.log(a["class_prior"])[None, :]
+        - 0.5 * np.sum(np.log(2.0 * np.pi * var), axis=1)[None, :]
+        - 0.5 * (((X[:, None, :] - theta[None]) ** 2) / var[None]).sum(axis=2)
+    )
     return _softmax(jll)
 
 
 def _svm_decision(a: dict, X: np.ndarray, gamma: float) -> np.ndarray:
     """libsvm's one-against-one decision values ``(n, k (k - 1) / 2)``, pairs (0,1), (0,2), ..., (1,2), ..."""
     sv = a["support_vectors"]
-    d2 = (X ** 2).sum(axis=1)[:, None] - 2.0 * X @ sv.T + (sv ** 2).sum(axis=1)[None, :]
+    d2 = (X**2).sum(axis=1)[:, None] - 2.0 * X @ sv.T + (sv**2).sum(axis=1)[None, :]
     kernel = np.exp(-gamma * np.maximum(d2, 0.0))
     n_support, coef, intercept = a["n_support"].astype(np.int64), a["dual_coef"], a["intercept"]
     start = np.concatenate([[0], np.cumsum(n_support)])
@@ -198,7 +207,7 @@ def _pairwise_coupling(r: np.ndarray) -> np.ndarray:
             pa[:, t] += diff
             pQpa = (pQpa + diff * (diff * Qa[:, t, t] + 2 * Qpa[:, t])) / (1 + diff) / (1 + diff)
             Qpa = (Qpa + diff[:, None] * Qa[:, t, :]) / (1 + diff[:, None])
-            pa /= (1 + diff[:, None])
+            pa /= 1 + diff[:, None]
         p[a] = pa
     return p
 
@@ -207,8 +216,9 @@ def _svm_scores(a: dict, X: np.ndarray, gamma: float) -> np.ndarray:
     dec = _svm_decision(a, X, gamma)
     fApB = dec * a["prob_a"] + a["prob_b"]
     with np.errstate(over="ignore"):
-        pairwise = np.where(fApB >= 0, np.exp(-np.abs(fApB)) / (1.0 + np.exp(-np.abs(fApB))),
-                            1.0 / (1.0 + np.exp(-np.abs(fApB))))
+        pairwise = np.where(
+            fApB >= 0, np.exp(-np.abs(fApB)) / (1.0 + np.exp(-np.abs(fApB))), 1.0 / (1.0 + np.exp(-np.abs(fApB)))
+        )
     pairwise = np.clip(pairwise, 1e-7, 1 - 1e-7)
     k = len(a["n_support"])
     r = np.zeros((len(X), k, k))
@@ -252,6 +262,7 @@ def predict_scores(family: str, arrays: dict, params: dict, X: np.ndarray, n_lab
 
 # --------------------------------------------------------------------------- scikit-learn side
 
+
 def make_estimator(family: str, params: dict, seed: int):
     """The scikit-learn estimator of a family with one grid point's hyper-parameters."""
     from sklearn.linear_model import LogisticRegression
@@ -278,17 +289,28 @@ def export_arrays(family: str, estimator, X_train: np.ndarray, y_train: np.ndarr
     if family == "logreg":
         return {"coef": estimator.coef_, "intercept": estimator.intercept_}, {"C": estimator.C}
     if family == "knn":
-        return ({"train_x": np.asarray(X_train, np.float64), "train_y": np.asarray(y_train, np.int16)},
-                {"n_neighbors": int(estimator.n_neighbors)})
+        return (
+            {"train_x": np.asarray(X_train, np.float64), "train_y": np.asarray(y_train, np.int16)},
+            {"n_neighbors": int(estimator.n_neighbors)},
+        )
     if family == "gnb":
-        return ({"theta": estimator.theta_, "var": estimator.var_, "class_prior": estimator.class_prior_},
-                {"var_smoothing": estimator.var_smoothing})
+        return (
+            {"theta": estimator.theta_, "var": estimator.var_, "class_prior": estimator.class_prior_},
+            {"var_smoothing": estimator.var_smoothing},
+        )
     if family == "svm":
         # libsvm's own layout (scikit-learn's private copies; its public ones flip signs for two labels)
-        return ({"support_vectors": estimator.support_vectors_, "n_support": estimator.n_support_.astype(np.int64),
-                 "dual_coef": estimator._dual_coef_, "intercept": estimator._intercept_,
-                 "prob_a": estimator._probA, "prob_b": estimator._probB},
-                {"C": estimator.C, "gamma": float(estimator._gamma)})
+        return (
+            {
+                "support_vectors": estimator.support_vectors_,
+                "n_support": estimator.n_support_.astype(np.int64),
+                "dual_coef": estimator._dual_coef_,
+                "intercept": estimator._intercept_,
+                "prob_a": estimator._probA,
+                "prob_b": estimator._probB,
+            },
+            {"C": estimator.C, "gamma": float(estimator._gamma)},
+        )
     raise ValueError(f"unknown baseline family {family!r}")
 
 
@@ -311,6 +333,7 @@ def model_multiply_adds(family: str, arrays: dict, n_features: int, n_labels: in
 
 
 # --------------------------------------------------------------------------- the saved model
+
 
 @dataclass(frozen=True)
 class BaselineModel:
@@ -335,8 +358,12 @@ def save_model(folder: Path, model: BaselineModel) -> Path:
     path = Path(folder) / MODEL_FILE
     tmp = path.with_name("model.partial.npz")
     with open(tmp, "wb") as f:
-        np.savez(f, scaler_mean=model.mean, scaler_scale=model.scale,
-                 **{f"model_{k}": np.asarray(v) for k, v in model.arrays.items()})
+        np.savez(
+            f,
+            scaler_mean=model.mean,
+            scaler_scale=model.scale,
+            **{f"model_{k}": np.asarray(v) for k, v in model.arrays.items()},
+        )
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -349,10 +376,13 @@ def load_model(path: Path, info: dict, features: FeaturesConfig, n_labels: int) 
     if family not in FAMILIES:
         raise GenrekitError(f"{path}: unknown baseline family {family!r} (known: {', '.join(FAMILIES)})")
     if info.get("feature_set") != FEATURE_SET:
-        raise GenrekitError(f"{path}: made with feature set {info.get('feature_set')!r}; this version computes "
-                            f"{FEATURE_SET!r}: train it again")
+        raise GenrekitError(
+            f"{path}: made with feature set {info.get('feature_set')!r}; this version computes "
+            f"{FEATURE_SET!r}: train it again"
+        )
     with np.load(path, allow_pickle=False) as npz:
         data = {name: npz[name] for name in npz.files}
-    arrays = {name[len("model_"):]: value for name, value in data.items() if name.startswith("model_")}
-    return BaselineModel(family, dict(info.get("params", {})), arrays, data["scaler_mean"], data["scaler_scale"],
-                         features, n_labels)
+    arrays = {name[len("model_") :]: value for name, value in data.items() if name.startswith("model_")}
+    return BaselineModel(
+        family, dict(info.get("params", {})), arrays, data["scaler_mean"], data["scaler_scale"], features, n_labels
+    )

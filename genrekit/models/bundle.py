@@ -34,7 +34,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from genrekit.audio.features import slice_geometry
 from genrekit.core.atomic import write_json
@@ -66,9 +66,9 @@ class Bundle:
     input_shape: tuple[int, int, int]
     silence_threshold_db: float
     extra: dict  # anything else that was stored (fingerprints, dates)
-    pretrained: Optional[str] = None  # a ready tagger (registry.PRETRAINED) instead of a run folder
-    baseline: Optional[dict] = None  # a scikit-learn baseline (genrekit.models.baselines) instead of a Keras model
-    head: Optional[ModelConfig] = None  # a frozen backbone's settings, its trained head alone in head.npz
+    pretrained: str | None = None  # a ready tagger (registry.PRETRAINED) instead of a run folder
+    baseline: dict | None = None  # a scikit-learn baseline (genrekit.models.baselines) instead of a Keras model
+    head: ModelConfig | None = None  # a frozen backbone's settings, its trained head alone in head.npz
 
     @property
     def model_path(self) -> Path:
@@ -80,8 +80,16 @@ class Bundle:
         return self.pretrained is not None
 
 
-def write_bundle(folder: Path, *, labels: list[str], features: FeaturesConfig, slicing: SlicingConfig,
-                 normalization: NormStats, silence_threshold_db: float, **extra: Any) -> Path:
+def write_bundle(
+    folder: Path,
+    *,
+    labels: list[str],
+    features: FeaturesConfig,
+    slicing: SlicingConfig,
+    normalization: NormStats,
+    silence_threshold_db: float,
+    **extra: Any,
+) -> Path:
     """Write ``bundle.json`` atomically next to a saved ``model.keras``."""
     geometry = slice_geometry(slicing.slice_duration, slicing.overlap, features)
     data = {
@@ -97,7 +105,7 @@ def write_bundle(folder: Path, *, labels: list[str], features: FeaturesConfig, s
     return write_json(Path(folder) / BUNDLE_FILE, data)
 
 
-def model_file(baseline: Optional[dict], head: Optional[ModelConfig]) -> str:
+def model_file(baseline: dict | None, head: ModelConfig | None) -> str:
     """The model's file in a run folder: a baseline's ``model.npz``, a head-only folder's ``head.npz``,
     else ``model.keras``."""
     if baseline is not None:
@@ -159,8 +167,11 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
         raise GenrekitError(f"{path}: bad normalization: {exc}") from None
     input_shape = tuple(need("input_shape"))
     if input_shape != (geometry.n_frames, geometry.n_mels, 1):
-        raise GenrekitError(f"{path}: input_shape {list(input_shape)} does not match the feature parameters "
-                            f"({geometry.n_frames} frames x {geometry.n_mels} mels)")
+        raise GenrekitError(
+            f"{path}: input_shape {list(input_shape)} does not match the feature parameters "
+            f"({geometry.n_frames} frames x {geometry.n_mels} mels)"
+        )
     threshold = float(need("silence_threshold_db"))
-    return Bundle(folder, labels, features, slicing, normalization, input_shape, threshold, data,
-                  baseline=baseline, head=head)
+    return Bundle(
+        folder, labels, features, slicing, normalization, input_shape, threshold, data, baseline=baseline, head=head
+    )

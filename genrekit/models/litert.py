@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -55,7 +54,7 @@ class LiteRTModel:
         Run larger batches in pieces of this many slices (bounds the interpreter's memory).
     """
 
-    def __init__(self, path: os.PathLike | str, threads: Optional[int] = None, max_rows: Optional[int] = None):
+    def __init__(self, path: os.PathLike | str, threads: int | None = None, max_rows: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
@@ -74,8 +73,9 @@ class LiteRTModel:
         """Scores ``(n, n_labels)`` float32 of a batch ``(n, *input_shape[1:])``, in pieces of at most
         :attr:`max_rows` slices."""
         if self.max_rows and len(batch) > self.max_rows:
-            return np.concatenate([self.predict(batch[i:i + self.max_rows])
-                                   for i in range(0, len(batch), self.max_rows)])
+            return np.concatenate(
+                [self.predict(batch[i : i + self.max_rows]) for i in range(0, len(batch), self.max_rows)]
+            )
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if len(batch) != self._batch:  # tensors sized for this batch; the next of the same size reuses them
             self._interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
@@ -104,8 +104,9 @@ def _taps_to_channels(layer):
 
     kh, kw, _, filters = layer.kernel.shape
     taps = keras.layers.Conv2D(kw, (1, kw), use_bias=False, name=f"{layer.name}_taps")
-    over_taps = keras.layers.Conv2D(filters, (kh, 1), activation=layer.activation, use_bias=layer.use_bias,
-                                    name=f"{layer.name}_over_taps")
+    over_taps = keras.layers.Conv2D(
+        filters, (kh, 1), activation=layer.activation, use_bias=layer.use_bias, name=f"{layer.name}_over_taps"
+    )
     pair = keras.Sequential([keras.Input(layer.input.shape[1:]), taps, over_taps], name=layer.name)
     taps.set_weights([np.eye(kw, dtype=np.float32).reshape(1, kw, 1, kw)])
     weights = layer.get_weights()
@@ -203,7 +204,7 @@ def _all_layers(model) -> list:
     return layers
 
 
-def export(model, path: os.PathLike | str, check_batch: Optional[np.ndarray] = None) -> Path:
+def export(model, path: os.PathLike | str, check_batch: np.ndarray | None = None) -> Path:
     """Export a float32 Keras model to LiteRT at ``path`` (atomically), any batch size.
 
     The export is loaded back with the interpreter and its scores compared with the Keras
@@ -227,8 +228,10 @@ def export(model, path: os.PathLike | str, check_batch: Optional[np.ndarray] = N
         expected = np.asarray(model.predict_on_batch(check_batch), dtype=np.float32)
         difference = float(np.max(np.abs(exported - expected)))
         if not difference <= CHECK_TOLERANCE:
-            raise GenrekitError(f"{path}: the LiteRT export's scores differ from the Keras model's by "
-                                f"{difference:.2g} (more than {CHECK_TOLERANCE:g})")
+            raise GenrekitError(
+                f"{path}: the LiteRT export's scores differ from the Keras model's by "
+                f"{difference:.2g} (more than {CHECK_TOLERANCE:g})"
+            )
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

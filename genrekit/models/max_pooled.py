@@ -76,8 +76,10 @@ def dft_matrices(kernel: np.ndarray, width: int) -> dict[str, np.ndarray]:
         weight[-1] = 1
     phase = 2 * np.pi * np.arange(bins)[:, None] * np.arange(positions)[None, :] / width
     inverse = np.concatenate([weight[:, None] * np.cos(phase), -weight[:, None] * np.sin(phase)]) / width
-    return {name: np.ascontiguousarray(value, dtype=np.float32)
-            for name, value in (("dft", dft), ("real", real), ("imag", imag), ("inverse", inverse))}
+    return {
+        name: np.ascontiguousarray(value, dtype=np.float32)
+        for name, value in (("dft", dft), ("real", real), ("imag", imag), ("inverse", inverse))
+    }
 
 
 def toeplitz_matrix(kernel: np.ndarray, block: int = BLOCK) -> np.ndarray:
@@ -86,7 +88,7 @@ def toeplitz_matrix(kernel: np.ndarray, block: int = BLOCK) -> np.ndarray:
     kw, filters = kernel.shape[1], kernel.shape[-1]
     matrix = np.zeros((block + kw - 1, block, filters))
     for position in range(block):
-        matrix[position:position + kw, position] = kernel[0, :, 0, :]
+        matrix[position : position + kw, position] = kernel[0, :, 0, :]
     return matrix.reshape(block + kw - 1, block * filters).astype(np.float32)
 
 
@@ -103,9 +105,14 @@ def batch_norm_affine(norm) -> tuple[np.ndarray, np.ndarray]:
 def single_channel_conv(layer) -> bool:
     """Whether ``layer`` is a plain Conv2D on one input channel (channels last, stride 1, no dilation,
     no groups): the convolutions XNNPACK runs slowly, which the export computes otherwise."""
-    return (type(layer) is keras.layers.Conv2D and layer.data_format == "channels_last"
-            and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
-            and layer.kernel.shape[2] == 1)
+    return (
+        type(layer) is keras.layers.Conv2D
+        and layer.data_format == "channels_last"
+        and tuple(layer.strides) == (1, 1)
+        and tuple(layer.dilation_rate) == (1, 1)
+        and layer.groups == 1
+        and layer.kernel.shape[2] == 1
+    )
 
 
 def replacement(conv, norm, pool):
@@ -116,12 +123,19 @@ def replacement(conv, norm, pool):
     or over the whole height of a one-row kernel's (:class:`ToeplitzHeightMax`). Either pays for wide
     kernels only (the export replaces chains 16 or more wide).
     """
-    if not (single_channel_conv(conv) and type(norm) is keras.layers.BatchNormalization
-            and type(pool) is keras.layers.MaxPooling2D):
+    if not (
+        single_channel_conv(conv)
+        and type(norm) is keras.layers.BatchNormalization
+        and type(pool) is keras.layers.MaxPooling2D
+    ):
         return None
-    if not (pool.data_format == "channels_last" and norm.axis in (-1, 3)
-            and conv.get_config()["activation"] in ("relu", "linear")
-            and pool.padding == "valid" and tuple(pool.pool_size) == tuple(pool.strides)):
+    if not (
+        pool.data_format == "channels_last"
+        and norm.axis in (-1, 3)
+        and conv.get_config()["activation"] in ("relu", "linear")
+        and pool.padding == "valid"
+        and tuple(pool.pool_size) == tuple(pool.strides)
+    ):
         return None
     kh = conv.kernel.shape[0]
     height, width = conv.output.shape[1:3]
@@ -165,8 +179,16 @@ class _MaxPooledConv(keras.layers.Layer):
         """The layer that computes ``pool(norm(conv(x)))``, named as ``conv``."""
         kernel, *bias = conv.get_weights()
         scale, offset = batch_norm_affine(norm)
-        return cls(kernel.astype(np.float64), bias[0] if bias else np.zeros(kernel.shape[-1]), scale, offset,
-                   conv.get_config()["activation"] == "relu", conv.padding, conv.input.shape[1:3], name=conv.name)
+        return cls(
+            kernel.astype(np.float64),
+            bias[0] if bias else np.zeros(kernel.shape[-1]),
+            scale,
+            offset,
+            conv.get_config()["activation"] == "relu",
+            conv.padding,
+            conv.input.shape[1:3],
+            name=conv.name,
+        )
 
     def after_max(self, peak):
         """``peak``: the maximum of the sign-flipped convolution without its bias."""
@@ -196,11 +218,12 @@ class SpectralWidthMax(_MaxPooledConv):
         peaks = []
         for start in range(0, rows, ROWS):
             stop = min(rows, start + ROWS)
-            taps = ops.stack([spectra[:, start + k:stop + k] for k in range(kh)], axis=2)  # (n, r, kh, 2 bins)
+            taps = ops.stack([spectra[:, start + k : stop + k] for k in range(kh)], axis=2)  # (n, r, kh, 2 bins)
             taps = ops.transpose(ops.reshape(taps, (-1, stop - start, kh, 2, bins)), (4, 0, 1, 3, 2))
             taps = ops.reshape(taps, (bins, -1, 2 * kh))  # per bin, per (slice, row): real parts, imaginary parts
-            spectrum = ops.concatenate([ops.matmul(taps, self.matrices["real"]),
-                                        ops.matmul(taps, self.matrices["imag"])])
+            spectrum = ops.concatenate(
+                [ops.matmul(taps, self.matrices["real"]), ops.matmul(taps, self.matrices["imag"])]
+            )
             # One row per (slice, row, filter) with its 2 x bins values, for a matrix product with the
             # constant on the right: XNNPACK transposes and runs that faster than one with it on the left.
             spectrum = ops.transpose(ops.reshape(spectrum, (2 * bins, -1)))
@@ -230,9 +253,9 @@ class ToeplitzHeightMax(_MaxPooledConv):
         height, width, window = inputs.shape[1], inputs.shape[2], BLOCK + self.kernel_width - 1
         after = self.blocks * BLOCK + self.kernel_width - 1 - width - self.before  # zeros past the last block too
         padded = ops.pad(ops.reshape(inputs, (-1, height, width)), ((0, 0), (0, 0), (self.before, after)))
-        windows = ops.stack([padded[:, :, b * BLOCK:b * BLOCK + window] for b in range(self.blocks)], axis=2)
+        windows = ops.stack([padded[:, :, b * BLOCK : b * BLOCK + window] for b in range(self.blocks)], axis=2)
         peak = ops.max(ops.matmul(windows, self.matrix), axis=1)  # (n, blocks, BLOCK * filters)
-        peak = ops.reshape(peak, (-1, self.blocks * BLOCK, self.filters))[:, :self.positions]
+        peak = ops.reshape(peak, (-1, self.blocks * BLOCK, self.filters))[:, : self.positions]
         return self.after_max(ops.reshape(peak, (-1, 1, self.positions, self.filters)))
 
 

@@ -35,8 +35,8 @@ workers import this module for :func:`log_compress` alone.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -47,10 +47,14 @@ from genrekit.core.errors import GenrekitError
 # config with model.backbone gets them): 16 kHz, n_fft 512, hop 256, 96 mels (librosa defaults
 # otherwise: Slaney mel scale and norm, fmin 0, fmax sr/2), the musicnn log scale.
 MUSICNN_FEATURES = BACKBONE_FEATURES
-SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS = (MUSICNN_FEATURES.sample_rate, MUSICNN_FEATURES.n_fft,
-                                          MUSICNN_FEATURES.hop_length, MUSICNN_FEATURES.n_mels)
+SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS = (
+    MUSICNN_FEATURES.sample_rate,
+    MUSICNN_FEATURES.n_fft,
+    MUSICNN_FEATURES.hop_length,
+    MUSICNN_FEATURES.n_mels,
+)
 PATCH_FRAMES = 187  # 3 s: 1 + librosa.time_to_frames(3, sr=16000, hop_length=256, n_fft=512), as musicnn's
-                    # extractor computes it; without centring, 186 hops + 512 = 48128 samples
+# extractor computes it; without centring, 186 hops + 512 = 48128 samples
 
 # Our model name -> the checkpoint folder in the musicnn wheel.
 CHECKPOINTS = {
@@ -63,31 +67,129 @@ CHECKPOINTS = {
 # Tag lists copied verbatim from musicnn 0.1.0, musicnn/configuration.py (MTT_LABELS and
 # MSD_LABELS); the order is that of the networks' 50 outputs.
 MTT_TAGS = (
-    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast",
-    "piano", "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male",
-    "singing", "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman",
-    "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
-    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice",
-    "weird", "country", "metal", "female voice", "choral",
+    "guitar",
+    "classical",
+    "slow",
+    "techno",
+    "strings",
+    "drums",
+    "electronic",
+    "rock",
+    "fast",
+    "piano",
+    "ambient",
+    "beat",
+    "violin",
+    "vocal",
+    "synth",
+    "female",
+    "indian",
+    "opera",
+    "male",
+    "singing",
+    "vocals",
+    "no vocals",
+    "harpsichord",
+    "loud",
+    "quiet",
+    "flute",
+    "woman",
+    "male vocal",
+    "no vocal",
+    "pop",
+    "soft",
+    "sitar",
+    "solo",
+    "man",
+    "classic",
+    "choir",
+    "voice",
+    "new age",
+    "dance",
+    "male voice",
+    "female vocal",
+    "beats",
+    "harp",
+    "cello",
+    "no voice",
+    "weird",
+    "country",
+    "metal",
+    "female voice",
+    "choral",
 )
 MSD_TAGS = (
-    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
-    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock",
-    "soul", "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental",
-    "punk", "oldies", "blues", "hard rock", "ambient", "acoustic", "experimental",
-    "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy",
-    "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop",
-    "sad", "House", "happy",
+    "rock",
+    "pop",
+    "alternative",
+    "indie",
+    "electronic",
+    "female vocalists",
+    "dance",
+    "00s",
+    "alternative rock",
+    "jazz",
+    "beautiful",
+    "metal",
+    "chillout",
+    "male vocalists",
+    "classic rock",
+    "soul",
+    "indie rock",
+    "Mellow",
+    "electronica",
+    "80s",
+    "folk",
+    "90s",
+    "chill",
+    "instrumental",
+    "punk",
+    "oldies",
+    "blues",
+    "hard rock",
+    "ambient",
+    "acoustic",
+    "experimental",
+    "female vocalist",
+    "guitar",
+    "Hip-Hop",
+    "70s",
+    "party",
+    "country",
+    "easy listening",
+    "sexy",
+    "catchy",
+    "funk",
+    "electro",
+    "heavy metal",
+    "Progressive rock",
+    "60s",
+    "rnb",
+    "indie pop",
+    "sad",
+    "House",
+    "happy",
 )
 
-MUSICNN_FEATURE_NAMES = ("timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool",
-                         "penultimate", "logits", "taggram")
+MUSICNN_FEATURE_NAMES = (
+    "timbral",
+    "temporal",
+    "cnn1",
+    "cnn2",
+    "cnn3",
+    "mean_pool",
+    "max_pool",
+    "penultimate",
+    "logits",
+    "taggram",
+)
 VGG_FEATURE_NAMES = ("pool1", "pool2", "pool3", "pool4", "pool5", "logits", "taggram")
 
 BN_EPSILON = 0.001  # tf.compat.v1.layers.batch_normalization's default (Keras' too)
 
 
 # --------------------------------------------------------------------------- names and features
+
 
 def _checkpoint_name(name: str) -> str:
     if name not in CHECKPOINTS:
@@ -124,10 +226,11 @@ def patches(logmel: np.ndarray, n_frames: int = PATCH_FRAMES) -> np.ndarray:
         ``(n_patches, n_frames, n_mels)``; ``n_patches`` may be 0.
     """
     count = logmel.shape[0] // n_frames
-    return np.ascontiguousarray(logmel[:count * n_frames].reshape(count, n_frames, logmel.shape[1]))
+    return np.ascontiguousarray(logmel[: count * n_frames].reshape(count, n_frames, logmel.shape[1]))
 
 
 # --------------------------------------------------------------------------- the networks
+
 
 def _conv_bn_freq_max(x, filters: int, kernel: tuple[int, int], padding: str, name: str, mel_first: bool = False):
     """Conv + ReLU, batch norm, max over the whole frequency axis: ``(time, filters)``.
@@ -153,19 +256,23 @@ def _musicnn(inputs, n_tags: int):
     # Timbral branches: zero-pad time only (3 + 3 frames) and convolve 'valid' along
     # frequency, since the maximum over frequency follows anyway.
     padded = layers.ZeroPadding2D(((3, 3), (0, 0)), name="timbral_pad")(x)
-    timbral = layers.Concatenate(name="timbral")([
-        _conv_bn_freq_max(padded, 204, (7, 38), "valid", "timbral_38"),  # int(0.4 * 96) mel bins
-        _conv_bn_freq_max(padded, 204, (7, 67), "valid", "timbral_67"),  # int(0.7 * 96)
-    ])
+    timbral = layers.Concatenate(name="timbral")(
+        [
+            _conv_bn_freq_max(padded, 204, (7, 38), "valid", "timbral_38"),  # int(0.4 * 96) mel bins
+            _conv_bn_freq_max(padded, 204, (7, 67), "valid", "timbral_67"),  # int(0.7 * 96)
+        ]
+    )
     # Temporal branches: 'same' padding in time (TF's split: 63 frames before, 64 after for 128).
     # They run on the transposed input (mel, time) with 1 x length kernels (transposed on load):
     # the same sums, but TensorFlow's CPU convolution is about 1.5 times faster with the long
     # kernel on the second axis, and these branches cost most of musicnn's time.
     mel_first = layers.Permute((2, 1, 3), name="mel_first")(x)
-    temporal = layers.Concatenate(name="temporal")([
-        _conv_bn_freq_max(mel_first, 51, (1, length), "same", f"temporal_{length}", mel_first=True)
-        for length in (128, 64, 32)
-    ])
+    temporal = layers.Concatenate(name="temporal")(
+        [
+            _conv_bn_freq_max(mel_first, 51, (1, length), "same", f"temporal_{length}", mel_first=True)
+            for length in (128, 64, 32)
+        ]
+    )
     frontend = layers.Concatenate(name="frontend")([timbral, temporal])  # (187, 561)
 
     # Mid end. The original convolves a (time, features, 1) image with a 7 x features kernel
@@ -270,6 +377,7 @@ def musicnn_feature_model(model):
 
 # --------------------------------------------------------------------------- the weights
 
+
 def checkpoint_prefix(name: str) -> str:
     """Path prefix of a model's TF1 checkpoint inside the installed musicnn wheel.
 
@@ -283,9 +391,10 @@ def checkpoint_prefix(name: str) -> str:
     folder_name = _checkpoint_name(name)
     spec = importlib.util.find_spec("musicnn")
     if spec is None or not spec.submodule_search_locations:
-        raise GenrekitError("musicnn 0.1.0 is not installed (its checkpoints hold the pretrained "
-                            "weights); run make venv")
-    folder = Path(list(spec.submodule_search_locations)[0]) / folder_name
+        raise GenrekitError(
+            "musicnn 0.1.0 is not installed (its checkpoints hold the pretrained weights); run make venv"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / folder_name
     # The checkpoint files are named ".index" and ".data-00000-of-00001": the prefix is the folder
     # itself plus "/". (The folder's "checkpoint" file points to the authors' machine, so
     # tf.train.load_checkpoint(folder) cannot resolve it.)
@@ -304,8 +413,11 @@ def read_checkpoint(name: str) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_prefix(name))
-    return {variable: reader.get_tensor(variable) for variable in sorted(reader.get_variable_to_shape_map())
-            if not _is_optimizer_state(variable)}
+    return {
+        variable: reader.get_tensor(variable)
+        for variable in sorted(reader.get_variable_to_shape_map())
+        if not _is_optimizer_state(variable)
+    }
 
 
 def _interleaved_to_concatenated(values: np.ndarray) -> np.ndarray:
@@ -342,21 +454,28 @@ def _weight_map(name: str) -> list[tuple[str, str, tuple[str, ...], Callable[[np
     if name.startswith("vgg"):
         entries = [("input_bn", "batch_normalization", BN, _keep)]
         for block in range(1, 6):
-            entries += [(f"conv{block}", f"{block}CNN", DENSE, _keep),
-                        (f"bn{block}", f"batch_normalization_{block}", BN, _keep)]
-        return entries + [("logits", "dense", DENSE, _keep)]
+            entries += [
+                (f"conv{block}", f"{block}CNN", DENSE, _keep),
+                (f"bn{block}", f"batch_normalization_{block}", BN, _keep),
+            ]
+        return [*entries, ("logits", "dense", DENSE, _keep)]
     branches = ["timbral_38", "timbral_67", "temporal_128", "temporal_64", "temporal_32"]
     entries = [("input_bn", "batch_normalization", BN, _keep)]
     for i, branch in enumerate(branches):
         kernel = _time_to_second_axis if branch.startswith("temporal") else _keep
-        entries += [(f"{branch}_conv", f"conv2d_{i}" if i else "conv2d", ("kernel",), kernel),
-                    (f"{branch}_conv", f"conv2d_{i}" if i else "conv2d", ("bias",), _keep),
-                    (f"{branch}_bn", f"batch_normalization_{i + 1}", BN, _keep)]
+        entries += [
+            (f"{branch}_conv", f"conv2d_{i}" if i else "conv2d", ("kernel",), kernel),
+            (f"{branch}_conv", f"conv2d_{i}" if i else "conv2d", ("bias",), _keep),
+            (f"{branch}_bn", f"batch_normalization_{i + 1}", BN, _keep),
+        ]
     for i, bn in enumerate(["cnn1", "cnn2_bn", "cnn3_bn"]):
-        entries += [(f"cnn{i + 1}_conv", f"conv2d_{i + 5}", ("kernel",), _squeeze_width),
-                    (f"cnn{i + 1}_conv", f"conv2d_{i + 5}", ("bias",), _keep),
-                    (bn, f"batch_normalization_{i + 6}", BN, _keep)]
-    return entries + [
+        entries += [
+            (f"cnn{i + 1}_conv", f"conv2d_{i + 5}", ("kernel",), _squeeze_width),
+            (f"cnn{i + 1}_conv", f"conv2d_{i + 5}", ("bias",), _keep),
+            (bn, f"batch_normalization_{i + 6}", BN, _keep),
+        ]
+    return [
+        *entries,
         ("pooled_bn", "batch_normalization_9", BN, _interleaved_to_concatenated),
         ("penultimate_dense", "dense", ("kernel",), _interleaved_to_concatenated),  # kernel rows
         ("penultimate_dense", "dense", ("bias",), _keep),
@@ -400,16 +519,19 @@ def load_musicnn_weights(model, name: str) -> None:
             value = transform(checkpoint[source])
             target = by_name[variable]
             if tuple(value.shape) != tuple(target.shape):
-                raise GenrekitError(f"{name}: {source} has shape {value.shape}, layer {layer_name} "
-                                    f"needs {tuple(target.shape)}")
+                raise GenrekitError(
+                    f"{name}: {source} has shape {value.shape}, layer {layer_name} needs {tuple(target.shape)}"
+                )
             values[id(target)] = value
             used.append(source)
     unused = sorted(set(checkpoint) - set(used))
     twice = sorted({source for source in used if used.count(source) > 1})
     unset = [weight.path for weight in model.weights if id(weight) not in values]
     if unused or twice or unset:
-        raise GenrekitError(f"{name}: checkpoint does not fit the model (unused: {unused}, "
-                            f"used twice: {twice}, weights not set: {unset})")
+        raise GenrekitError(
+            f"{name}: checkpoint does not fit the model (unused: {unused}, "
+            f"used twice: {twice}, weights not set: {unset})"
+        )
     for weight in model.weights:
         weight.assign(values[id(weight)])
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional
 
 import keras
 from keras import layers
@@ -68,8 +67,13 @@ def frequency_pools(n_mels: int, n_blocks: int) -> tuple[int, ...]:
     return tuple(pools)
 
 
-def build_crnn(input_shape: tuple[int, int, int], n_labels: int, config: ModelConfig,
-               dtype: Optional[str] = None, name: str = "crnn") -> keras.Model:
+def build_crnn(
+    input_shape: tuple[int, int, int],
+    n_labels: int,
+    config: ModelConfig,
+    dtype: str | None = None,
+    name: str = "crnn",
+) -> keras.Model:
     """Build (not compile) the CRNN.
 
     Parameters
@@ -84,16 +88,16 @@ def build_crnn(input_shape: tuple[int, int, int], n_labels: int, config: ModelCo
         Keras dtype policy of the hidden layers, e.g. ``"mixed_float16"``; the
         softmax always computes in float32 so the scores stay exact.
     """
-    frames, n_mels, _ = input_shape
+    _frames, n_mels, _ = input_shape
     freq_pools = frequency_pools(n_mels, len(config.conv_filters))
 
     inputs = keras.Input(shape=input_shape, name="spectrogram")
     x = inputs
     for i, (filters, time_pool, freq_pool) in enumerate(
-            zip(config.conv_filters, config.time_pools, freq_pools), start=1):
+        zip(config.conv_filters, config.time_pools, freq_pools), start=1
+    ):
         # No bias: batch norm right after it has its own offset.
-        x = layers.Conv2D(filters, config.kernel_size, padding="same", use_bias=False,
-                          dtype=dtype, name=f"conv{i}")(x)
+        x = layers.Conv2D(filters, config.kernel_size, padding="same", use_bias=False, dtype=dtype, name=f"conv{i}")(x)
         # momentum 0.9, not 0.99: small datasets give few steps per epoch, and slow-moving
         # statistics would make validation lag far behind training in the first epochs.
         x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name=f"bn{i}")(x)
@@ -119,8 +123,13 @@ CNN1D_STEM_STRIDE = 4
 CNN1D_POOL = 4
 
 
-def build_cnn1d(input_shape: tuple[int, int, int], n_labels: int, config: ModelConfig,
-                dtype: Optional[str] = None, name: str = "cnn1d") -> keras.Model:
+def build_cnn1d(
+    input_shape: tuple[int, int, int],
+    n_labels: int,
+    config: ModelConfig,
+    dtype: str | None = None,
+    name: str = "cnn1d",
+) -> keras.Model:
     """Build (not compile) the 1D CNN on a waveform slice ``(rows, row_samples, 1)``.
 
     The stem convolution has ``conv_filters[0]`` filters, a kernel of ``2 * stride + 1`` samples
@@ -132,23 +141,32 @@ def build_cnn1d(input_shape: tuple[int, int, int], n_labels: int, config: ModelC
     blocks = [(config.conv_filters[0], 2 * CNN1D_STEM_STRIDE + 1, CNN1D_STEM_STRIDE)]
     blocks += [(filters, config.kernel_size, 1) for filters in config.conv_filters[1:]]
     for i, (filters, kernel, stride) in enumerate(blocks, start=1):
-        x = layers.Conv1D(filters, kernel, strides=stride, padding="same", use_bias=False,
-                          dtype=dtype, name=f"conv{i}")(x)
+        x = layers.Conv1D(
+            filters, kernel, strides=stride, padding="same", use_bias=False, dtype=dtype, name=f"conv{i}"
+        )(x)
         x = layers.BatchNormalization(momentum=0.9, dtype=dtype, name=f"bn{i}")(x)
         x = layers.Activation("relu", dtype=dtype, name=f"relu{i}")(x)
         x = layers.MaxPooling1D(CNN1D_POOL, padding="same", dtype=dtype, name=f"pool{i}")(x)
         x = layers.Dropout(config.conv_dropout, dtype=dtype, name=f"conv_dropout{i}")(x)
     # Average and maximum over time: genre evidence can be everywhere (timbre) or in moments (a fill).
-    x = layers.Concatenate(dtype=dtype, name="time_pooling")([
-        layers.GlobalAveragePooling1D(dtype=dtype, name="time_average")(x),
-        layers.GlobalMaxPooling1D(dtype=dtype, name="time_max")(x)])
+    x = layers.Concatenate(dtype=dtype, name="time_pooling")(
+        [
+            layers.GlobalAveragePooling1D(dtype=dtype, name="time_average")(x),
+            layers.GlobalMaxPooling1D(dtype=dtype, name="time_max")(x),
+        ]
+    )
     x = layers.Dropout(config.dropout, dtype=dtype, name="dropout")(x)
     outputs = layers.Dense(n_labels, activation="softmax", dtype="float32", name="scores")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_mobilenetv2(input_shape: tuple[int, int, int], n_labels: int, config: ModelConfig,
-                      dtype: Optional[str] = None, name: str = "mobilenetv2") -> keras.Model:
+def build_mobilenetv2(
+    input_shape: tuple[int, int, int],
+    n_labels: int,
+    config: ModelConfig,
+    dtype: str | None = None,
+    name: str = "mobilenetv2",
+) -> keras.Model:
     """Build (not compile) MobileNetV2 on a spectrogram ``(frames, n_mels, 1)``.
 
     The base gets ``model.pretrained_weights`` when set (raises ``ValueError`` naming the file when
@@ -159,8 +177,13 @@ def build_mobilenetv2(input_shape: tuple[int, int, int], n_labels: int, config: 
     if dtype is not None:  # keras.applications builds its layers under the global policy
         keras.config.set_dtype_policy(dtype)
     try:
-        base = keras.applications.MobileNetV2(input_shape=(frames, n_mels, 3), alpha=config.mobilenet_alpha,
-                                              include_top=False, weights=None, pooling="avg")
+        base = keras.applications.MobileNetV2(
+            input_shape=(frames, n_mels, 3),
+            alpha=config.mobilenet_alpha,
+            include_top=False,
+            weights=None,
+            pooling="avg",
+        )
     finally:
         keras.config.set_dtype_policy(previous)
     for layer in base.layers:
@@ -177,8 +200,10 @@ def build_mobilenetv2(input_shape: tuple[int, int, int], n_labels: int, config: 
                 warnings.filterwarnings("ignore", message="Skipping nested container")
                 base.load_weights(config.pretrained_weights)
         except Exception as exc:  # h5py, shape and name mismatches all end here
-            raise ValueError(f"model.pretrained_weights: {config.pretrained_weights} does not fit MobileNetV2 "
-                             f"(alpha {config.mobilenet_alpha:g}, no top): {exc}") from exc
+            raise ValueError(
+                f"model.pretrained_weights: {config.pretrained_weights} does not fit MobileNetV2 "
+                f"(alpha {config.mobilenet_alpha:g}, no top): {exc}"
+            ) from exc
     inputs = keras.Input(shape=input_shape, name="spectrogram")
     x = layers.Concatenate(axis=-1, dtype=dtype, name="to_rgb")([inputs, inputs, inputs])
     x = base(x)
@@ -190,8 +215,9 @@ def build_mobilenetv2(input_shape: tuple[int, int, int], n_labels: int, config: 
 BUILDERS = {"crnn": build_crnn, "cnn1d": build_cnn1d, "mobilenetv2": build_mobilenetv2}
 
 
-def build_model(input_shape: tuple[int, int, int], n_labels: int, config: ModelConfig,
-                dtype: Optional[str] = None) -> keras.Model:
+def build_model(
+    input_shape: tuple[int, int, int], n_labels: int, config: ModelConfig, dtype: str | None = None
+) -> keras.Model:
     """Build (not compile) the network that ``model.architecture`` names."""
     return BUILDERS[config.architecture](input_shape, n_labels, config, dtype=dtype)
 
@@ -206,11 +232,15 @@ def mean_of(members: list[keras.Model]) -> keras.Model:
     return keras.Model(inputs, scores, name="ensemble")
 
 
-def compile_crnn(model: keras.Model, learning_rate: float,
-                 optimizer: Optional[keras.optimizers.Optimizer] = None) -> keras.Model:
+def compile_crnn(
+    model: keras.Model, learning_rate: float, optimizer: keras.optimizers.Optimizer | None = None
+) -> keras.Model:
     """Adam (or ``optimizer``) and categorical cross-entropy on one-hot (or mixed) targets, tracking accuracy."""
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -70,6 +69,7 @@ def family(bundle: Bundle) -> str:
 
 # --------------------------------------------------------------------------- ready taggers
 
+
 def pretrained_tagger(name: str):
     """A musicnn tagger taking processed spectrograms ``(187, 96, 1)``, like a trained run's model."""
     from genrekit.models.musicnn import load_musicnn, with_channel_axis  # imports Keras
@@ -84,11 +84,20 @@ def pretrained_bundle(name: str) -> Bundle:
 
     slicing = SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0)
     geometry = slice_geometry(slicing.slice_duration, slicing.overlap, BACKBONE_FEATURES)
-    return Bundle(Path(name), list(musicnn_tags(name)), BACKBONE_FEATURES, slicing, NormStats(BACKBONE_NORM_METHOD),
-                  (geometry.n_frames, geometry.n_mels, 1), BuildConfig().silence_threshold_db, {}, pretrained=name)
+    return Bundle(
+        Path(name),
+        list(musicnn_tags(name)),
+        BACKBONE_FEATURES,
+        slicing,
+        NormStats(BACKBONE_NORM_METHOD),
+        (geometry.n_frames, geometry.n_mels, 1),
+        BuildConfig().silence_threshold_db,
+        {},
+        pretrained=name,
+    )
 
 
-def open_model(model: Optional[os.PathLike | str] = None) -> Bundle:
+def open_model(model: os.PathLike | str | None = None) -> Bundle:
     """``--model``: a run folder, or, when no such folder exists, the name of a ready genre model
     (:data:`READY`) or of a ready tagger (:data:`PRETRAINED`); None is :data:`DEFAULT_MODEL`."""
     name = DEFAULT_MODEL if model is None else str(model)
@@ -100,6 +109,7 @@ def open_model(model: Optional[os.PathLike | str] = None) -> Bundle:
 
 
 # --------------------------------------------------------------------------- Keras models
+
 
 def save_model(model, folder: Path) -> None:
     """``<folder>/model.keras`` and its LiteRT export ``model.tflite``, each written whole or not at all."""
@@ -167,7 +177,8 @@ def ensemble(members: list, shared_backbone: bool = False):
 
 # --------------------------------------------------------------------------- loading
 
-def export_path(bundle: Bundle) -> Optional[Path]:
+
+def export_path(bundle: Bundle) -> Path | None:
     """The LiteRT export the analyzer runs for this bundle, if one can be had without Keras: the run
     folder's ``model.tflite``, or a ready tagger's export in the package; None for a baseline."""
     if family(bundle) == BASELINE or not litert.interpreter_available():
@@ -187,13 +198,17 @@ def needs_keras(bundle: Bundle, runtime: str = "auto") -> bool:
     return family(bundle) != BASELINE and (runtime == "keras" or export_path(bundle) is None)
 
 
-def _export_on_first_use(bundle: Bundle) -> Optional[Path]:
+def _export_on_first_use(bundle: Bundle) -> Path | None:
     """Export a run folder saved before exports existed, once, if Keras and the interpreter are here
     and the folder is writable; None otherwise (the analyzer then runs Keras)."""
     import importlib.util
 
-    if (family(bundle) != KERAS or not litert.interpreter_available() or importlib.util.find_spec("keras") is None
-            or not os.access(bundle.folder, os.W_OK)):
+    if (
+        family(bundle) != KERAS
+        or not litert.interpreter_available()
+        or importlib.util.find_spec("keras") is None
+        or not os.access(bundle.folder, os.W_OK)
+    ):
         return None
     log(f"{bundle.folder}: exporting model.keras to {litert.EXPORT_FILE} for fast analysis (once)")
     return export_run(bundle)
@@ -210,8 +225,10 @@ def _load(bundle: Bundle, runtime: str):
         return baselines.load_model(bundle.model_path, bundle.baseline, bundle.features, len(bundle.labels))
     exported = None if runtime == "keras" else export_path(bundle) or _export_on_first_use(bundle)
     if exported is None and runtime == "litert":
-        raise GenrekitError(f"{export_file(bundle)}: no LiteRT export (and none can be made here: it needs Keras, the "
-                            f"ai-edge-litert interpreter and a writable run folder); tools/export_models.py makes it")
+        raise GenrekitError(
+            f"{export_file(bundle)}: no LiteRT export (and none can be made here: it needs Keras, the "
+            f"ai-edge-litert interpreter and a writable run folder); tools/export_models.py makes it"
+        )
     if exported is not None:
         musicnn = bundle.features.log_scale == "musicnn"
         return litert.LiteRTModel(exported, max_rows=MUSICNN_ROWS if musicnn else None)
@@ -221,7 +238,8 @@ def _load(bundle: Bundle, runtime: str):
 
 
 def load_model(bundle: Bundle, runtime: str = "auto"):
-    """The bundle's model (``runtime``: see :data:`RUNTIMES` and :func:`_load`), checked against the bundle's input shape and labels: its LiteRT export
+    """The bundle's model (``runtime``: see :data:`RUNTIMES` and :func:`_load`), checked against the bundle's
+    input shape and labels: its LiteRT export
     (:class:`genrekit.models.litert.LiteRTModel`) when there is one, else the Keras model in float32,
     or a classical baseline's :class:`genrekit.models.baselines.BaselineModel`."""
     try:
@@ -236,12 +254,14 @@ def load_model(bundle: Bundle, runtime: str = "auto"):
     source = model.path if isinstance(model, litert.LiteRTModel) else bundle.model_path
     input_shape = tuple(model.input_shape[1:])
     if input_shape != tuple(bundle.input_shape):
-        raise GenrekitError(f"{source}: the model takes input {list(input_shape)}, but bundle.json "
-                            f"says {list(bundle.input_shape)}")
+        raise GenrekitError(
+            f"{source}: the model takes input {list(input_shape)}, but bundle.json says {list(bundle.input_shape)}"
+        )
     n_outputs = model.output_shape[-1]
     if n_outputs != len(bundle.labels):
-        raise GenrekitError(f"{source}: the model has {n_outputs} outputs, but bundle.json lists "
-                            f"{len(bundle.labels)} labels")
+        raise GenrekitError(
+            f"{source}: the model has {n_outputs} outputs, but bundle.json lists {len(bundle.labels)} labels"
+        )
     return model if isinstance(model, litert.LiteRTModel) else float32_model(model)
 
 

@@ -22,8 +22,6 @@ Why each one (the model must learn genre, not the recording it heard):
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from genrekit.core.config import AugmentationConfig
@@ -82,8 +80,7 @@ def time_shift(specs: np.ndarray, rng: np.random.Generator, max_frames: int) -> 
     return np.take_along_axis(specs, source[:, :, None], axis=1)
 
 
-def mask_stripes(specs: np.ndarray, rng: np.random.Generator, count: int, max_width: int,
-                 axis: int) -> np.ndarray:
+def mask_stripes(specs: np.ndarray, rng: np.random.Generator, count: int, max_width: int, axis: int) -> np.ndarray:
     """Set ``count`` stripes of up to ``max_width`` frames (``axis=1``) or bands (``axis=2``) to 0, in place.
 
     0 is the mean of a normalized spectrogram: a masked stripe carries no information,
@@ -99,8 +96,9 @@ def mask_stripes(specs: np.ndarray, rng: np.random.Generator, count: int, max_wi
     return specs
 
 
-def mixup(specs: np.ndarray, targets: np.ndarray, track_ids: np.ndarray, rng: np.random.Generator,
-          alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def mixup(
+    specs: np.ndarray, targets: np.ndarray, track_ids: np.ndarray, rng: np.random.Generator, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Mix each slice with another slice of the batch from a different track.
 
     Weights ``lam ~ Beta(alpha, alpha)`` folded to ``max(lam, 1 - lam)``, so each mixed
@@ -117,9 +115,14 @@ def mixup(specs: np.ndarray, targets: np.ndarray, track_ids: np.ndarray, rng: np
     return mixed, mixed_targets
 
 
-def augment_batch(specs: np.ndarray, targets: np.ndarray, track_ids: np.ndarray, rng: np.random.Generator,
-                  config: AugmentationConfig, per_db: Optional[np.ndarray] = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def augment_batch(
+    specs: np.ndarray,
+    targets: np.ndarray,
+    track_ids: np.ndarray,
+    rng: np.random.Generator,
+    config: AugmentationConfig,
+    per_db: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply every augmentation ``config`` switches on to one training batch.
 
     Parameters

@@ -15,7 +15,6 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -74,22 +73,27 @@ def read_split_features(h5, split: str, features: FeaturesConfig, progress: bool
     n = len(group["labels"])
     dim = len(feature_names(features))
     X = np.zeros((n, dim))
-    with tqdm(total=n, unit="slices", desc=f"features ({split})", file=sys.stderr, leave=False,
-              disable=not progress) as bar:
+    with tqdm(
+        total=n, unit="slices", desc=f"features ({split})", file=sys.stderr, leave=False, disable=not progress
+    ) as bar:
         for begin in range(0, n, CHUNK_ROWS):
             stop = min(n, begin + CHUNK_ROWS)
             X[begin:stop] = slice_features(group["specs"][begin:stop], features)
             bar.update(stop - begin)
-    return SplitFeatures(X, group["labels"][()].astype(np.int64), group["track_ids"][()],
-                         group["slice_starts"][()])
+    return SplitFeatures(X, group["labels"][()].astype(np.int64), group["track_ids"][()], group["slice_starts"][()])
 
 
 def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-15, 1.0))))
 
 
-def search(family: str, train: tuple[np.ndarray, np.ndarray], val: Optional[tuple[np.ndarray, np.ndarray]],
-           n_labels: int, seed: int) -> tuple[dict, dict, list[dict]]:
+def search(
+    family: str,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    n_labels: int,
+    seed: int,
+) -> tuple[dict, dict, list[dict]]:
     """Fit every grid value on train and keep the best on val (accuracy, then log-loss; the first on ties).
 
     Returns the chosen model's arrays and hyper-parameters, and the table of the search.
@@ -111,8 +115,7 @@ def search(family: str, train: tuple[np.ndarray, np.ndarray], val: Optional[tupl
         row = {"params": stored}
         if val is not None:
             scores = predict_scores(family, arrays, stored, val[0], n_labels)
-            row.update(val_accuracy=float(np.mean(scores.argmax(axis=1) == val[1])),
-                       val_loss=log_loss(scores, val[1]))
+            row.update(val_accuracy=float(np.mean(scores.argmax(axis=1) == val[1])), val_loss=log_loss(scores, val[1]))
         table.append(row)
         key = (row.get("val_accuracy", 0.0), -row.get("val_loss", 0.0))
         if best is None or key > best[0]:
@@ -122,12 +125,23 @@ def search(family: str, train: tuple[np.ndarray, np.ndarray], val: Optional[tupl
 
 def run_settings(cfg: Config, dataset_fp: str, family: str) -> dict:
     """What a finished baseline run depends on: the family, its grid, the seed, the data, the feature set."""
-    return {"family": family, "grid": GRIDS[family], "feature_set": FEATURE_SET, "seed": cfg.training.seed,
-            "dataset_fingerprint": dataset_fp}
+    return {
+        "family": family,
+        "grid": GRIDS[family],
+        "feature_set": FEATURE_SET,
+        "seed": cfg.training.seed,
+        "dataset_fingerprint": dataset_fp,
+    }
 
 
-def train_baselines(cfg: Config, *, families: tuple[str, ...] = FAMILIES, prefix: str = "baseline-",
-                    restart: bool = False, progress: bool = True) -> Path:
+def train_baselines(
+    cfg: Config,
+    *,
+    families: tuple[str, ...] = FAMILIES,
+    prefix: str = "baseline-",
+    restart: bool = False,
+    progress: bool = True,
+) -> Path:
     """Fit the baselines on ``dataset.h5``; write one run folder per family and ``models/baselines.json``.
 
     Parameters
@@ -155,10 +169,12 @@ def train_baselines(cfg: Config, *, families: tuple[str, ...] = FAMILIES, prefix
         labels = h5layout.labels_of(h5)
         if len(labels) < 2:
             raise GenrekitError(f"{path}: {len(labels)} label(s); a classifier needs at least two")
-        features = FeaturesConfig(**{k: v for k, v in h5layout.json_attr(h5, "features").items()})
+        features = FeaturesConfig(**dict(h5layout.json_attr(h5, "features").items()))
         if features.representation != "log_mel":
-            raise GenrekitError(f"{path}: features.representation is {features.representation!r}; the baselines' "
-                                f"features come from log-mel spectrograms (build with \"log_mel\")")
+            raise GenrekitError(
+                f"{path}: features.representation is {features.representation!r}; the baselines' "
+                f'features come from log-mel spectrograms (build with "log_mel")'
+            )
         slicing = SlicingConfig(**h5layout.json_attr(h5, "slicing"))
         dataset_fp = str(h5.attrs["dataset_fingerprint"])
         fingerprints = {"config_fingerprint": str(h5.attrs["config_fingerprint"]), "dataset_fingerprint": dataset_fp}
@@ -168,11 +184,16 @@ def train_baselines(cfg: Config, *, families: tuple[str, ...] = FAMILIES, prefix
         splits = {}
         if todo:
             splits = {split: read_split_features(h5, split, features, progress) for split in h5layout.SPLITS}
-    missing = [name for name, count in zip(labels, np.bincount(splits["train"].labels, minlength=len(labels)))
-               if count == 0] if splits else []
+    missing = (
+        [name for name, count in zip(labels, np.bincount(splits["train"].labels, minlength=len(labels))) if count == 0]
+        if splits
+        else []
+    )
     if missing:
-        raise GenrekitError(f"{path}: no training slices for label(s) {', '.join(missing)}; "
-                            f"add tracks of that label or change the split, then rebuild")
+        raise GenrekitError(
+            f"{path}: no training slices for label(s) {', '.join(missing)}; "
+            f"add tracks of that label or change the split, then rebuild"
+        )
 
     results = {}
     for family in families:
@@ -190,11 +211,25 @@ def train_baselines(cfg: Config, *, families: tuple[str, ...] = FAMILIES, prefix
         report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         results[family] = report
         print(f"{folder}: {summary_line(report)}", flush=True)
-    summary = {family: {"run_folder": str(cfg.models_folder / (prefix + family)), "model": FAMILY_NAMES[family],
-                        **{key: report[key] for key in ("slice_accuracy", "track_accuracy", "hyperparameters",
-                                                        "best_val_accuracy", "training_seconds", "parameters",
-                                                        "multiply_adds_per_slice")}}
-               for family, report in results.items()}
+    summary = {
+        family: {
+            "run_folder": str(cfg.models_folder / (prefix + family)),
+            "model": FAMILY_NAMES[family],
+            **{
+                key: report[key]
+                for key in (
+                    "slice_accuracy",
+                    "track_accuracy",
+                    "hyperparameters",
+                    "best_val_accuracy",
+                    "training_seconds",
+                    "parameters",
+                    "multiply_adds_per_slice",
+                )
+            },
+        }
+        for family, report in results.items()
+    }
     return write_json(cfg.models_folder / SUMMARY_FILE, summary)
 
 
@@ -205,8 +240,10 @@ def _finished(cfg: Config, run_name: str, settings: dict) -> bool:
     stored = json.loads((folder / "run_settings.json").read_text(encoding="utf-8"))
     changed = changed_keys(stored, settings)
     if changed:
-        raise GenrekitError(f"{folder}: fitted with other settings or data (changed: {', '.join(changed)}); "
-                            f"use --restart to fit it again")
+        raise GenrekitError(
+            f"{folder}: fitted with other settings or data (changed: {', '.join(changed)}); "
+            f"use --restart to fit it again"
+        )
     return True
 
 
@@ -216,39 +253,71 @@ def summary_line(report: dict) -> str:
     return f"{report['model']} {report['hyperparameters']}: {test_accuracy_text(report)}"
 
 
-def fit_one(cfg: Config, family: str, folder: Path, splits: dict[str, SplitFeatures], labels: list[str],
-            features: FeaturesConfig, slicing: SlicingConfig, threshold: float, fingerprints: dict,
-            frames: int, n_mels: int) -> dict:
+def fit_one(
+    cfg: Config,
+    family: str,
+    folder: Path,
+    splits: dict[str, SplitFeatures],
+    labels: list[str],
+    features: FeaturesConfig,
+    slicing: SlicingConfig,
+    threshold: float,
+    fingerprints: dict,
+    frames: int,
+    n_mels: int,
+) -> dict:
     """Standardize, search, evaluate and write one family's run folder (``report.json`` last)."""
     from sklearn.preprocessing import StandardScaler
-
 
     started = time.perf_counter()
     train, val, test = splits["train"], splits["val"], splits["test"]
     scaler = StandardScaler().fit(train.X)
     standardize = lambda X: (X - scaler.mean_) / scaler.scale_  # noqa: E731
     validated, tested = len(val.labels) > 0, len(test.labels) > 0
-    arrays, params, table = search(family, (standardize(train.X), train.labels),
-                                   (standardize(val.X), val.labels) if validated else None, len(labels),
-                                   cfg.training.seed)
+    arrays, params, table = search(
+        family,
+        (standardize(train.X), train.labels),
+        (standardize(val.X), val.labels) if validated else None,
+        len(labels),
+        cfg.training.seed,
+    )
     model = BaselineModel(family, params, arrays, scaler.mean_, scaler.scale_, features, len(labels))
     seconds = time.perf_counter() - started
     save_model(folder, model)
-    write_bundle(folder, labels=labels, features=features, slicing=slicing, normalization=NormStats("none"),
-                 silence_threshold_db=threshold, **fingerprints, run_name=folder.name, seed=cfg.training.seed,
-                 baseline={"family": family, "params": params, "feature_set": FEATURE_SET},
-                 trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    write_bundle(
+        folder,
+        labels=labels,
+        features=features,
+        slicing=slicing,
+        normalization=NormStats("none"),
+        silence_threshold_db=threshold,
+        **fingerprints,
+        run_name=folder.name,
+        seed=cfg.training.seed,
+        baseline={"family": family, "params": params, "feature_set": FEATURE_SET},
+        trained_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
 
     metrics = None
     if tested:
         scores = predict_scores(family, arrays, params, standardize(test.X), len(labels)).astype(np.float32)
         metrics = evaluate_predictions(scores, test.labels, test.track_ids, labels, AGGREGATION)
-        np.savez(folder / PREDICTIONS_FILE, scores=scores, labels=test.labels.astype(np.int16),
-                 track_ids=test.track_ids.astype(np.int32), slice_starts=test.slice_starts,
-                 label_names=np.array(labels))
-        plot_confusions({"test slices": np.array(metrics["slice"]["confusion_matrix"]),
-                         f"test tracks ({AGGREGATION} of slice scores)": np.array(metrics["track"]["confusion_matrix"])},
-                        labels, folder / "confusion.png")
+        np.savez(
+            folder / PREDICTIONS_FILE,
+            scores=scores,
+            labels=test.labels.astype(np.int16),
+            track_ids=test.track_ids.astype(np.int32),
+            slice_starts=test.slice_starts,
+            label_names=np.array(labels),
+        )
+        plot_confusions(
+            {
+                "test slices": np.array(metrics["slice"]["confusion_matrix"]),
+                f"test tracks ({AGGREGATION} of slice scores)": np.array(metrics["track"]["confusion_matrix"]),
+            },
+            labels,
+            folder / "confusion.png",
+        )
     chosen = next(row for row in table if row["params"] == params)
     notes = []
     if not validated:
@@ -262,8 +331,8 @@ def fit_one(cfg: Config, family: str, folder: Path, splits: dict[str, SplitFeatu
         "slice_accuracy": metrics["slice_accuracy"] if tested else None,
         "track_accuracy": metrics["track_accuracy"] if tested else None,
         "aggregation": AGGREGATION,
-        "test_slices": int(len(test.labels)),
-        "test_tracks": int(len(np.unique(test.track_ids))) if tested else 0,
+        "test_slices": len(test.labels),
+        "test_tracks": len(np.unique(test.track_ids)) if tested else 0,
         "validated": validated,
         "tested": tested,
         "notes": notes,
@@ -293,7 +362,7 @@ def fit_one(cfg: Config, family: str, folder: Path, splits: dict[str, SplitFeatu
         "hyperparameter_search": table,
         "feature_set": FEATURE_SET,
         "n_features": n_features,
-        "train_slices": int(len(train.labels)),
+        "train_slices": len(train.labels),
     }
     write_json(folder / "report.json", report)
     return report

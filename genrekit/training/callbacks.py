@@ -8,7 +8,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import keras
 from tqdm import tqdm
@@ -28,22 +27,28 @@ class TrainingState(keras.callbacks.Callback):
     interrupted run ends exactly as an uninterrupted one would.
     """
 
-    def __init__(self, state_path: Path, history_path: Path,
-                 early_stopping: Optional[keras.callbacks.EarlyStopping],
-                 reduce_lr: Optional[keras.callbacks.ReduceLROnPlateau],
-                 checkpoint: keras.callbacks.ModelCheckpoint):
+    def __init__(
+        self,
+        state_path: Path,
+        history_path: Path,
+        early_stopping: keras.callbacks.EarlyStopping | None,
+        reduce_lr: keras.callbacks.ReduceLROnPlateau | None,
+        checkpoint: keras.callbacks.ModelCheckpoint,
+    ):
         super().__init__()
         self.state_path = state_path
         self.history_path = history_path
-        watched = {"early_stopping": (early_stopping, ("wait", "best", "best_epoch")),
-                   "reduce_lr": (reduce_lr, ("wait", "best", "cooldown_counter")),
-                   "checkpoint": (checkpoint, ("best",))}
+        watched = {
+            "early_stopping": (early_stopping, ("wait", "best", "best_epoch")),
+            "reduce_lr": (reduce_lr, ("wait", "best", "cooldown_counter")),
+            "checkpoint": (checkpoint, ("best",)),
+        }
         self.watched = {name: entry for name, entry in watched.items() if entry[0] is not None}
         if state_path.is_file():
             self.state = json.loads(state_path.read_text(encoding="utf-8"))
         else:
             self.state = {"finished": False, "history": [], "snapshots": {}, "seconds": 0.0}
-        self._first_epoch: Optional[int] = None
+        self._first_epoch: int | None = None
         self._epoch_started = 0.0
 
     @property
@@ -58,8 +63,9 @@ class TrainingState(keras.callbacks.Callback):
         snapshot = {}
         for name, (callback, attributes) in self.watched.items():
             values = {attr: getattr(callback, attr, None) for attr in attributes}
-            snapshot[name] = {k: (None if v is None else float(v) if k == "best" else int(v))
-                              for k, v in values.items()}
+            snapshot[name] = {
+                k: (None if v is None else float(v) if k == "best" else int(v)) for k, v in values.items()
+            }
         return snapshot
 
     def _restore(self, snapshot: dict) -> None:
@@ -89,8 +95,7 @@ class TrainingState(keras.callbacks.Callback):
         self.history.append(row)
         previous = self.state["snapshots"].get(str(epoch - 1))
         # Two snapshots: a crash between this save and the weights backup leaves the older one usable.
-        self.state["snapshots"] = {str(epoch): self._snapshot(),
-                                   **({str(epoch - 1): previous} if previous else {})}
+        self.state["snapshots"] = {str(epoch): self._snapshot(), **({str(epoch - 1): previous} if previous else {})}
         self.state["seconds"] += time.perf_counter() - self._epoch_started
         write_history(self.history_path, self.history)
         write_json(self.state_path, self.state)
@@ -132,12 +137,18 @@ class ProgressBar(keras.callbacks.Callback):
         self.epochs = epochs
         self.steps = steps
         self.label = label
-        self.bar: Optional[tqdm] = None
+        self.bar: tqdm | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.bar = tqdm(total=self.steps, desc=f"{self.label}epoch {epoch + 1}/{self.epochs}", unit="batch",
-                        file=sys.stderr, leave=False, dynamic_ncols=True,
-                        mininterval=0.1 if sys.stderr.isatty() else 30)  # keep captured logs short
+        self.bar = tqdm(
+            total=self.steps,
+            desc=f"{self.label}epoch {epoch + 1}/{self.epochs}",
+            unit="batch",
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0.1 if sys.stderr.isatty() else 30,
+        )  # keep captured logs short
 
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
@@ -160,4 +171,3 @@ def write_history(path: Path, rows: list[dict]) -> None:
     for row in rows:
         lines.append(",".join("" if row.get(c) is None else repr(row[c]) for c in columns))
     write_text(path, "\n".join(lines) + "\n")
-

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import h5py
 import keras
@@ -73,14 +72,16 @@ def _read_processed(h5: h5py.File, path: Path, cfg: Config) -> ProcessedData:
     if changed:
         only_processing = all(key.startswith("processing.") for key in changed)
         scripts = "process_dataset.py" if only_processing else "build_dataset.py and process_dataset.py"
-        raise GenrekitError(f"{path} was made with other settings (changed: {', '.join(changed)}); "
-                            f"run {scripts} again with this config")
+        raise GenrekitError(
+            f"{path} was made with other settings (changed: {', '.join(changed)}); run {scripts} again with this config"
+        )
     source = str(h5.attrs["source_dataset_fingerprint"])
     if cfg.dataset_path.is_file():
         with h5py.File(cfg.dataset_path, "r") as dataset:
             if str(dataset.attrs.get("dataset_fingerprint", source)) != source:
-                raise GenrekitError(f"{path} was made from an older {cfg.dataset_path.name}; "
-                                    f"run process_dataset.py again")
+                raise GenrekitError(
+                    f"{path} was made from an older {cfg.dataset_path.name}; run process_dataset.py again"
+                )
     labels = h5layout.labels_of(h5)
     if len(labels) < 2:
         raise GenrekitError(f"{path}: {len(labels)} label(s); a classifier needs at least two")
@@ -90,13 +91,17 @@ def _read_processed(h5: h5py.File, path: Path, cfg: Config) -> ProcessedData:
     shares = {"train": 1.0, "val": cfg.split.validation_share, "test": cfg.split.test_share}
     for split, count in rows.items():
         if count == 0 and shares[split] > 0:
-            raise GenrekitError(f"{path}: the {split} split has no slices; add tracks or change "
-                                f"split.validation_share / split.test_share, then rebuild")
+            raise GenrekitError(
+                f"{path}: the {split} split has no slices; add tracks or change "
+                f"split.validation_share / split.test_share, then rebuild"
+            )
     per_label = np.bincount(h5["train"]["labels"][()], minlength=len(labels))  # int16, small
     missing = [name for name, count in zip(labels, per_label) if count == 0]
     if missing:
-        raise GenrekitError(f"{path}: no training slices for label(s) {', '.join(missing)}; "
-                            f"add tracks of that label or change the split, then rebuild")
+        raise GenrekitError(
+            f"{path}: no training slices for label(s) {', '.join(missing)}; "
+            f"add tracks of that label or change the split, then rebuild"
+        )
     return ProcessedData(
         path=path,
         labels=labels,
@@ -109,10 +114,10 @@ def _read_processed(h5: h5py.File, path: Path, cfg: Config) -> ProcessedData:
             "dataset_fingerprint": source,
             "processing_fingerprint": str(h5.attrs["processing_fingerprint"]),
         },
-        train_copies=(int(np.count_nonzero(h5["train"][h5layout.VARIANTS][()]))
-                      if h5layout.VARIANTS in h5["train"] else 0),
+        train_copies=(
+            int(np.count_nonzero(h5["train"][h5layout.VARIANTS][()])) if h5layout.VARIANTS in h5["train"] else 0
+        ),
     )
-
 
 
 class SpectrogramBatches(keras.utils.PyDataset):
@@ -148,10 +153,21 @@ class SpectrogramBatches(keras.utils.PyDataset):
         :class:`keras.utils.PyDataset`.
     """
 
-    def __init__(self, path: Path, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 add_channel: bool = True, n_labels: Optional[int] = None,
-                 augmentation: Optional[AugmentationConfig] = None, gain_per_db: Optional[np.ndarray] = None,
-                 multiple_of: int = 1, **kwargs):
+    def __init__(
+        self,
+        path: Path,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        add_channel: bool = True,
+        n_labels: int | None = None,
+        augmentation: AugmentationConfig | None = None,
+        gain_per_db: np.ndarray | None = None,
+        multiple_of: int = 1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if augmentation is not None and n_labels is None:
             raise ValueError("augmentation needs n_labels (mixup makes soft targets)")
@@ -168,8 +184,8 @@ class SpectrogramBatches(keras.utils.PyDataset):
         with h5py.File(self.path, "r") as h5:
             self.n_rows = int(h5[split]["labels"].shape[0])
             self.spec_shape = tuple(int(n) for n in h5[split]["specs"].shape[1:])
-        self._file: Optional[h5py.File] = None
-        self._file_pid: Optional[int] = None
+        self._file: h5py.File | None = None
+        self._file_pid: int | None = None
         self.set_epoch(0)
 
     # ------------------------------------------------------------------ epochs
@@ -261,10 +277,10 @@ class EpochSync(keras.callbacks.Callback):
         self.dataset = dataset
         self.seed = int(seed)
 
-    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.dataset.epoch != epoch:
             self.dataset.set_epoch(epoch)
         generators = [v for v in self.model.variables if v.name == "seed_generator_state"]
         for position, state in enumerate(generators):
-            start = stable_seed("dropout", self.seed, epoch, position) % 2 ** 31
+            start = stable_seed("dropout", self.seed, epoch, position) % 2**31
             state.assign(keras.ops.convert_to_tensor([start, 0], dtype=state.dtype))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import keras
 
@@ -15,7 +15,7 @@ from genrekit.core.errors import GenrekitError
 class Device:
     name: str  # GPU model, or "CPU"
     gpu: bool
-    compute_capability: Optional[tuple[int, int]] = None
+    compute_capability: tuple[int, int] | None = None
 
 
 def detect_device() -> Device:
@@ -27,22 +27,20 @@ def detect_device() -> Device:
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             for gpu in gpus:  # take GPU memory as needed, not all of it up front
-                try:
+                with contextlib.suppress(RuntimeError):  # already initialized
                     tf.config.experimental.set_memory_growth(gpu, True)
-                except RuntimeError:  # already initialized
-                    pass
             details = tf.config.experimental.get_device_details(gpus[0])
             capability = details.get("compute_capability")
-            return Device(details.get("device_name", gpus[0].name), True,
-                          tuple(capability) if capability else None)
+            return Device(details.get("device_name", gpus[0].name), True, tuple(capability) if capability else None)
     elif backend == "jax":
         import jax
 
         device = jax.devices()[0]
         if device.platform == "gpu":
             capability = getattr(device, "compute_capability", None)
-            return Device(device.device_kind, True,
-                          tuple(int(v) for v in str(capability).split(".")[:2]) if capability else None)
+            return Device(
+                device.device_kind, True, tuple(int(v) for v in str(capability).split(".")[:2]) if capability else None
+            )
     elif backend == "torch":
         import torch
 
@@ -73,11 +71,10 @@ def distribution_strategy(setting: str):
         if not logical_cpus.isdigit() or int(logical_cpus) < 2:
             raise GenrekitError(f"{LOGICAL_CPUS_ENV}: must be an integer >= 2, got {logical_cpus!r}")
         cpu = tf.config.list_physical_devices("CPU")[0]
-        try:
+        with contextlib.suppress(RuntimeError):  # devices already initialized (a second call in one process)
             tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(logical_cpus))])
-        except RuntimeError:  # devices already initialized (a second call in one process)
-            pass
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(logical_cpus))]
+            )
         devices = [device.name for device in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else None
     gpus = tf.config.list_logical_devices("GPU")
@@ -91,4 +88,3 @@ def precision_policy(setting: str, device: Device) -> str:
     if setting == "auto" and device.gpu and device.compute_capability and device.compute_capability >= (7, 0):
         return "mixed_float16"
     return "float32"
-

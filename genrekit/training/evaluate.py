@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -35,8 +35,12 @@ def classification_report(true: np.ndarray, pred: np.ndarray, labels: Sequence[s
         "accuracy": float(tp.sum() / total) if total else 0.0,
         "count": total,
         "per_label": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(support[i])}
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(labels)
         },
         "confusion_matrix": matrix.tolist(),
@@ -57,8 +61,13 @@ def track_labels(slice_labels: np.ndarray, track_ids: np.ndarray) -> tuple[np.nd
     return ids, labels
 
 
-def evaluate_predictions(slice_scores: np.ndarray, slice_labels: np.ndarray, track_ids: np.ndarray,
-                         labels: Sequence[str], method: str = "sum") -> dict:
+def evaluate_predictions(
+    slice_scores: np.ndarray,
+    slice_labels: np.ndarray,
+    track_ids: np.ndarray,
+    labels: Sequence[str],
+    method: str = "sum",
+) -> dict:
     """Slice- and track-level metrics of one split's predictions, JSON-ready.
 
     Parameters
@@ -81,7 +90,7 @@ def evaluate_predictions(slice_scores: np.ndarray, slice_labels: np.ndarray, tra
     """
     scores = np.asarray(slice_scores, dtype=np.float64)
     slice_labels = np.asarray(slice_labels, dtype=np.int64)
-    ids, true_track = track_labels(slice_labels, track_ids)
+    _ids, true_track = track_labels(slice_labels, track_ids)
     _, track_scores = track_predictions(scores, np.asarray(track_ids), method)  # same ids, same order
     slice_report = classification_report(slice_labels, scores.argmax(axis=1), labels)
     track_report = classification_report(true_track, track_scores.argmax(axis=1), labels)
@@ -96,8 +105,10 @@ def evaluate_predictions(slice_scores: np.ndarray, slice_labels: np.ndarray, tra
 
 def test_accuracy_text(report: Mapping) -> str:
     """A run report's test figures in words: ``test accuracy 0.8540 on 280 slices, 0.9500 on 20 tracks``."""
-    return (f"test accuracy {report['slice_accuracy']:.4f} on {report['test_slices']} slices, "
-            f"{report['track_accuracy']:.4f} on {report['test_tracks']} tracks")
+    return (
+        f"test accuracy {report['slice_accuracy']:.4f} on {report['test_slices']} slices, "
+        f"{report['track_accuracy']:.4f} on {report['test_tracks']} tracks"
+    )
 
 
 def mean_std(values: Sequence[float]) -> dict:
@@ -125,8 +136,7 @@ def _draw_confusion(ax, matrix: np.ndarray, labels: Sequence[str], title: str) -
     ax.set_ylabel("true")
     threshold = matrix.max() / 2 if matrix.size else 0
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > threshold else "black", fontsize=8)
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > threshold else "black", fontsize=8)
     if title:
         ax.set_title(title)
 

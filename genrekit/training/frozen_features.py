@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import h5py
 import keras
@@ -17,8 +16,9 @@ from genrekit.core.cli import log
 from genrekit.training.data import ProcessedData, SpectrogramBatches
 
 
-def embed_split(embedder: keras.Model, processed: Path, split: str, batch_size: int = 64,
-                progress: Optional[str] = None) -> np.ndarray:
+def embed_split(
+    embedder: keras.Model, processed: Path, split: str, batch_size: int = 64, progress: str | None = None
+) -> np.ndarray:
     """The backbone's features of every slice of one split of ``processed.h5``, in row order.
 
     ``progress``: the description of a tqdm bar on stderr (none without it).
@@ -26,8 +26,9 @@ def embed_split(embedder: keras.Model, processed: Path, split: str, batch_size: 
     batches = SpectrogramBatches(processed, split, batch_size)
     vectors = [np.zeros((0, embedder.output_shape[-1]), np.float32)]
     try:
-        for i in tqdm(range(len(batches)), desc=progress, unit="batch", disable=progress is None,
-                      file=sys.stderr, leave=False):
+        for i in tqdm(
+            range(len(batches)), desc=progress, unit="batch", disable=progress is None, file=sys.stderr, leave=False
+        ):
             vectors.append(keras.ops.convert_to_numpy(embedder(batches[i][0], training=False)))
     finally:
         batches.close()

@@ -23,9 +23,9 @@ import dataclasses
 import datetime
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import keras
 import numpy as np
@@ -58,6 +58,7 @@ AGGREGATION = "sum"  # the article's track verdict: highest sum of slice scores
 
 # --------------------------------------------------------------------------- one run
 
+
 @dataclass(frozen=True)
 class RunPlan:
     """What every run of one ``train_crnn.py`` call shares."""
@@ -68,7 +69,7 @@ class RunPlan:
     epochs: int
     device: Device
     policy: str
-    strategy: Optional[object] = None  # tf.distribute strategy over several devices, or None
+    strategy: object | None = None  # tf.distribute strategy over several devices, or None
     replicas: int = 1  # devices the strategy mirrors over; each training step takes batch_size slices on each
 
     @property
@@ -86,7 +87,7 @@ class Models:
     export: Callable[[], keras.Model]  # the float32 model taking a processed spectrogram
 
 
-def applied_augmentation(cfg: Config) -> Optional[AugmentationConfig]:
+def applied_augmentation(cfg: Config) -> AugmentationConfig | None:
     """The ``training.augmentation`` that training batches get: none under a backbone (a frozen one
     trains on cached features), and on waveform slices no gain, equalization or frequency masks (dB
     offsets and mel-band stripes mean nothing on samples; time masks, shifts and mixup do)."""
@@ -117,22 +118,23 @@ def build_models(plan: RunPlan, features: Path) -> Models:
             copy = build_model(input_shape, n_labels, dataclasses.replace(cfg.model, pretrained_weights=None))
             copy.set_weights(network.get_weights())
             return copy
+
         return Models(network, data.path, True, export)
 
     embedder = backbone.build_embedder(cfg.model)
     head = backbone.build_head(embedder.output_shape[-1], n_labels, cfg.model)
     classifier = backbone.build_classifier(embedder, head)
     if cfg.model.backbone_trainable:
-        optimizer = TwoRateAdam([v.path for v in embedder.trainable_variables],
-                                         cfg.model.backbone_lr_factor, learning_rate=learning_rate)
+        optimizer = TwoRateAdam(
+            [v.path for v in embedder.trainable_variables], cfg.model.backbone_lr_factor, learning_rate=learning_rate
+        )
         return Models(compile_crnn(classifier, learning_rate, optimizer), data.path, True, lambda: classifier)
     if not features.is_file():
         write_backbone_features(embedder, data, features)
     return Models(compile_crnn(head, learning_rate), features, False, lambda: classifier)
 
 
-def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
-                 features: Optional[Path] = None) -> dict:
+def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "", features: Path | None = None) -> dict:
     """Train (or resume) one model in ``folder`` and write its artifacts; return its report.
 
     A folder that already holds ``report.json`` is complete: its report is returned as is.
@@ -147,8 +149,9 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "",
     return report
 
 
-def train_model(plan: RunPlan, folder: Path, seed: int, label: str = "",
-                features: Optional[Path] = None) -> tuple[Models, TrainingState]:
+def train_model(
+    plan: RunPlan, folder: Path, seed: int, label: str = "", features: Path | None = None
+) -> tuple[Models, TrainingState]:
     """Build and fit (or resume) one run's model in ``folder``, without evaluating or saving it.
 
     Parameters
@@ -184,22 +187,42 @@ def train_model(plan: RunPlan, folder: Path, seed: int, label: str = "",
     model = models.trained
     n_labels = len(data.labels)
     augmentation = applied_augmentation(plan.cfg)
-    train_data = SpectrogramBatches(models.data_path, "train", plan.global_batch, shuffle=True, seed=seed,
-                                    add_channel=models.add_channel, n_labels=n_labels, augmentation=augmentation,
-                                    gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
-                                    multiple_of=plan.replicas)
+    train_data = SpectrogramBatches(
+        models.data_path,
+        "train",
+        plan.global_batch,
+        shuffle=True,
+        seed=seed,
+        add_channel=models.add_channel,
+        n_labels=n_labels,
+        augmentation=augmentation,
+        gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
+        multiple_of=plan.replicas,
+    )
     best_path = work / "best.weights.h5"
-    schedule = CosineDecay(training.learning_rate, plan.epochs, len(train_data)) \
-        if training.lr_schedule == "cosine" else None
+    schedule = (
+        CosineDecay(training.learning_rate, plan.epochs, len(train_data)) if training.lr_schedule == "cosine" else None
+    )
     if data.rows["val"]:
-        val_data = SpectrogramBatches(models.data_path, "val", plan.global_batch, add_channel=models.add_channel,
-                                      n_labels=n_labels, multiple_of=plan.replicas)
-        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss",
-                                                       patience=training.early_stopping_patience)
-        reduce_lr = None if schedule is not None else keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=training.reduce_lr_factor, patience=training.reduce_lr_patience)
-        checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
-                                                     save_weights_only=True)
+        val_data = SpectrogramBatches(
+            models.data_path,
+            "val",
+            plan.global_batch,
+            add_channel=models.add_channel,
+            n_labels=n_labels,
+            multiple_of=plan.replicas,
+        )
+        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=training.early_stopping_patience)
+        reduce_lr = (
+            None
+            if schedule is not None
+            else keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=training.reduce_lr_factor, patience=training.reduce_lr_patience
+            )
+        )
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            str(best_path), monitor="val_loss", save_best_only=True, save_weights_only=True
+        )
     else:  # nothing to judge epochs by: train them all and keep the last
         val_data = early_stopping = reduce_lr = None
         checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), save_weights_only=True)
@@ -209,13 +232,16 @@ def train_model(plan: RunPlan, folder: Path, seed: int, label: str = "",
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder / "logs"), write_graph=False))
     else:
         log("no TensorBoard logs: the tensorflow and tensorboard packages are needed for them")
-    callbacks += [state,  # after the callbacks whose counters it saves
-                  keras.callbacks.BackupAndRestore(str(work / "backup"), double_checkpoint=True),
-                  ProgressBar(plan.epochs, len(train_data), label)]  # its line means "epoch saved"
+    callbacks += [
+        state,  # after the callbacks whose counters it saves
+        keras.callbacks.BackupAndRestore(str(work / "backup"), double_checkpoint=True),
+        ProgressBar(plan.epochs, len(train_data), label),
+    ]  # its line means "epoch saved"
 
     if not state.finished:
-        model.fit(train_data, validation_data=val_data, epochs=plan.epochs, callbacks=callbacks,
-                  shuffle=False, verbose=0)  # SpectrogramBatches shuffles itself
+        model.fit(
+            train_data, validation_data=val_data, epochs=plan.epochs, callbacks=callbacks, shuffle=False, verbose=0
+        )  # SpectrogramBatches shuffles itself
     train_data.close()
     if val_data is not None:
         val_data.close()
@@ -231,10 +257,12 @@ def predict_test_split(model: keras.Model, data: ProcessedData, batch_size: int)
     """The model's scores on every test slice, with the slices' labels, track ids and starts."""
     test_data = SpectrogramBatches(data.path, "test", batch_size)
     n_test = data.rows["test"]
-    arrays = {"scores": model.predict(test_data, verbose=0).astype(np.float32),
-              "labels": test_data.read_rows(0, n_test, "labels").astype(np.int16),
-              "track_ids": test_data.read_rows(0, n_test, "track_ids").astype(np.int32),
-              "slice_starts": test_data.read_rows(0, n_test, "slice_starts")}
+    arrays = {
+        "scores": model.predict(test_data, verbose=0).astype(np.float32),
+        "labels": test_data.read_rows(0, n_test, "labels").astype(np.int16),
+        "track_ids": test_data.read_rows(0, n_test, "track_ids").astype(np.int32),
+        "slice_starts": test_data.read_rows(0, n_test, "slice_starts"),
+    }
     test_data.close()
     return arrays
 
@@ -249,30 +277,43 @@ def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingS
     tested = data.rows["test"] > 0
     if tested:
         test = predict_test_split(model, data, cfg.training.batch_size)
-        metrics = evaluate_predictions(test["scores"], test["labels"], test["track_ids"], data.labels,
-                                       AGGREGATION)
+        metrics = evaluate_predictions(test["scores"], test["labels"], test["track_ids"], data.labels, AGGREGATION)
 
     registry.save_model(model, folder)
-    write_bundle(folder, labels=data.labels, features=cfg.features, slicing=cfg.slicing,
-                 normalization=data.normalization, silence_threshold_db=data.silence_threshold_db,
-                 **data.fingerprints, run_name=plan.run_name, seed=seed,
-                 trained_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    write_bundle(
+        folder,
+        labels=data.labels,
+        features=cfg.features,
+        slicing=cfg.slicing,
+        normalization=data.normalization,
+        silence_threshold_db=data.silence_threshold_db,
+        **data.fingerprints,
+        run_name=plan.run_name,
+        seed=seed,
+        trained_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
 
     history = state.history
     columns = {key: [row.get(key, float("nan")) for row in history] for key in HISTORY_COLUMNS}
     plot_curves(columns, folder / "curves.png")
     if tested:
         np.savez(folder / PREDICTIONS_FILE, **test, label_names=np.array(data.labels))
-        plot_confusions({"test slices": np.array(metrics["slice"]["confusion_matrix"]),
-                         f"test tracks ({AGGREGATION} of slice scores)":
-                             np.array(metrics["track"]["confusion_matrix"])},
-                        data.labels, folder / "confusion.png")
+        plot_confusions(
+            {
+                "test slices": np.array(metrics["slice"]["confusion_matrix"]),
+                f"test tracks ({AGGREGATION} of slice scores)": np.array(metrics["track"]["confusion_matrix"]),
+            },
+            data.labels,
+            folder / "confusion.png",
+        )
 
     validated = data.rows["val"] > 0
     notes = []
     if not validated:
-        notes.append("no validation split (split.validation_share 0): trained every epoch without early "
-                     "stopping or learning-rate reduction on a plateau; the model is the last epoch's")
+        notes.append(
+            "no validation split (split.validation_share 0): trained every epoch without early "
+            "stopping or learning-rate reduction on a plateau; the model is the last epoch's"
+        )
     if not tested:
         notes.append("no test split (split.test_share 0): the model was not evaluated")
     val_losses = [row.get("val_loss", float("inf")) for row in history]
@@ -284,7 +325,7 @@ def finish_run(plan: RunPlan, folder: Path, model: keras.Model, state: TrainingS
         "track_accuracy": metrics["track_accuracy"] if tested else None,
         "aggregation": AGGREGATION,
         "test_slices": int(data.rows["test"]),
-        "test_tracks": int(len(np.unique(test["track_ids"]))) if tested else 0,
+        "test_tracks": len(np.unique(test["track_ids"])) if tested else 0,
         "validated": validated,
         "tested": tested,
         "notes": notes,
@@ -320,6 +361,7 @@ def _tensorboard_available() -> bool:
 
 # --------------------------------------------------------------------------- the command
 
+
 def run_settings(cfg: Config, data: ProcessedData, replicas: int = 1) -> dict:
     """What a run cannot change halfway: the model, the training settings (but ``epochs``), the data,
     and the number of devices it trains on when several (it sets the global batch)."""
@@ -337,8 +379,7 @@ def check_run_name(name: str) -> str:
     return name
 
 
-def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] = None,
-          restart: bool = False) -> Path:
+def train(cfg: Config, *, run_name: str | None = None, epochs: int | None = None, restart: bool = False) -> Path:
     """Train ``training.runs`` models on ``processed.h5``; return the run folder.
 
     Parameters
@@ -371,36 +412,48 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
     if settings_path.is_file():
         changed = changed_keys(json.loads(settings_path.read_text(encoding="utf-8")), settings)
         if changed:
-            raise GenrekitError(f"{folder}: this run was started with other settings or data "
-                                f"(changed: {', '.join(changed)}); use --restart to discard it, "
-                                f"or choose another --run-name")
+            raise GenrekitError(
+                f"{folder}: this run was started with other settings or data "
+                f"(changed: {', '.join(changed)}); use --restart to discard it, "
+                f"or choose another --run-name"
+            )
     if (folder / (REPORT_FILE if training.runs == 1 else SUMMARY_FILE)).is_file():
         log(f"{folder}: this run is complete; nothing to do (--restart trains it again)")
         return folder
 
     policy = precision_policy(training.mixed_precision, device)
-    log(f"device: {device.name}{'' if device.gpu else ' (no GPU found)'}; precision: {policy}; "
-        f"keras backend: {keras.backend.backend()}")
+    log(
+        f"device: {device.name}{'' if device.gpu else ' (no GPU found)'}; precision: {policy}; "
+        f"keras backend: {keras.backend.backend()}"
+    )
     if strategy is not None:
-        log(f"distributed: MirroredStrategy over {replicas} devices "
+        log(
+            f"distributed: MirroredStrategy over {replicas} devices "
             f"({', '.join(strategy.extended.worker_devices)}); global batch {training.batch_size} x {replicas} = "
-            f"{training.batch_size * replicas} slices per step")
+            f"{training.batch_size * replicas} slices per step"
+        )
     if policy == "mixed_float16" and not device.gpu:
         log("warning: mixed precision on the CPU is slow (training.mixed_precision is 'on')")
     copies = f" ({data.train_copies} of them build-time copies)" if data.train_copies else ""
-    log(f"training on {data.rows['train']} slices{copies}, validating on {data.rows['val']}, "
-        f"testing on {data.rows['test']} ({len(data.labels)} labels)")
+    log(
+        f"training on {data.rows['train']} slices{copies}, validating on {data.rows['val']}, "
+        f"testing on {data.rows['test']} ({len(data.labels)} labels)"
+    )
     if not data.rows["val"]:
-        log(f"no validation split (split.validation_share is 0): training all {epochs} epochs, without early "
-            f"stopping or learning-rate reduction on a plateau; the model is the last epoch's")
+        log(
+            f"no validation split (split.validation_share is 0): training all {epochs} epochs, without early "
+            f"stopping or learning-rate reduction on a plateau; the model is the last epoch's"
+        )
     if not data.rows["test"]:
         log("no test split (split.test_share is 0): the model will not be evaluated")
     applied = applied_augmentation(cfg)
     if applied is None and training.augmentation != AugmentationConfig():
         log("training.augmentation is not applied with model.backbone")
     elif applied is not None and applied != training.augmentation:
-        log("waveform slices: training.augmentation.gain_db, eq_db and frequency_masks do not apply (time "
-            "masks, time shifts and mixup do)")
+        log(
+            "waveform slices: training.augmentation.gain_db, eq_db and frequency_masks do not apply (time "
+            "masks, time shifts and mixup do)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     write_json(settings_path, settings)
     plan = RunPlan(cfg, data, run_name, epochs, device, policy, strategy, replicas)
@@ -416,8 +469,13 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         sub = folder / f"run-{i + 1:02d}"
         log(f"run {i + 1}/{training.runs} (seed {seed}): {sub}")
         # a frozen backbone's features do not depend on the seed: one pass serves every run
-        report = train_single(plan, sub, seed, label=f"run {i + 1}/{training.runs} ",
-                              features=folder / WORK_FOLDER / BACKBONE_FEATURES_FILE)
+        report = train_single(
+            plan,
+            sub,
+            seed,
+            label=f"run {i + 1}/{training.runs} ",
+            features=folder / WORK_FOLDER / BACKBONE_FEATURES_FILE,
+        )
         reports.append(report)
         print(f"{sub}: {result_line(report)}")
     names = [f"run-{i + 1:02d}" for i in range(training.runs)]
@@ -431,8 +489,7 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
         summary["model"] = "ensemble"
         if data.rows["test"]:
             test = predict_test_split(ensemble, data, training.batch_size)
-            metrics = evaluate_predictions(test["scores"], test["labels"], test["track_ids"], data.labels,
-                                           AGGREGATION)
+            metrics = evaluate_predictions(test["scores"], test["labels"], test["track_ids"], data.labels, AGGREGATION)
             summary["ensemble"] = {key: metrics[key] for key in ("slice_accuracy", "track_accuracy")}
     else:
         for name in (MODEL_FILE, litert.EXPORT_FILE):
@@ -443,9 +500,11 @@ def train(cfg: Config, *, run_name: Optional[str] = None, epochs: Optional[int] 
     shutil.rmtree(folder / WORK_FOLDER, ignore_errors=True)
     for key in ("slice_accuracy", "track_accuracy"):
         if summary[key] is not None:
-            print(f"{folder}: {key.replace('_', ' ')} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f} "
-                  f"over {training.runs} runs"
-                  + (f"; their ensemble {summary['ensemble'][key]:.4f}" if "ensemble" in summary else ""))
+            print(
+                f"{folder}: {key.replace('_', ' ')} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f} "
+                f"over {training.runs} runs"
+                + (f"; their ensemble {summary['ensemble'][key]:.4f}" if "ensemble" in summary else "")
+            )
     return folder
 
 

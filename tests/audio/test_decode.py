@@ -21,7 +21,7 @@ def test_decode_formats_to_mono_at_target_rate(tmp_path, suffix):
     y = decode(path, SR)
     assert y.dtype == np.float32 and y.ndim == 1
     assert abs(len(y) / SR - 4.0) < 0.1  # encoder padding is at most a few frames
-    assert abs(dominant_freq(y[SR:3 * SR], SR) - 441) < 2
+    assert abs(dominant_freq(y[SR : 3 * SR], SR) - 441) < 2
     # the stereo mean of L and 0.8 L
     assert 0.2 < np.max(np.abs(y)) < 0.35
 

@@ -41,7 +41,7 @@ def test_starts_snap_down_to_whole_hops():
 # The dB value is then rounded to float32 once more: half an ulp of up to 2**6 dB, 3.8e-6 dB.
 # Being off by one frame instead moves values by whole dB.
 EPS32 = float(np.finfo(np.float32).eps)
-SPAN_TOLERANCE_DB = 10 * np.log10(1 + 32 * EPS32) + 2 ** 6 * EPS32
+SPAN_TOLERANCE_DB = 10 * np.log10(1 + 32 * EPS32) + 2**6 * EPS32
 
 
 def test_each_slice_equals_the_transform_of_that_slice_alone():
@@ -51,11 +51,11 @@ def test_each_slice_equals_the_transform_of_that_slice_alone():
     assert len(ts.starts) == 10
     for k in range(10):
         start = int(round(ts.starts[k] * SR))
-        alone = log_mel(y[start:start + g.slice_samples], CFG.features)
+        alone = log_mel(y[start : start + g.slice_samples], CFG.features)
         np.testing.assert_allclose(ts.specs[k], alone, rtol=0, atol=SPAN_TOLERANCE_DB)
     # a slice one hop off is far outside that tolerance: the test can tell
     start = int(round(ts.starts[4] * SR)) + CFG.features.hop_length
-    shifted = log_mel(y[start:start + g.slice_samples], CFG.features)
+    shifted = log_mel(y[start : start + g.slice_samples], CFG.features)
     assert np.max(np.abs(ts.specs[4] - shifted)) > 1000 * SPAN_TOLERANCE_DB
 
 
@@ -82,7 +82,7 @@ def test_padding_modes():
     y = tone(440, 1.0)
     assert np.array_equal(pad_to(y, 3 * SR, "silence")[SR:], np.zeros(2 * SR, dtype=np.float32))
     looped = pad_to(y, 3 * SR, "loop")
-    assert np.array_equal(looped[SR:2 * SR], y)
+    assert np.array_equal(looped[SR : 2 * SR], y)
     ts = slice_signal(y, CFG.slicing, CFG.features)
     assert ts.padded and ts.specs.shape == (1, 126, 100) and ts.duration == pytest.approx(1.0)
     drop = dataclasses.replace(CFG.slicing, short_tracks="drop")
@@ -111,15 +111,23 @@ def test_waveform_slices_are_the_samples_at_the_spectrogram_starts():
     signal = noise(30.0)
     ts = slice_signal(signal, CFG.slicing, waveform, max_slices=6, random_selection=True, selection_key="x")
     assert ts.specs.shape == (6, 129, 512) and ts.specs.dtype == np.float32
-    np.testing.assert_array_equal(ts.starts, slice_signal(signal, CFG.slicing, CFG.features, max_slices=6,
-                                                          random_selection=True, selection_key="x").starts)
+    np.testing.assert_array_equal(
+        ts.starts,
+        slice_signal(signal, CFG.slicing, CFG.features, max_slices=6, random_selection=True, selection_key="x").starts,
+    )
     for rows, start in zip(ts.specs, ts.starts):
         first = int(round(start * SR))
-        np.testing.assert_array_equal(rows.reshape(-1), signal[first:first + 129 * 512])
+        np.testing.assert_array_equal(rows.reshape(-1), signal[first : first + 129 * 512])
 
 
-@pytest.mark.parametrize("features", [FeaturesConfig(), FeaturesConfig(n_mels=32, fmin=50.0, fmax=8000.0),
-                                      FeaturesConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)])
+@pytest.mark.parametrize(
+    "features",
+    [
+        FeaturesConfig(),
+        FeaturesConfig(n_mels=32, fmin=50.0, fmax=8000.0),
+        FeaturesConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96),
+    ],
+)
 def test_log_mel_is_librosas(features):
     """The mel path is written out in NumPy (librosa's import costs more than analyzing a song): the same
     filterbank and power as librosa's, and the same dB to within float32 rounding (measured: equal)."""
@@ -128,15 +136,32 @@ def test_log_mel_is_librosas(features):
     from genrekit.audio.features import mel_filters, power_spectrogram
 
     signal = (0.3 * np.random.default_rng(5).standard_normal(features.sample_rate * 4)).astype(np.float32)
-    np.testing.assert_allclose(mel_filters(features.sample_rate, features.n_fft, features.n_mels, features.fmin,
-                                           features.fmax),
-                               librosa.filters.mel(sr=features.sample_rate, n_fft=features.n_fft, n_mels=features.n_mels,
-                                                   fmin=features.fmin, fmax=features.fmax), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(
+        mel_filters(features.sample_rate, features.n_fft, features.n_mels, features.fmin, features.fmax),
+        librosa.filters.mel(
+            sr=features.sample_rate,
+            n_fft=features.n_fft,
+            n_mels=features.n_mels,
+            fmin=features.fmin,
+            fmax=features.fmax,
+        ),
+        rtol=1e-6,
+        atol=0,
+    )
     power = np.abs(librosa.stft(signal, n_fft=features.n_fft, hop_length=features.hop_length, center=False)) ** 2
-    np.testing.assert_allclose(power_spectrogram(signal, features.n_fft, features.hop_length), power.T,
-                               rtol=1e-5, atol=1e-9)
-    mel = librosa.feature.melspectrogram(y=signal, sr=features.sample_rate, n_fft=features.n_fft,
-                                         hop_length=features.hop_length, n_mels=features.n_mels, fmin=features.fmin,
-                                         fmax=features.fmax, center=False, power=2.0)
+    np.testing.assert_allclose(
+        power_spectrogram(signal, features.n_fft, features.hop_length), power.T, rtol=1e-5, atol=1e-9
+    )
+    mel = librosa.feature.melspectrogram(
+        y=signal,
+        sr=features.sample_rate,
+        n_fft=features.n_fft,
+        hop_length=features.hop_length,
+        n_mels=features.n_mels,
+        fmin=features.fmin,
+        fmax=features.fmax,
+        center=False,
+        power=2.0,
+    )
     reference = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
     np.testing.assert_allclose(log_mel(signal, features), reference, rtol=0, atol=1e-4)

@@ -41,10 +41,15 @@ def test_phase_vocoder_keeps_what_a_speed_change_does_not():
 
 
 def test_variants_follow_the_config_order_and_are_named():
-    cfg = config_from_dict({"audio_augmentation": {"pitch_shift_semitones": [-1], "time_stretch_rates": [1.1],
-                                                   "speed_rates": [0.9, 1.1]}})
+    cfg = config_from_dict(
+        {"audio_augmentation": {"pitch_shift_semitones": [-1], "time_stretch_rates": [1.1], "speed_rates": [0.9, 1.1]}}
+    )
     assert [v.name for v in audio_variants(cfg.audio_augmentation)] == [
-        "pitch_shift -1", "time_stretch 1.1", "speed 0.9", "speed 1.1"]
+        "pitch_shift -1",
+        "time_stretch 1.1",
+        "speed 0.9",
+        "speed 1.1",
+    ]
 
 
 @pytest.mark.parametrize("rates", [[1.0], [0.3], [0.9, 0.9], "0.9"])

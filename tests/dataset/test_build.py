@@ -28,8 +28,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def config_for(tmp: Path, audio: Path, **sections) -> Path:
     sections.setdefault("split", {"validation_share": 0.2, "test_share": 0.2, "seed": 7})
-    return write_config(tmp / "params.json", paths={"audio_folder": str(audio), "output_folder": "out"},
-                        **sections)
+    return write_config(tmp / "params.json", paths={"audio_folder": str(audio), "output_folder": "out"}, **sections)
 
 
 def build(config: Path, *args: str) -> subprocess.CompletedProcess:
@@ -90,11 +89,12 @@ def test_layout_slices_and_splits(clean_build):
         assert len(seen_tracks) == 15  # every track in exactly one split
         # stratified: each label has 3 train, 1 val, 1 test tracks
         for label in range(3):
-            per_split = [sum(1 for t in tracks if t["label"] == label and t["split"] == s)
-                         for s in ("train", "val", "test")]
+            per_split = [
+                sum(1 for t in tracks if t["label"] == label and t["split"] == s) for s in ("train", "val", "test")
+            ]
             assert per_split == [3, 1, 1]
         spec = h5["train"]["specs"][0].astype(np.float32)
-        assert -100.5 <= spec.min() and spec.max() < 60  # dB with a -100 dB floor
+        assert spec.min() >= -100.5 and spec.max() < 60  # dB with a -100 dB floor
 
 
 def test_rerun_is_noop_and_changed_config_refused(corpus, tmp_path):
@@ -233,8 +233,7 @@ def test_short_tracks_pad_or_drop(tmp_path):
 
     loop_cfg = tmp_path / "loop"
     loop_cfg.mkdir()
-    assert build(config_for(loop_cfg, audio, split=split,
-                            slicing={"pad_mode": "loop"})).returncode == 0
+    assert build(config_for(loop_cfg, audio, split=split, slicing={"pad_mode": "loop"})).returncode == 0
     with h5py.File(loop_cfg / "out" / "dataset.h5", "r") as h5:
         assert h5["train"]["specs"][()].astype(np.float32)[:, 60:].max() > -40  # looped, not silent
 
@@ -272,10 +271,21 @@ def test_custom_split_and_group_files(corpus, tmp_path):
     split_file.write_text("path,split\nbass/bass_00.mp3,test\ntreble/treble_04.mp3,val\n")
     group_file = tmp_path / "groups.csv"
     # an "artist" with tracks in two labels: all of them must land in one split
-    group_file.write_text("path,group\nbass/bass_01.mp3,artistA\nbass/bass_02.mp3,artistA\n"
-                          "hiss/hiss_03.mp3,artistA\ntreble/treble_00.mp3,artistB\ntreble/treble_01.mp3,artistB\n")
-    config = config_for(tmp_path, corpus, split={"validation_share": 0.2, "test_share": 0.2, "seed": 3,
-                                                 "custom_split_file": "splits.csv", "group_file": "groups.csv"})
+    group_file.write_text(
+        "path,group\nbass/bass_01.mp3,artistA\nbass/bass_02.mp3,artistA\n"
+        "hiss/hiss_03.mp3,artistA\ntreble/treble_00.mp3,artistB\ntreble/treble_01.mp3,artistB\n"
+    )
+    config = config_for(
+        tmp_path,
+        corpus,
+        split={
+            "validation_share": 0.2,
+            "test_share": 0.2,
+            "seed": 3,
+            "custom_split_file": "splits.csv",
+            "group_file": "groups.csv",
+        },
+    )
     result = build(config)
     assert result.returncode == 0, result.stderr
     with h5py.File(tmp_path / "out" / "dataset.h5", "r") as h5:
@@ -301,8 +311,10 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
     for index, (label, count) in enumerate(labels.items()):
         for k in range(count):  # one pure tone per label, a few cents apart per track
             pitch[f"{label}/{label}_{k}.wav"] = (330.0 if index == 0 else 880.0) * (1 + 0.004 * k)
-            write_audio(tmp_path / "audio" / label / f"{label}_{k}.wav", tone(pitch[f"{label}/{label}_{k}.wav"], 6.0,
-                                                                               harmonics=1))
+            write_audio(
+                tmp_path / "audio" / label / f"{label}_{k}.wav",
+                tone(pitch[f"{label}/{label}_{k}.wav"], 6.0, harmonics=1),
+            )
     copies = {"pitch_shift_semitones": [2], "time_stretch_rates": [0.8], "speed_rates": []}
     config = config_for(tmp_path, tmp_path / "audio", audio_augmentation=copies)
     out = tmp_path / "out"
@@ -332,9 +344,10 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
     assert set(train["track_ids"]) == train_ids and len(train_ids) == 6
     mel_hz = librosa.mel_frequencies(n_mels=102, fmax=11025)[1:-1]
     for track_id in train_ids:
-        own = (train["track_ids"] == track_id)
-        original, pitched, stretched = (train["specs"][own & (train["variants"] == v)].astype(np.float32)
-                                        for v in (0, 1, 2))
+        own = train["track_ids"] == track_id
+        original, pitched, stretched = (
+            train["specs"][own & (train["variants"] == v)].astype(np.float32) for v in (0, 1, 2)
+        )
         assert len(original) == len(pitched) == 2  # 6 s: slices at 0 and 2 s
         assert len(stretched) == 3  # 6 / 0.8 = 7.5 s: slices at 0, 2 and 4 s
         assert set(train["labels"][own]) == {tracks[track_id]["label"]}
@@ -347,8 +360,12 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
         assert peak_band[1] > peak_band[0] and peak_band[2] == peak_band[0]
 
     report = json.loads((out / "build_report.json").read_text())
-    assert report["audio_augmentation"] == {"variants": ["pitch_shift +2", "time_stretch 0.8"], "copies": 12,
-                                            "slices": 30, "skipped": []}
+    assert report["audio_augmentation"] == {
+        "variants": ["pitch_shift +2", "time_stretch 0.8"],
+        "copies": 12,
+        "slices": 30,
+        "skipped": [],
+    }
     assert report["splits"]["train"] == {"tracks": 6, "slices": 12}  # the tracks' own slices
 
     processed = run_script("process_dataset.py", "--config", str(config), "--quiet")
@@ -359,8 +376,10 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
 
     # training takes them as train slices, and says how many are copies
     data = json.loads(config.read_text())
-    data.update(model={"conv_filters": [8, 16], "time_pools": [2, 2], "gru_units": [16]},
-                training={"epochs": 1, "batch_size": 16})
+    data.update(
+        model={"conv_filters": [8, 16], "time_pools": [2, 2], "gru_units": [16]},
+        training={"epochs": 1, "batch_size": 16},
+    )
     config.write_text(json.dumps(data))
     trained = run_script("train_crnn.py", "--config", str(config))
     assert trained.returncode == 0, trained.stderr
@@ -374,11 +393,16 @@ def test_speed_copies_are_resampled_train_tracks(tmp_path):
     for label, base in (("low", 330.0), ("high", 880.0)):
         for k in range(4):
             hz[f"{label}/{label}_{k}.wav"] = base * (1 + 0.004 * k)
-            write_audio(tmp_path / "audio" / label / f"{label}_{k}.wav", tone(hz[f"{label}/{label}_{k}.wav"], 6.0,
-                                                                               harmonics=1))
+            write_audio(
+                tmp_path / "audio" / label / f"{label}_{k}.wav", tone(hz[f"{label}/{label}_{k}.wav"], 6.0, harmonics=1)
+            )
     copies = {"pitch_shift_semitones": [], "time_stretch_rates": [], "speed_rates": [0.8]}
-    config = config_for(tmp_path, tmp_path / "audio", audio_augmentation=copies,
-                        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3})
+    config = config_for(
+        tmp_path,
+        tmp_path / "audio",
+        audio_augmentation=copies,
+        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3},
+    )
     built = run_script("build_dataset.py", "--config", str(config))
     assert built.returncode == 0, built.stderr
     assert "slices of 4 build-time copies of the train tracks" in built.stderr
@@ -404,16 +428,19 @@ def test_speed_copies_are_resampled_train_tracks(tmp_path):
     assert report["audio_augmentation"] == {"variants": ["speed 0.8"], "copies": 4, "slices": 12, "skipped": []}
 
 
-@pytest.mark.parametrize("sections, key", [
-    ({"slicing": {"overlap": 3.0}}, "slicing.overlap"),
-    ({"slicing": {"slice_duration": "3"}}, "slicing.slice_duration"),
-    ({"features": {"n_mels": 0}}, "features.n_mels"),
-    ({"split": {"test_share": 1.0}}, "split.test_share"),
-    ({"split": {"validation_share": 0.6, "test_share": 0.5}}, "split.test_share"),
-    ({"slicing": {"max_slice": 4}}, "slicing.max_slice"),
-    ({"paths": {"audio_folder": "does/not/exist"}}, "paths.audio_folder"),
-    ({"split": {"custom_split_file": "missing.csv"}}, "split.custom_split_file"),
-])
+@pytest.mark.parametrize(
+    "sections, key",
+    [
+        ({"slicing": {"overlap": 3.0}}, "slicing.overlap"),
+        ({"slicing": {"slice_duration": "3"}}, "slicing.slice_duration"),
+        ({"features": {"n_mels": 0}}, "features.n_mels"),
+        ({"split": {"test_share": 1.0}}, "split.test_share"),
+        ({"split": {"validation_share": 0.6, "test_share": 0.5}}, "split.test_share"),
+        ({"slicing": {"max_slice": 4}}, "slicing.max_slice"),
+        ({"paths": {"audio_folder": "does/not/exist"}}, "paths.audio_folder"),
+        ({"split": {"custom_split_file": "missing.csv"}}, "split.custom_split_file"),
+    ],
+)
 def test_config_errors_exit_2_naming_the_key(tmp_path, sections, key):
     (tmp_path / "audio" / "x").mkdir(parents=True)
     base = {"paths": {"audio_folder": "audio", "output_folder": "out"}}

@@ -27,11 +27,15 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def config_for(folder: Path, audio: Path, **build) -> Path:
-    return write_config(folder / "params.json",
-                        paths={"audio_folder": str(audio), "output_folder": str(folder / "out")},
-                        slicing={"slice_duration": 1.0, "overlap": 0.5}, features={"n_mels": 32},
-                        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3},
-                        analysis={"overlap": 0.5}, build=build)
+    return write_config(
+        folder / "params.json",
+        paths={"audio_folder": str(audio), "output_folder": str(folder / "out")},
+        slicing={"slice_duration": 1.0, "overlap": 0.5},
+        features={"n_mels": 32},
+        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3},
+        analysis={"overlap": 0.5},
+        build=build,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +55,16 @@ def test_dask_build_survives_a_killed_worker(corpus, local_build, tmp_path):
 
     out = tmp_path / "dask" / "out"
     config = config_for(tmp_path / "dask", corpus, executor="dask")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         log = (tmp_path / "build.log").open("w+")
-        proc = start_script("build_dataset.py", "--config", str(config), "--quiet",
-                            "--scheduler", cluster.scheduler_address, stderr=log)
+        proc = start_script(
+            "build_dataset.py", "--config", str(config), "--quiet", "--scheduler", cluster.scheduler_address, stderr=log
+        )
         victim_pid = kill_busy_worker(client, proc, timeout=60)  # while it holds tracks, one of them running
         assert not (out / "dataset.h5").exists()
         wait_for_success(proc, log, timeout=120)
@@ -70,8 +79,11 @@ def test_training_mirrored_over_two_logical_cpus(corpus, local_build, tmp_path, 
     the run folder is complete, records the replicas, and the analyzer uses it."""
     monkeypatch.setenv("GENREKIT_LOGICAL_CPUS", "2")
     config = tiny_config(tmp_path, corpus, training={"epochs": 1})
-    shutil.copytree(local_build.parent / "output", tmp_path / "output",
-                    ignore=shutil.ignore_patterns(".build*", "processed.h5", "models"))
+    shutil.copytree(
+        local_build.parent / "output",
+        tmp_path / "output",
+        ignore=shutil.ignore_patterns(".build*", "processed.h5", "models"),
+    )
     run_pipeline(config, "process_dataset.py")
     result = run_script("train_crnn.py", "--config", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -99,11 +111,13 @@ def test_storage_check_names_what_a_worker_cannot_reach(tmp_path):
 
 def test_unreachable_scheduler_is_one_line(corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")  # dask's own setting, read by the build
-    result = run_script("build_dataset.py", "--config", str(config_for(tmp_path, corpus)), "--quiet",
-                        "--scheduler", "tcp://127.0.0.1:9")
+    result = run_script(
+        "build_dataset.py", "--config", str(config_for(tmp_path, corpus)), "--quiet", "--scheduler", "tcp://127.0.0.1:9"
+    )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: build.dask_scheduler: cannot reach the Dask scheduler at "
-                                    "tcp://127.0.0.1:9"), result.stderr
+    assert result.stderr.startswith(
+        "error: build.dask_scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:9"
+    ), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -136,10 +150,12 @@ def test_assembly_copies_whole_blocks_across_track_boundaries(tmp_path):
         copy_shards(arrays, members, rows, done.append)
         assert len(done) == len(tracks)
         order = [i for i, *_ in members]
-        np.testing.assert_array_equal(arrays["variants"][()], np.repeat([i % 4 for i in order],
-                                                                        [slices[i] for i in order]))
+        np.testing.assert_array_equal(
+            arrays["variants"][()], np.repeat([i % 4 for i in order], [slices[i] for i in order])
+        )
         np.testing.assert_array_equal(arrays["specs"][()], np.concatenate([specs[i] for i in order]))
         np.testing.assert_array_equal(arrays["slice_starts"][()], np.concatenate([starts[i] for i in order]))
         np.testing.assert_array_equal(arrays["track_ids"][()], np.repeat(order, [slices[i] for i in order]))
-        np.testing.assert_array_equal(arrays["labels"][()], np.repeat([i % 3 for i in order],
-                                                                      [slices[i] for i in order]))
+        np.testing.assert_array_equal(
+            arrays["labels"][()], np.repeat([i % 3 for i in order], [slices[i] for i in order])
+        )

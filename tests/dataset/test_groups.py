@@ -14,8 +14,11 @@ from tests.helpers import label_signal, run_script, write_audio, write_config
 
 def test_tags_are_read_from_mp3_and_flac(tmp_path):
     for suffix in (".mp3", ".flac"):
-        path = write_audio(tmp_path / f"x{suffix}", label_signal(0, 0.5, 0),
-                           tags={"artist": "Robert Johnson", "album": "King of the Delta Blues"})
+        path = write_audio(
+            tmp_path / f"x{suffix}",
+            label_signal(0, 0.5, 0),
+            tags={"artist": "Robert Johnson", "album": "King of the Delta Blues"},
+        )
         tags = read_tags(path)
         assert tags["artist"] == "Robert Johnson" and tags["album"] == "King of the Delta Blues"
     assert read_tags(tmp_path / "missing.mp3") == {}
@@ -49,8 +52,11 @@ def test_build_keeps_each_artist_in_one_split(tmp_path, group_by):
                 write_audio(audio / relative, label_signal(index, 1.0, 10 * artist + k), tags={"artist": name})
                 artist_of[relative] = name
         write_audio(audio / label / "loose.mp3", label_signal(index, 1.0, 99))
-    config = write_config(tmp_path / "params.json", paths={"audio_folder": "audio", "output_folder": "out"},
-                          split={"validation_share": 0.3, "test_share": 0.3, "seed": 1, "group_by": group_by})
+    config = write_config(
+        tmp_path / "params.json",
+        paths={"audio_folder": "audio", "output_folder": "out"},
+        split={"validation_share": 0.3, "test_share": 0.3, "seed": 1, "group_by": group_by},
+    )
     result = run_script("build_dataset.py", "--config", str(config), "--quiet")
     assert result.returncode == 0, result.stderr
     split = split_of(tmp_path / "out")
@@ -67,7 +73,10 @@ def test_build_keeps_each_artist_in_one_split(tmp_path, group_by):
 def test_group_by_and_group_file_together_are_refused(tmp_path):
     (tmp_path / "audio" / "a").mkdir(parents=True)
     (tmp_path / "groups.csv").write_text("path,group\n")
-    config = write_config(tmp_path / "params.json", paths={"audio_folder": "audio", "output_folder": "out"},
-                          split={"group_file": "groups.csv", "group_by": "artist_tag"})
+    config = write_config(
+        tmp_path / "params.json",
+        paths={"audio_folder": "audio", "output_folder": "out"},
+        split={"group_file": "groups.csv", "group_by": "artist_tag"},
+    )
     result = run_script("build_dataset.py", "--config", str(config), "--quiet")
     assert result.returncode == 2 and "split.group_by" in result.stderr

@@ -27,8 +27,7 @@ ROWS = {"train": 203, "val": 40, "test": 31}  # 203: chunks and shuffle blocks d
 
 def setup(tmp_path: Path, rows: dict = ROWS, spec_shape=(12, 8), seed: int = 0, **processing) -> Path:
     """A config (output folder ``out``) and a dataset.h5 in the documented layout; returns the config path."""
-    config = write_config(tmp_path / "pipeline_parameters.json", paths={"output_folder": "out"},
-                          processing=processing)
+    config = write_config(tmp_path / "pipeline_parameters.json", paths={"output_folder": "out"}, processing=processing)
     write_dataset(load_config(config).dataset_path, load_config(config), rows, spec_shape=spec_shape, seed=seed)
     return config
 
@@ -39,7 +38,7 @@ def run_quietly(config: Path, **kwargs):
 
 def float16_close(actual: np.ndarray, expected: np.ndarray) -> None:
     """Equal up to float16 rounding of the expected float32/64 values."""
-    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=2 ** -10, atol=2 ** -14)
+    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=2**-10, atol=2**-14)
 
 
 def array_digest(path: Path) -> str:
@@ -54,6 +53,7 @@ def array_digest(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- statistics and transform
+
 
 def test_standard_uses_train_statistics_for_every_split(tmp_path):
     config = setup(tmp_path, shuffle=False)
@@ -123,7 +123,7 @@ def test_statistics_are_stable_and_independent_of_chunking():
     for chunk in (STATS_GROUP_ROWS, 2 * STATS_GROUP_ROWS, 150):
         acc = StatsAccumulator("standard", 3)
         for start in range(0, len(values), chunk):
-            acc.update(values[start:start + chunk])
+            acc.update(values[start : start + chunk])
         results.append(acc.result())
     flat = values.reshape(-1, 3)
     np.testing.assert_allclose(results[0].mean, flat.mean(axis=0), rtol=1e-15)
@@ -138,10 +138,11 @@ def test_chunk_rows_follow_the_memory_limit():
     for limit in (16, 64, 512):
         rows = rows_per_chunk(limit, row_bytes)
         assert rows % 32 == 0 and rows >= 32
-        assert rows == 32 or rows * row_bytes * 16 <= limit * 2 ** 20
+        assert rows == 32 or rows * row_bytes * 16 <= limit * 2**20
 
 
 # --------------------------------------------------------------------------- shuffle
+
 
 def test_shuffle_is_the_seeded_permutation_and_keeps_rows_together(tmp_path):
     config = setup(tmp_path, seed=3)
@@ -159,8 +160,9 @@ def test_shuffle_is_the_seeded_permutation_and_keeps_rows_together(tmp_path):
     assert pairs == set(zip(raw["track_ids"].tolist(), raw["slice_starts"].tolist()))
     assert len(pairs) == ROWS["train"]
     for split in ("val", "test"):  # val and test keep their order
-        assert np.array_equal(read_split(cfg.processed_path, split)["track_ids"],
-                              read_split(cfg.dataset_path, split)["track_ids"])
+        assert np.array_equal(
+            read_split(cfg.processed_path, split)["track_ids"], read_split(cfg.dataset_path, split)["track_ids"]
+        )
 
 
 def test_shuffle_is_deterministic_for_a_seed_whatever_the_chunk_size(tmp_path):
@@ -204,6 +206,7 @@ def test_processed_file_carries_the_dataset_attributes_and_tracks(tmp_path):
 
 # --------------------------------------------------------------------------- the script: reruns
 
+
 def process(config: Path, *args: str) -> subprocess.CompletedProcess:
     return run_script("process_dataset.py", "--config", str(config), "--quiet", *args, timeout=120)
 
@@ -237,6 +240,7 @@ def test_rerun_is_a_noop_until_config_or_dataset_change(tmp_path):
 
 
 # --------------------------------------------------------------------------- the script: errors
+
 
 def one_line_error(result: subprocess.CompletedProcess, status: int) -> str:
     assert result.returncode == status, result.stderr
@@ -291,6 +295,7 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- interruption
 
+
 def kill_processing_when(config: Path, condition) -> None:
     """Start process_dataset.py and ``kill -9`` its process group as soon as ``condition()`` holds."""
     proc = start_script("process_dataset.py", "--config", str(config), "--quiet")
@@ -299,8 +304,7 @@ def kill_processing_when(config: Path, condition) -> None:
 
 def test_killed_at_any_instant_leaves_no_partial_output_and_rerun_matches(tmp_path):
     # ~25 MB of real-sized slices: long enough to be caught mid-run, small enough to stay quick.
-    config = setup(tmp_path, rows={"train": 800, "val": 100, "test": 100}, spec_shape=(126, 100),
-                   memory_limit_mb=16)
+    config = setup(tmp_path, rows={"train": 800, "val": 100, "test": 100}, spec_shape=(126, 100), memory_limit_mb=16)
     cfg = load_config(config)
     output = cfg.paths.output_folder
     tmp = output / "processed.h5.tmp"
@@ -312,7 +316,7 @@ def test_killed_at_any_instant_leaves_no_partial_output_and_rerun_matches(tmp_pa
     instants = {
         "as the output file is created": tmp.exists,
         "while the shuffle's scratch file is written": lambda: scratch.exists() and scratch.stat().st_size > 0,
-        "while the shuffled rows are written out": lambda: tmp.exists() and tmp.stat().st_size > 8 * 2 ** 20,
+        "while the shuffled rows are written out": lambda: tmp.exists() and tmp.stat().st_size > 8 * 2**20,
     }
     for instant, condition in instants.items():
         kill_processing_when(config, condition)
@@ -333,13 +337,18 @@ def test_killed_at_any_instant_leaves_no_partial_output_and_rerun_matches(tmp_pa
 
 # --------------------------------------------------------------------------- with the real build
 
+
 def test_build_then_process_end_to_end(tmp_path):
     make_corpus(tmp_path / "audio", {"low": 3, "high": 3, "noise": 3}, seconds=4.0)
-    config = write_config(tmp_path / "pipeline_parameters.json",
-                          paths={"audio_folder": "audio", "output_folder": "out"},
-                          slicing={"slice_duration": 1.0, "overlap": 0.5}, features={"n_mels": 16},
-                          split={"validation_share": 0.34, "test_share": 0.34, "seed": 1},
-                          build={"workers": 1}, analysis={"overlap": 0.5})
+    config = write_config(
+        tmp_path / "pipeline_parameters.json",
+        paths={"audio_folder": "audio", "output_folder": "out"},
+        slicing={"slice_duration": 1.0, "overlap": 0.5},
+        features={"n_mels": 16},
+        split={"validation_share": 0.34, "test_share": 0.34, "seed": 1},
+        build={"workers": 1},
+        analysis={"overlap": 0.5},
+    )
     build = run_script("build_dataset.py", "--config", str(config), "--quiet", timeout=300)
     assert build.returncode == 0, build.stderr
     result = process(config)
@@ -358,8 +367,9 @@ def test_build_then_process_end_to_end(tmp_path):
         np.testing.assert_allclose(stats.std, train.std(axis=0), rtol=1e-9)
         normalized = out["train/specs"][()].astype(np.float64).reshape(-1, 16)
         np.testing.assert_allclose(normalized.mean(axis=0), 0, atol=5e-3)
-        float16_close(out["test/specs"][()], (src["test/specs"][()].astype(np.float64) - stats.mean)
-                      / np.maximum(stats.std, 1e-6))
+        float16_close(
+            out["test/specs"][()], (src["test/specs"][()].astype(np.float64) - stats.mean) / np.maximum(stats.std, 1e-6)
+        )
     assert "up to date" in process(config).stderr
 
 

@@ -66,8 +66,11 @@ def test_reading_split_and_group_files(tmp_path):
     json_file = tmp_path / "g.json"
     json_file.write_text('{"rock/a.mp3": "x"}')
     assert read_mapping(json_file, "group", "split.group_file") == {"rock/a.mp3": "x"}
-    for text, needle in (("file,split\na,train\n", "header"), ("path,split\na,valid\n", "valid"),
-                         ("path,split\na\n", "line 2")):
+    for text, needle in (
+        ("file,split\na,train\n", "header"),
+        ("path,split\na,valid\n", "valid"),
+        ("path,split\na\n", "line 2"),
+    ):
         csv_file.write_text(text)
         with pytest.raises(ConfigError, match=needle) as err:
             read_custom_splits(csv_file)

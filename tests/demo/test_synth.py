@@ -36,8 +36,9 @@ def test_render_track_shape_and_level():
 def test_at_least_five_genres_with_distinct_scores():
     assert len(synth.GENRES) >= 5
     assert len(set(synth.GENRE_NAMES)) == len(synth.GENRES)
-    fingerprints = {(g.tempo, g.kick, g.snare, g.hat, g.bass, g.bass_wave, g.chord_wave, g.progressions)
-                    for g in synth.GENRES}
+    fingerprints = {
+        (g.tempo, g.kick, g.snare, g.hat, g.bass, g.bass_wave, g.chord_wave, g.progressions) for g in synth.GENRES
+    }
     assert len(fingerprints) == len(synth.GENRES)
     with pytest.raises(KeyError, match="unknown genre 'polka'"):
         synth.genre_by_name("polka")
@@ -90,15 +91,18 @@ def test_medley_changes_genre_at_the_section_boundary():
     assert [s["genre"] for s in sections] == ["glasswing", "ironclad"]
     assert sections[0]["start"] == 0 and sections[-1]["end"] == pytest.approx(11.0)
     assert sections[0]["end"] == sections[1]["start"] == pytest.approx(5.5)
-    first, second = y[: 5 * SR], y[6 * SR:]
+    first, second = y[: 5 * SR], y[6 * SR :]
     assert centroid(second) > 2 * centroid(first)
 
 
 def test_write_corpus_writes_decodable_mp3s_in_folder_per_label_layout(tmp_path):
     paths = synth.write_corpus(tmp_path, tracks_per_genre=2, seconds=2.0, seed=1, genres=["shardstep", "dustwaltz"])
     assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
-        "dustwaltz/dustwaltz_000.mp3", "dustwaltz/dustwaltz_001.mp3",
-        "shardstep/shardstep_000.mp3", "shardstep/shardstep_001.mp3"]
+        "dustwaltz/dustwaltz_000.mp3",
+        "dustwaltz/dustwaltz_001.mp3",
+        "shardstep/shardstep_000.mp3",
+        "shardstep/shardstep_001.mp3",
+    ]
     for path in paths:
         assert path.read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
         y = decode(path, SR)
@@ -116,16 +120,36 @@ def test_make_corpus_script_writes_skips_and_rewrites(tmp_path):
     corpus, song = tmp_path / "corpus", tmp_path / "song.mp3"
 
     def make_corpus(tracks_per_genre: int):
-        return run_script("demo/make_corpus.py", str(corpus), "--song", str(song), "--genres", "glasswing,ironclad",
-                          "--tracks-per-genre", str(tracks_per_genre), "--seconds", "1.5",
-                          "--song-genres", "ironclad,glasswing", "--song-seconds", "8", "--seed", "4",
-                          "--workers", "1", timeout=120)
+        return run_script(
+            "demo/make_corpus.py",
+            str(corpus),
+            "--song",
+            str(song),
+            "--genres",
+            "glasswing,ironclad",
+            "--tracks-per-genre",
+            str(tracks_per_genre),
+            "--seconds",
+            "1.5",
+            "--song-genres",
+            "ironclad,glasswing",
+            "--song-seconds",
+            "8",
+            "--seed",
+            "4",
+            "--workers",
+            "1",
+            timeout=120,
+        )
 
     first = make_corpus(2)
     assert first.returncode == 0, first.stderr
     assert sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.mp3")) == [
-        "glasswing/glasswing_000.mp3", "glasswing/glasswing_001.mp3",
-        "ironclad/ironclad_000.mp3", "ironclad/ironclad_001.mp3"]
+        "glasswing/glasswing_000.mp3",
+        "glasswing/glasswing_001.mp3",
+        "ironclad/ironclad_000.mp3",
+        "ironclad/ironclad_001.mp3",
+    ]
     description = json.loads(song.with_suffix(".json").read_text())
     assert [s["genre"] for s in description["sections"]] == ["ironclad", "glasswing"]
     assert abs(len(decode(song, SR)) / SR - 8.0) < 0.1

@@ -25,15 +25,27 @@ def library(tmp_path_factory) -> Path:
     for k in range(14):
         label = list(TINY_LABELS)[k % 3]
         suffix = ("wav", "mp3", "flac")[k % 3]
-        write_audio(root / f"part{k % 2}" / f"{label}_{k:02d}.{suffix}",
-                    label_signal(SIGNALS[label], 2.0 + (k * 7) % 8, seed=900 + k))
+        write_audio(
+            root / f"part{k % 2}" / f"{label}_{k:02d}.{suffix}",
+            label_signal(SIGNALS[label], 2.0 + (k * 7) % 8, seed=900 + k),
+        )
     (root / "part1" / "broken.mp3").write_bytes(b"not audio" * 100)
     return root
 
 
 def analyze_args(trained_run, library: Path, out: Path, *extra: str) -> list[str]:
-    return [str(library), "--model", str(trained_run.run_folder), "--config", str(trained_run.config),
-            "--csv", str(out / "results.csv"), "--json", str(out / "results.json"), *extra]
+    return [
+        str(library),
+        "--model",
+        str(trained_run.run_folder),
+        "--config",
+        str(trained_run.config),
+        "--csv",
+        str(out / "results.csv"),
+        "--json",
+        str(out / "results.json"),
+        *extra,
+    ]
 
 
 def read_results(out: Path) -> tuple[list[dict], list[dict]]:
@@ -48,8 +60,12 @@ def assert_same_results(out: Path, reference: Path) -> None:
     (table, records), (ref_table, ref_records) = read_results(out), read_results(reference)
     assert [r["path"] for r in table] == sorted(r["path"] for r in table) == [r["path"] for r in ref_table]
     for row, ref in zip(table, ref_table):
-        assert (row["path"], row["status"], row["top_label"], row["n_slices"]) == \
-               (ref["path"], ref["status"], ref["top_label"], ref["n_slices"])
+        assert (row["path"], row["status"], row["top_label"], row["n_slices"]) == (
+            ref["path"],
+            ref["status"],
+            ref["top_label"],
+            ref["n_slices"],
+        )
         shares = [float(v or "nan") for k, v in row.items() if k.startswith("share_")]
         ref_shares = [float(v or "nan") for k, v in ref.items() if k.startswith("share_")]
         np.testing.assert_allclose(shares, ref_shares, atol=SHARE_TOLERANCE)
@@ -59,8 +75,7 @@ def assert_same_results(out: Path, reference: Path) -> None:
         got = {e["label"]: e["score"] for e in record.get("ranking", [])}
         want = {e["label"]: e["score"] for e in ref.get("ranking", [])}
         assert got.keys() == want.keys()
-        np.testing.assert_allclose([got[k] for k in sorted(got)], [want[k] for k in sorted(want)], rtol=1e-5,
-                                   atol=1e-5)
+        np.testing.assert_allclose([got[k] for k in sorted(got)], [want[k] for k in sorted(want)], rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="session")
@@ -72,5 +87,3 @@ def uninterrupted(trained_run, library, tmp_path_factory) -> Path:
     assert len(table) == len(records) == 15
     assert [r["status"].startswith("skipped: cannot decode audio") for r in table].count(True) == 1
     return out
-
-

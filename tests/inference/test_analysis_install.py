@@ -18,7 +18,8 @@ ANALYSIS_PYTHON = os.environ.get("GENREKIT_ANALYSIS_PYTHON")
 # Within `make test` it skips; .ci/run runs it again, after `make venv-analysis`, with the variable set.
 pytestmark = pytest.mark.skipif(
     not ANALYSIS_PYTHON,
-    reason="set GENREKIT_ANALYSIS_PYTHON to the python of an analysis-only install (make venv-analysis)")
+    reason="set GENREKIT_ANALYSIS_PYTHON to the python of an analysis-only install (make venv-analysis)",
+)
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -29,13 +30,28 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_it_has_no_tensorflow_and_analyzes_a_song_with_an_exported_run(trained_run, tmp_path):
     assert run("-c", "import tensorflow", cwd=tmp_path).returncode != 0
     assert run("-c", "import keras", cwd=tmp_path).returncode != 0
-    song = write_audio(tmp_path / "song.mp3", np.concatenate([label_signal(k, 6.0, seed=k) for k in range(3)]),
-                       out_rate=44100, channels=2)
-    proc = run("-m", "track_analyzer", str(song), "--model", str(trained_run.run_folder),
-               "--config", str(trained_run.config), "--json", str(tmp_path / "song.json"), cwd=tmp_path)
+    song = write_audio(
+        tmp_path / "song.mp3",
+        np.concatenate([label_signal(k, 6.0, seed=k) for k in range(3)]),
+        out_rate=44100,
+        channels=2,
+    )
+    proc = run(
+        "-m",
+        "track_analyzer",
+        str(song),
+        "--model",
+        str(trained_run.run_folder),
+        "--config",
+        str(trained_run.config),
+        "--json",
+        str(tmp_path / "song.json"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert re.fullmatch(r"(\w+ \d+\.\d %  ){2}\w+ \d+\.\d %\n", proc.stdout)
-    folder = run("-m", "track_analyzer", str(tmp_path), "--model", "musicnn-msd", "--csv", str(tmp_path / "t.csv"),
-                 cwd=tmp_path)
+    folder = run(
+        "-m", "track_analyzer", str(tmp_path), "--model", "musicnn-msd", "--csv", str(tmp_path / "t.csv"), cwd=tmp_path
+    )
     assert folder.returncode == 0, folder.stderr
     assert folder.stdout.startswith("song.mp3\t")

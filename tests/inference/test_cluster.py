@@ -16,12 +16,19 @@ def test_analysis_on_two_workers_survives_a_killed_worker(trained_run, library, 
     local run's: every file once, the same values."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         log = (tmp_path / "analysis.log").open("w+")
         relative = Path(os.path.relpath(library, REPO_ROOT))  # the workers' folder is not the client's
-        proc = start_script("-m track_analyzer", *analyze_args(trained_run, relative, tmp_path, "--scheduler",
-                                                               cluster.scheduler_address), stderr=log)
+        proc = start_script(
+            "-m track_analyzer",
+            *analyze_args(trained_run, relative, tmp_path, "--scheduler", cluster.scheduler_address),
+            stderr=log,
+        )
         victim_pid = kill_busy_worker(client, proc)  # while it holds files, one of them running
         wait_for_success(proc, log, timeout=180)
         assert victim_pid not in client.run(os.getpid).values()  # it really died (its nanny started another)

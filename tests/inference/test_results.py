@@ -43,8 +43,7 @@ def test_kill_9_during_the_write_of_a_result(trained_run, library, uninterrupted
         data = csv_path.read_bytes() if csv_path.exists() else b""
         return data.count(b"\n") >= 2 and not data.endswith(b"\n")
 
-    proc = start_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path),
-                        env={WRITE_PAUSE_ENV: "30"})
+    proc = start_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path), env={WRITE_PAUSE_ENV: "30"})
     assert kill_group_when(proc, half_written)
     assert not csv_path.read_bytes().endswith(b"\n")
     rerun = run_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path))
@@ -52,8 +51,9 @@ def test_kill_9_during_the_write_of_a_result(trained_run, library, uninterrupted
     assert_same_results(tmp_path, uninterrupted)
 
 
-def test_a_finished_run_again_changes_nothing_and_skips_the_unreadable_file(trained_run, library, uninterrupted,
-                                                                            tmp_path):
+def test_a_finished_run_again_changes_nothing_and_skips_the_unreadable_file(
+    trained_run, library, uninterrupted, tmp_path
+):
     for name in ("results.csv", "results.csv.settings.json", "results.json"):
         (tmp_path / name).write_bytes((uninterrupted / name).read_bytes())
     again = run_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path))
@@ -70,12 +70,13 @@ def test_results_of_other_settings_are_refused_unless_restart(trained_run, libra
     for flags, key in ((("--overlap", "0.25"), "overlap"), (("--aggregation", "vote"), "aggregation")):
         refused = run_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path, *flags))
         assert refused.returncode == 1
-        line, = refused.stderr.strip().splitlines()
+        (line,) = refused.stderr.strip().splitlines()
         assert line.startswith("error: ") and "results.csv: made with other analysis settings" in line
         assert f"changed: {key}" in line and "--restart" in line
         assert (tmp_path / "results.csv").read_bytes() == before  # nothing a user made is touched
-    restarted = run_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path, "--overlap", "0.25",
-                                                              "--restart"))
+    restarted = run_script(
+        "-m track_analyzer", *analyze_args(trained_run, library, tmp_path, "--overlap", "0.25", "--restart")
+    )
     assert restarted.returncode == 0, restarted.stderr
     settings = json.loads((tmp_path / "results.csv.settings.json").read_text())
     assert settings["overlap"] == 0.25
@@ -84,10 +85,21 @@ def test_results_of_other_settings_are_refused_unless_restart(trained_run, libra
 
 
 def test_results_file_cuts_a_half_written_line_and_sorts_when_done(tmp_path):
-    settings = {"format_version": 1, "mode": "folder", "model": "m", "labels": ["a", "b"], "overlap": 1.0,
-                "aggregation": "sum"}
-    record = {"path": "z.wav", "status": "ok", "duration": 3.0, "n_slices": 2,
-              "ranking": [{"label": "b", "score": 1.5, "share": 0.75}, {"label": "a", "score": 0.5, "share": 0.25}]}
+    settings = {
+        "format_version": 1,
+        "mode": "folder",
+        "model": "m",
+        "labels": ["a", "b"],
+        "overlap": 1.0,
+        "aggregation": "sum",
+    }
+    record = {
+        "path": "z.wav",
+        "status": "ok",
+        "duration": 3.0,
+        "n_slices": 2,
+        "ranking": [{"label": "b", "score": 1.5, "share": 0.75}, {"label": "a", "score": 0.5, "share": 0.25}],
+    }
     with ResultsFile(tmp_path / "r.csv", settings) as results:
         results.add(record)
         results.add({"path": "a.wav", "status": "skipped: silent"})
@@ -101,9 +113,12 @@ def test_results_file_cuts_a_half_written_line_and_sorts_when_done(tmp_path):
     ordered = resumed.finish()
     assert [r["path"] for r in ordered] == ["a.wav", "m.wav", "z.wav"]
     lines = (tmp_path / "r.csv").read_text().splitlines()
-    assert lines == ["path,status,top_label,top_share,duration,n_slices,share_a,share_b",
-                     "a.wav,skipped: silent,,,,,,", "m.wav,ok,b,0.750000,3.000,2,0.250000,0.750000",
-                     "z.wav,ok,b,0.750000,3.000,2,0.250000,0.750000"]
+    assert lines == [
+        "path,status,top_label,top_share,duration,n_slices,share_a,share_b",
+        "a.wav,skipped: silent,,,,,,",
+        "m.wav,ok,b,0.750000,3.000,2,0.250000,0.750000",
+        "z.wav,ok,b,0.750000,3.000,2,0.250000,0.750000",
+    ]
     with pytest.raises(GenrekitError, match=r"r.csv: made with other analysis settings \(changed: overlap\)"):
         ResultsFile(tmp_path / "r.csv", {**settings, "overlap": 2.0})
     (tmp_path / "r.csv.settings.json").unlink()
@@ -116,8 +131,16 @@ def test_the_package_imports_from_any_folder(tmp_path):
     """make venv installs the checkout in editable mode (pyproject.toml): a Dask worker started from any
     folder with the venv's Python imports the project, no PYTHONPATH needed."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    probe = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "python"), "-c",
-                            "import genrekit, track_analyzer; print(genrekit.__file__)"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            str(REPO_ROOT / ".venv" / "bin" / "python"),
+            "-c",
+            "import genrekit, track_analyzer; print(genrekit.__file__)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert probe.returncode == 0, probe.stderr
     assert Path(probe.stdout.strip()).resolve() == (REPO_ROOT / "genrekit" / "__init__.py").resolve()

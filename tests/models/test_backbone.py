@@ -28,18 +28,21 @@ from tests.helpers import (
     write_config,
 )
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("musicnn") is None,
+    reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv",
+)
 
 
 def backbone_config(root: Path, audio: Path, run_name: str, **model) -> Path:
-    return write_config(root / "pipeline_parameters.json",
-                        paths={"audio_folder": str(audio), "output_folder": str(root / "output")},
-                        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3},
-                        model={"backbone": "musicnn-msd", **model},
-                        training={"run_name": run_name, "epochs": 2, "batch_size": 16, "learning_rate": 0.003,
-                                  "seed": 1},
-                        analysis={"overlap": 1.0})
+    return write_config(
+        root / "pipeline_parameters.json",
+        paths={"audio_folder": str(audio), "output_folder": str(root / "output")},
+        split={"validation_share": 0.25, "test_share": 0.25, "seed": 3},
+        model={"backbone": "musicnn-msd", **model},
+        training={"run_name": run_name, "epochs": 2, "batch_size": 16, "learning_rate": 0.003, "seed": 1},
+        analysis={"overlap": 1.0},
+    )
 
 
 def train(config: Path, *args: str):
@@ -74,13 +77,21 @@ def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
 
     report = json.loads((reference / "report.json").read_text())
     assert report["epochs_trained"] == 2 and report["test_slices"] > 0
-    assert report["multiply_adds_per_slice"] > 10 ** 9  # musicnn's front end: about 1.4 G per patch
+    assert report["multiply_adds_per_slice"] > 10**9  # musicnn's front end: about 1.4 G per patch
     bundle = load_bundle(reference)
     assert bundle.features == BACKBONE_FEATURES and bundle.input_shape == (187, 96, 1)
     assert bundle.normalization.method == "none"
     song = next((tmp_path / "audio" / "hiss").iterdir())
-    result = run_script("-m track_analyzer", str(song), "--config", str(config), "--model", str(reference),
-                        "--json", str(tmp_path / "a.json"))
+    result = run_script(
+        "-m track_analyzer",
+        str(song),
+        "--config",
+        str(config),
+        "--model",
+        str(reference),
+        "--json",
+        str(tmp_path / "a.json"),
+    )
     assert result.returncode == 0, result.stderr
     analysis = json.loads((tmp_path / "a.json").read_text())
     assert analysis["labels"] == sorted(TINY_LABELS) and len(read_history(reference / "history.csv")) == 2

@@ -36,7 +36,9 @@ def blobs(n_labels: int, seed: int = 0, per_label: int = 30, dim: int = 6) -> tu
     return X, np.repeat(np.arange(n_labels), per_label)
 
 
-@pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")  # see genrekit.training.baselines.search
+@pytest.mark.filterwarnings(
+    "ignore:The `probability` parameter:FutureWarning"
+)  # see genrekit.training.baselines.search
 @pytest.mark.parametrize("n_labels", [2, 4])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_saved_arrays_reproduce_predict_proba(family, n_labels, tmp_path):
@@ -46,10 +48,15 @@ def test_saved_arrays_reproduce_predict_proba(family, n_labels, tmp_path):
     estimator = make_estimator(family, params, seed=0).fit(X, y)
     arrays, stored = export_arrays(family, estimator, X, y)
     # through model.npz (allow_pickle=False) and back: only plain arrays survive the trip
-    save_model(tmp_path, BaselineModel(family, stored, arrays, np.zeros(X.shape[1]), np.ones(X.shape[1]),
-                                       FEATURES, n_labels))
-    loaded = load_model(tmp_path / "model.npz", {"family": family, "params": stored,
-                                                 "feature_set": "slice-stats-v1"}, FEATURES, n_labels)
+    save_model(
+        tmp_path, BaselineModel(family, stored, arrays, np.zeros(X.shape[1]), np.ones(X.shape[1]), FEATURES, n_labels)
+    )
+    loaded = load_model(
+        tmp_path / "model.npz",
+        {"family": family, "params": stored, "feature_set": "slice-stats-v1"},
+        FEATURES,
+        n_labels,
+    )
     ours = predict_scores(family, loaded.arrays, loaded.params, queries, n_labels)
     theirs = estimator.predict_proba(queries)
     # the same formulas in float64 in another summation order; libsvm's pairwise coupling stops
@@ -66,7 +73,7 @@ def test_features_match_librosa_mfcc_and_names():
     assert X.shape == (3, len(names))
     mfcc = librosa.feature.mfcc(S=specs[1].astype(np.float64).T, n_mfcc=20)  # (20, frames)
     begin = names.index("mfcc0_mean")
-    np.testing.assert_allclose(X[1, begin:begin + 20], mfcc.mean(axis=1), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(X[1, begin : begin + 20], mfcc.mean(axis=1), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(X[1, :32], specs[1].astype(np.float64).mean(axis=0), rtol=1e-12)
     # a float32 spectrogram gives the vector of its float16 copy (the analyzer's and the dataset's)
     np.testing.assert_array_equal(slice_features(specs.astype(np.float32)[..., None], FEATURES), X)

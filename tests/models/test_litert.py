@@ -30,8 +30,10 @@ from tests.helpers import REPO_ROOT, label_signal, script_env, write_audio
 
 TOLERANCE = 1e-5
 SILENCE = BuildConfig().silence_threshold_db
-needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                   reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it")
+needs_musicnn = pytest.mark.skipif(
+    importlib.util.find_spec("musicnn") is None,
+    reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it",
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +55,16 @@ def assert_same_scores(model, path, x: np.ndarray) -> None:
     assert exported.shape == expected.shape
     np.testing.assert_allclose(exported, expected, atol=TOLERANCE, rtol=0)
     # the track's verdict: the same ranking of the summed slice scores
-    assert list(np.argsort(-exported.sum(axis=0), kind="stable")) == \
-           list(np.argsort(-expected.sum(axis=0), kind="stable"))
+    assert list(np.argsort(-exported.sum(axis=0), kind="stable")) == list(
+        np.argsort(-expected.sum(axis=0), kind="stable")
+    )
 
 
-def crnn_slices(song, features: FeaturesConfig = FeaturesConfig(), duration: float = 3.0) -> np.ndarray:
-    slices = load_track_slices(song, SlicingConfig(slice_duration=duration, overlap=1.0), features,
-                               silence_threshold_db=SILENCE)
+def crnn_slices(song, features: FeaturesConfig | None = None, duration: float = 3.0) -> np.ndarray:
+    features = features or FeaturesConfig()
+    slices = load_track_slices(
+        song, SlicingConfig(slice_duration=duration, overlap=1.0), features, silence_threshold_db=SILENCE
+    )
     return standardized(slices.specs[:24])
 
 
@@ -82,11 +87,13 @@ def test_the_1d_cnn_on_waveform_rows_exports_with_the_same_scores(song, tmp_path
 
     keras.utils.set_random_seed(2)
     features = FeaturesConfig(representation="waveform", sample_rate=16000, hop_length=400)
-    slices = load_track_slices(song, SlicingConfig(slice_duration=2.0, overlap=0.5), features,
-                               silence_threshold_db=SILENCE)
+    slices = load_track_slices(
+        song, SlicingConfig(slice_duration=2.0, overlap=0.5), features, silence_threshold_db=SILENCE
+    )
     x = (slices.specs[:24] / (np.abs(slices.specs).max() + 1e-6))[..., np.newaxis].astype(np.float32)
-    model = build_model(x.shape[1:], 6, ModelConfig(architecture="cnn1d", conv_filters=(16, 32, 32),
-                                                    time_pools=(1, 1, 1)))
+    model = build_model(
+        x.shape[1:], 6, ModelConfig(architecture="cnn1d", conv_filters=(16, 32, 32), time_pools=(1, 1, 1))
+    )
     assert_same_scores(model, litert.export(model, tmp_path / "model.tflite"), x)
 
 
@@ -137,8 +144,12 @@ def test_backbone_runs_export_with_the_same_scores(shared_backbone, song, tmp_pa
     heads = [backbone.build_head(embedder.output_shape[-1], 10, config) for _ in range(2)]
     members = [backbone.build_classifier(embedder, head) for head in heads]
     model = registry.ensemble(members, shared_backbone=True) if shared_backbone else members[0]
-    slices = load_track_slices(song, SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0),
-                               BACKBONE_FEATURES, silence_threshold_db=SILENCE)
+    slices = load_track_slices(
+        song,
+        SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0),
+        BACKBONE_FEATURES,
+        silence_threshold_db=SILENCE,
+    )
     x = slices.specs[:10, ..., np.newaxis].astype(np.float32)
     assert_same_scores(model, litert.export(model, tmp_path / "model.tflite"), x)
 
@@ -148,8 +159,12 @@ def test_backbone_runs_export_with_the_same_scores(shared_backbone, song, tmp_pa
 def test_the_shipped_tagger_exports_score_as_the_keras_port(name, song):
     """genrekit/models/exports/<name>.tflite (made by tools/export_models.py --taggers) against the Keras
     port of the wheel's checkpoints, on every patch of a real track."""
-    slices = load_track_slices(song, SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0),
-                               BACKBONE_FEATURES, silence_threshold_db=SILENCE)
+    slices = load_track_slices(
+        song,
+        SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0),
+        BACKBONE_FEATURES,
+        silence_threshold_db=SILENCE,
+    )
     x = slices.specs[..., np.newaxis].astype(np.float32)
     assert len(x) == 13
     assert_same_scores(registry.pretrained_tagger(name), registry.tagger_export(name), x)
@@ -168,8 +183,14 @@ def test_a_trained_run_analyzes_the_same_with_either_runtime(trained_run, song):
 def imported_modules(*args: str) -> set[str]:
     """The top-level packages a ``python -m track_analyzer`` run imports (``-X importtime``)."""
     env = {**script_env(), "TF_CPP_MIN_LOG_LEVEL": "0"}  # nothing hides fd 2 (cli.quiet_native_logs)
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "track_analyzer", *args], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "track_analyzer", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
     return {name.split(".")[0] for name in lines[1:]}
@@ -179,8 +200,9 @@ def test_the_analyzer_never_imports_tensorflow_with_an_export(trained_run, song)
     assert (trained_run.run_folder / litert.EXPORT_FILE).is_file()  # train_crnn.py wrote it
     modules = imported_modules(str(song), "--model", str(trained_run.run_folder), "--config", str(trained_run.config))
     assert "ai_edge_litert" in modules and not modules & {"tensorflow", "keras", "tf_keras"}
-    with_keras = imported_modules(str(song), "--model", str(trained_run.run_folder), "--config",
-                                  str(trained_run.config), "--runtime", "keras")
+    with_keras = imported_modules(
+        str(song), "--model", str(trained_run.run_folder), "--config", str(trained_run.config), "--runtime", "keras"
+    )
     assert "tensorflow" in with_keras  # the check above can fail
 
 

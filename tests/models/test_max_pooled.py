@@ -33,13 +33,13 @@ def test_the_dft_matrices_give_the_correlation_at_every_position(width):
     m = {name: value.astype(np.float64) for name, value in dft_matrices(kernel, width).items()}
     bins, positions = width // 2 + 1, width - kw + 1
     spectra = x @ m["dft"]  # (rows + kh - 1, 2 bins)
-    taps = np.stack([spectra[k:k + rows] for k in range(kh)], axis=1).reshape(rows, kh, 2, bins)
+    taps = np.stack([spectra[k : k + rows] for k in range(kh)], axis=1).reshape(rows, kh, 2, bins)
     taps = taps.transpose(3, 0, 2, 1).reshape(bins, rows, 2 * kh)
     spectrum = np.concatenate([taps @ m["real"], taps @ m["imag"]])  # (2 bins, rows, filters)
     got = np.einsum("brc,bf->rfc", spectrum, m["inverse"])
     want = np.zeros((rows, positions, filters))
     for f in range(positions):
-        want[:, f] = sum(x[k:k + rows, f:f + kw] @ kernel[k, :, 0, :] for k in range(kh))
+        want[:, f] = sum(x[k : k + rows, f : f + kw] @ kernel[k, :, 0, :] for k in range(kh))
     assert_close_to_scale(got, want)
 
 
@@ -48,7 +48,7 @@ def test_the_toeplitz_matrix_gives_the_correlation_of_a_window():
     kernel = rng.standard_normal((1, 20, 1, 3))
     window = rng.standard_normal(BLOCK + 19)
     got = (window @ toeplitz_matrix(kernel).astype(np.float64)).reshape(BLOCK, 3)
-    want = np.stack([window[p:p + 20] @ kernel[0, :, 0, :] for p in range(BLOCK)])
+    want = np.stack([window[p : p + 20] @ kernel[0, :, 0, :] for p in range(BLOCK)])
     assert_close_to_scale(got, want)
 
 
@@ -68,21 +68,30 @@ def chain(activation: str, seed: int, kernel=(5, 20), padding: str = "valid", ov
     rng = np.random.default_rng(seed)
     # A bias of about 4 against sums of about 1: the minimum over the axis is mostly above 0 after the
     # ReLU, so a wrong minimum (of a negative scale) shows.
-    model.get_layer("wide").set_weights([rng.standard_normal((*kernel, 1, 6)).astype(np.float32) * 0.1,
-                                         4 + rng.standard_normal(6).astype(np.float32)])
+    model.get_layer("wide").set_weights(
+        [rng.standard_normal((*kernel, 1, 6)).astype(np.float32) * 0.1, 4 + rng.standard_normal(6).astype(np.float32)]
+    )
     gamma = np.array([1.5, -0.7, 0.3, -2.0, 1.0, -0.1], dtype=np.float32)  # negative: the max becomes a min
-    model.get_layer("wide_bn").set_weights([gamma, rng.standard_normal(6).astype(np.float32),
-                                            rng.standard_normal(6).astype(np.float32),
-                                            rng.uniform(0.5, 2.0, 6).astype(np.float32)])
+    model.get_layer("wide_bn").set_weights(
+        [
+            gamma,
+            rng.standard_normal(6).astype(np.float32),
+            rng.standard_normal(6).astype(np.float32),
+            rng.uniform(0.5, 2.0, 6).astype(np.float32),
+        ]
+    )
     return model
 
 
 @pytest.mark.parametrize("activation", ["relu", "linear"])
-@pytest.mark.parametrize("kind, kernel, padding, over, shape", [
-    (SpectralWidthMax, (5, 20), "valid", "width", (10, 1)),
-    (ToeplitzHeightMax, (1, 20), "same", "height", (1, 40)),  # 40 positions: 5 blocks of 8
-    (ToeplitzHeightMax, (1, 17), "valid", "height", (1, 24)),  # the last block past the end
-])
+@pytest.mark.parametrize(
+    "kind, kernel, padding, over, shape",
+    [
+        (SpectralWidthMax, (5, 20), "valid", "width", (10, 1)),
+        (ToeplitzHeightMax, (1, 20), "same", "height", (1, 40)),  # 40 positions: 5 blocks of 8
+        (ToeplitzHeightMax, (1, 17), "valid", "height", (1, 24)),  # the last block past the end
+    ],
+)
 def test_each_layer_computes_the_chain_it_replaces(kind, kernel, padding, over, shape, activation):
     from genrekit.models.max_pooled import replacement
 
@@ -123,8 +132,9 @@ def test_a_chain_whose_batch_norm_is_read_elsewhere_is_only_split():
 
     inputs = keras.Input((14, 40, 1))
     norm = layers.BatchNormalization(name="wide_bn")(layers.Conv2D(6, (5, 20), activation="relu", name="wide")(inputs))
-    both = layers.Concatenate()([layers.Flatten()(layers.MaxPooling2D((1, 21))(norm)),
-                                 layers.GlobalAveragePooling2D()(norm)])
+    both = layers.Concatenate()(
+        [layers.Flatten()(layers.MaxPooling2D((1, 21))(norm)), layers.GlobalAveragePooling2D()(norm)]
+    )
     clone = litert.inference_clone(keras.Model(inputs, both))
     assert "SpectralWidthMax" not in {type(layer).__name__ for layer in clone.layers}
     assert [type(layer).__name__ for layer in clone.get_layer("wide").layers] == ["Conv2D", "Conv2D"]

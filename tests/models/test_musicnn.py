@@ -43,8 +43,7 @@ from genrekit.models.musicnn import (
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "musicnn_reference"
 SYNTHETIC = Path(__file__).resolve().parents[1] / "fixtures" / "musicnn_synthetic.npz"
 CLIPS = ("classical.00000", "metal.00002", "hiphop.00003")
-REFERENCE_FEATURES = ("timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool",
-                      "penultimate", "logits")
+REFERENCE_FEATURES = ("timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool", "penultimate", "logits")
 
 TAGGRAM_ATOL = 1e-5
 FEATURE_RTOL = 2e-5  # of max |reference| per array: features are ReLU outputs with many zeros
@@ -57,11 +56,13 @@ FLOAT16_STEP_IN_LOG = 4.3e-4
 # 4 of 35,808 = 1.1e-4 per recording.
 MAX_FLIPPED_SHARE = 5e-4
 
-needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                   reason="musicnn 0.1.0 is not installed (its checkpoints are the weights); "
-                                          "run make venv")
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(),
-                                     reason=f"no reference outputs of the original musicnn at {REFERENCE}")
+needs_musicnn = pytest.mark.skipif(
+    importlib.util.find_spec("musicnn") is None,
+    reason="musicnn 0.1.0 is not installed (its checkpoints are the weights); run make venv",
+)
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason=f"no reference outputs of the original musicnn at {REFERENCE}"
+)
 
 
 def relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
@@ -112,6 +113,7 @@ def run(model, patch_batch: np.ndarray) -> dict[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- names, scale, config
 
+
 def test_names_and_tags():
     assert set(CHECKPOINTS) == {"musicnn-msd", "musicnn-mtt", "vgg-msd", "vgg-mtt"}
     assert musicnn_tags("musicnn-msd") is MSD_TAGS and musicnn_tags("vgg-mtt") is MTT_TAGS
@@ -145,19 +147,28 @@ def test_log_scale_key_default_keeps_existing_settings():
     cfg = config_from_dict({})
     assert cfg.features.log_scale == "db"
     # the features settings of datasets built before the key existed
-    assert build_settings(cfg)["features"] == {"sample_rate": 22050, "n_fft": 2048, "hop_length": 512,
-                                               "n_mels": 100, "fmin": 0.0, "fmax": None}
-    musicnn_cfg = config_from_dict({"features": {"log_scale": "musicnn", "sample_rate": 16000, "n_fft": 512,
-                                                 "hop_length": 256, "n_mels": 96}})
+    assert build_settings(cfg)["features"] == {
+        "sample_rate": 22050,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "n_mels": 100,
+        "fmin": 0.0,
+        "fmax": None,
+    }
+    musicnn_cfg = config_from_dict(
+        {"features": {"log_scale": "musicnn", "sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 96}}
+    )
     assert musicnn_cfg.features == MUSICNN_FEATURES
     assert build_settings(musicnn_cfg)["features"]["log_scale"] == "musicnn"
-    assert fingerprint(build_settings(config_from_dict({"features": {"log_scale": "db"}}))) == \
-        fingerprint(build_settings(cfg))
-    with pytest.raises(ConfigError, match="features.log_scale: must be one of 'db', 'musicnn'"):
+    assert fingerprint(build_settings(config_from_dict({"features": {"log_scale": "db"}}))) == fingerprint(
+        build_settings(cfg)
+    )
+    with pytest.raises(ConfigError, match=r"features\.log_scale: must be one of 'db', 'musicnn'"):
         config_from_dict({"features": {"log_scale": "log"}})
 
 
 # --------------------------------------------------------------------------- the feature function
+
 
 def check_log_mel(ours: np.ndarray, reference: np.ndarray, max_flipped_share: float) -> None:
     """Our ``log_mel`` frames against the original's, frame for frame.
@@ -181,17 +192,18 @@ def test_log_mel_matches_the_original_front_end(clip):
     ours = log_mel(reference["signal_16k"], MUSICNN_FEATURES)
     # Our STFT runs with center=False, the original's with center=True (zero padding of
     # n_fft / 2 = one hop): our frame j is its frame j + 1, and all of ours are interior.
-    check_log_mel(ours, reference["logmel"][1:len(ours) + 1], max_flipped_share=MAX_FLIPPED_SHARE)
+    check_log_mel(ours, reference["logmel"][1 : len(ours) + 1], max_flipped_share=MAX_FLIPPED_SHARE)
     np.testing.assert_array_equal(patches(reference["logmel"]), reference["patches"])
 
 
 def test_log_mel_matches_the_original_on_synthetic_audio(synthetic):
     ours = log_mel(synthetic["signal"], MUSICNN_FEATURES)
     frames = synthetic["patches"].reshape(-1, 96)  # frames 0..373 of the original's log-mel
-    check_log_mel(ours[:len(frames) - 1], frames[1:], max_flipped_share=MAX_FLIPPED_SHARE)
+    check_log_mel(ours[: len(frames) - 1], frames[1:], max_flipped_share=MAX_FLIPPED_SHARE)
 
 
 # --------------------------------------------------------------------------- the networks
+
 
 @needs_reference
 @pytest.mark.parametrize("clip", CLIPS)
@@ -208,7 +220,7 @@ def test_port_matches_the_original_on_real_music(feature_models, name, checkpoin
 def test_port_matches_the_original_on_synthetic_audio(feature_models, synthetic, name):
     ours = run(feature_models[name], synthetic["patches"])
     prefix = f"{CHECKPOINTS[name]}__"
-    keys = [key[len(prefix):] for key in synthetic if key.startswith(prefix)]
+    keys = [key[len(prefix) :] for key in synthetic if key.startswith(prefix)]
     assert "taggram" in keys and len(keys) >= 2
     np.testing.assert_allclose(ours["taggram"], synthetic[prefix + "taggram"], rtol=0, atol=TAGGRAM_ATOL)
     errors = {key: relative_error(ours[key], synthetic[prefix + key]) for key in keys if key != "taggram"}
@@ -219,15 +231,32 @@ def test_feature_model_outputs(feature_models):
     batch = np.zeros((1, 187, 96), dtype=np.float32)
     shapes = {key: value.shape[1:] for key, value in run(feature_models["musicnn-msd"], batch).items()}
     assert list(shapes) == list(musicnn_feature_names("musicnn-msd"))
-    assert shapes == {"timbral": (187, 408), "temporal": (187, 153), "cnn1": (187, 64), "cnn2": (187, 64),
-                      "cnn3": (187, 64), "mean_pool": (753,), "max_pool": (753,), "penultimate": (200,),
-                      "logits": (50,), "taggram": (50,)}
+    assert shapes == {
+        "timbral": (187, 408),
+        "temporal": (187, 153),
+        "cnn1": (187, 64),
+        "cnn2": (187, 64),
+        "cnn3": (187, 64),
+        "mean_pool": (753,),
+        "max_pool": (753,),
+        "penultimate": (200,),
+        "logits": (50,),
+        "taggram": (50,),
+    }
     shapes = {key: value.shape[1:] for key, value in run(feature_models["vgg-mtt"], batch).items()}
-    assert shapes == {"pool1": (92, 48, 128), "pool2": (46, 24, 128), "pool3": (23, 12, 128),
-                      "pool4": (11, 6, 128), "pool5": (2, 1, 128), "logits": (50,), "taggram": (50,)}
+    assert shapes == {
+        "pool1": (92, 48, 128),
+        "pool2": (46, 24, 128),
+        "pool3": (23, 12, 128),
+        "pool4": (11, 6, 128),
+        "pool5": (2, 1, 128),
+        "logits": (50,),
+        "taggram": (50,),
+    }
 
 
 # --------------------------------------------------------------------------- the weight loader
+
 
 @needs_musicnn
 @pytest.mark.parametrize("name", ["musicnn-mtt", "vgg-msd"])

@@ -62,8 +62,10 @@ def test_pooling_before_the_activation_is_the_function_of_activation_then_poolin
     for i in (1, 2):  # batch norm with negative scales too, so the ELU sees values of both signs
         bn = model.get_layer(f"bn{i}")
         rng = np.random.default_rng(i)
-        bn.set_weights([rng.uniform(-2, 2, w.shape).astype(np.float32) for w in bn.get_weights()[:3]]
-                       + [rng.uniform(0.5, 2, bn.get_weights()[3].shape).astype(np.float32)])
+        bn.set_weights(
+            [rng.uniform(-2, 2, w.shape).astype(np.float32) for w in bn.get_weights()[:3]]
+            + [rng.uniform(0.5, 2, bn.get_weights()[3].shape).astype(np.float32)]
+        )
     x = inputs = keras.Input((20, 12, 1))
     for i in (1, 2):  # the same layers in the order of conv, batch norm, ELU, pooling
         x = model.get_layer(f"bn{i}")(model.get_layer(f"conv{i}")(x))
@@ -90,8 +92,9 @@ def test_multiply_adds_by_hand():
 
 
 def test_mixed_precision_keeps_float32_scores():
-    model = build_crnn((16, 8, 1), 3, ModelConfig(conv_filters=(4, 4), time_pools=(2, 2), gru_units=(4,)),
-                       dtype="mixed_float16")
+    model = build_crnn(
+        (16, 8, 1), 3, ModelConfig(conv_filters=(4, 4), time_pools=(2, 2), gru_units=(4,)), dtype="mixed_float16"
+    )
     assert model.get_layer("conv1").compute_dtype == "float16"
     assert model.get_layer("conv1").kernel.dtype == "float32"  # variables stay float32
     assert model.get_layer("scores").compute_dtype == "float32"
@@ -99,6 +102,7 @@ def test_mixed_precision_keeps_float32_scores():
 
 
 # --------------------------------------------------------------------------- other architectures
+
 
 def test_cnn1d_joins_the_rows_into_one_signal():
     """A waveform slice stored as rows of hop_length samples is read as one signal: the stem convolution
@@ -129,8 +133,9 @@ def test_mobilenetv2_loads_pretrained_weights_and_names_a_file_that_does_not_fit
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    base = keras.applications.MobileNetV2(input_shape=(40, 32, 3), alpha=0.35, include_top=False, weights=None,
-                                          pooling="avg")
+    base = keras.applications.MobileNetV2(
+        input_shape=(40, 32, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
+    )
     rng = np.random.default_rng(0)
     base.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in base.get_weights()])
     if file_format == "keras3":
@@ -141,21 +146,26 @@ def test_mobilenetv2_loads_pretrained_weights_and_names_a_file_that_does_not_fit
         with h5py.File(path, "w") as f:
             legacy_h5_format.save_weights_to_hdf5_group(f, base)
 
-    model = build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.35,
-                                                    pretrained_weights=path))
+    model = build_model(
+        (40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.35, pretrained_weights=path)
+    )
     loaded = model.get_layer(base.name).get_weights()
     assert len(loaded) == len(base.get_weights())
     for ours, theirs in zip(loaded, base.get_weights()):
         np.testing.assert_array_equal(ours, theirs)  # a copy of the file's values
-    with pytest.raises(ValueError, match="model.pretrained_weights: .*missing.h5: no such file"):
+    with pytest.raises(ValueError, match=r"model\.pretrained_weights: .*missing\.h5: no such file"):
         build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", pretrained_weights=tmp_path / "missing.h5"))
-    with pytest.raises(ValueError, match="model.pretrained_weights: .*imagenet_like"):
-        build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.5,
-                                                pretrained_weights=path))
+    with pytest.raises(ValueError, match=r"model\.pretrained_weights: .*imagenet_like"):
+        build_model(
+            (40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.5, pretrained_weights=path)
+        )
 
 
 def test_mobilenetv2_batch_norm_follows_a_small_dataset():
     model = build_model((40, 32, 1), 3, ModelConfig(architecture="mobilenetv2", mobilenet_alpha=0.35))
-    momenta = {layer.momentum for layer in model.get_layer("mobilenetv2_0.35_40").layers
-               if type(layer).__name__ == "BatchNormalization"}
+    momenta = {
+        layer.momentum
+        for layer in model.get_layer("mobilenetv2_0.35_40").layers
+        if type(layer).__name__ == "BatchNormalization"
+    }
     assert momenta == {0.9}

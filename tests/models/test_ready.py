@@ -34,15 +34,20 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TOLERANCE = 1e-5  # LiteRT against Keras through musicnn: about 2e-6 apart (genrekit/models/litert.py)
 VERDICT = re.compile(r"^(\w+) (\d+\.\d) %  (\w+) (\d+\.\d) %  (\w+) (\d+\.\d) %$")
 
-needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                   reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it")
-needs_shared = pytest.mark.skipif(not (SHARED / "gtzan_more_artists").is_dir(),
-                                  reason=f"no shared GTZAN clips at {SHARED}")
+needs_musicnn = pytest.mark.skipif(
+    importlib.util.find_spec("musicnn") is None,
+    reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it",
+)
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "gtzan_more_artists").is_dir(), reason=f"no shared GTZAN clips at {SHARED}"
+)
 # Retraining takes about 5 minutes on 2 cores (build, processing, musicnn's features of 3,360 slices,
 # 10 epochs, the LiteRT export): too long for every `make test`, so it runs where asked for
 # (GENREKIT_SLOW_TESTS=1) and in CI (CI=true), where a change that moves the weights must be caught.
-slow = pytest.mark.skipif(not (os.environ.get("GENREKIT_SLOW_TESTS") == "1" or os.environ.get("CI") == "true"),
-                          reason="retrains the ready model (about 5 minutes): set GENREKIT_SLOW_TESTS=1 (CI=true does)")
+slow = pytest.mark.skipif(
+    not (os.environ.get("GENREKIT_SLOW_TESTS") == "1" or os.environ.get("CI") == "true"),
+    reason="retrains the ready model (about 5 minutes): set GENREKIT_SLOW_TESTS=1 (CI=true does)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +89,7 @@ def test_a_song_with_no_other_argument_gets_a_ten_genre_verdict(song, tmp_path):
     top = verdict_line(plain.stdout.strip())
 
     out, plot = tmp_path / "song.json", tmp_path / "song.png"
-    result = run_script("-m track_analyzer", str(song), "--json", str(out), "--plot", str(plot),
-                        "--runtime", "litert")
+    result = run_script("-m track_analyzer", str(song), "--json", str(out), "--plot", str(plot), "--runtime", "litert")
     assert result.returncode == 0, result.stderr
     assert verdict_line(result.stdout.strip()) == top
     data = json.loads(out.read_text())
@@ -127,8 +131,14 @@ def test_help_says_what_the_default_model_is():
     result = run_script("-m track_analyzer", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for words in ("(the default; --model gtzan-genres)", "270 GTZAN clips", "80 artists", "whole artists held out",
-                  "balanced accuracy", "research use"):
+    for words in (
+        "(the default; --model gtzan-genres)",
+        "270 GTZAN clips",
+        "80 artists",
+        "whole artists held out",
+        "balanced accuracy",
+        "research use",
+    ):
         assert words in text, words
 
 
@@ -148,8 +158,10 @@ def test_the_export_and_the_keras_fallback_agree(song):
 @needs_musicnn
 def test_a_broken_ready_folder_is_refused_in_one_line(tmp_path):
     folder = shutil.copytree(READY, tmp_path / "ready")
-    np.savez(folder / HEAD_FILE, **{"scores.kernel": np.zeros((200, 10), np.float32),
-                                    "scores.bias": np.zeros(10, np.float32)})
+    np.savez(
+        folder / HEAD_FILE,
+        **{"scores.kernel": np.zeros((200, 10), np.float32), "scores.bias": np.zeros(10, np.float32)},
+    )
     with pytest.raises(GenrekitError, match=r"head\.npz: cannot load the model \(scores\.kernel has shape"):
         registry.load_model(registry.open_model(folder), runtime="keras")
     (folder / HEAD_FILE).unlink()

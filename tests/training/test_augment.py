@@ -33,7 +33,7 @@ def test_time_shift_is_a_shift_with_mirrored_edges():
     # the same shifts drawn again, applied with numpy's reflect padding
     shifts = np.random.default_rng(1).integers(-5, 6, size=len(specs))
     padded = np.pad(specs, ((0, 0), (5, 5), (0, 0)), mode="reflect")
-    expected = np.stack([padded[i, 5 - s:5 - s + specs.shape[1]] for i, s in enumerate(shifts)])
+    expected = np.stack([padded[i, 5 - s : 5 - s + specs.shape[1]] for i, s in enumerate(shifts)])
     assert np.array_equal(shifted, expected)
     assert len(set(shifts)) > 1
     assert np.array_equal(time_shift(specs.copy(), np.random.default_rng(1), 0), specs)
@@ -61,8 +61,9 @@ def test_gain_before_normalization_is_a_band_scaled_offset_after_it():
     np.testing.assert_allclose(gained, apply(db + offsets[:, None, None], stats), atol=1e-5)
     # per-slice standardization takes any gain out by itself, so it gets none
     assert not gain_per_db(NormStats("per_slice"), 6).any()
-    np.testing.assert_allclose(apply(db + offsets[:, None, None], NormStats("per_slice")),
-                               apply(db, NormStats("per_slice")), atol=1e-4)
+    np.testing.assert_allclose(
+        apply(db + offsets[:, None, None], NormStats("per_slice")), apply(db, NormStats("per_slice")), atol=1e-4
+    )
 
 
 def test_eq_before_normalization_is_a_smooth_curve_per_slice_after_it():
@@ -112,8 +113,17 @@ def processed(tmp_path):
 
 def test_loader_augments_train_batches_reproducibly(processed):
     def make(seed):
-        return SpectrogramBatches(processed, "train", 16, shuffle=True, seed=seed, n_labels=3,
-                                  augmentation=AugmentationConfig(time_shift_frames=3), gain_per_db=np.ones(8))
+        return SpectrogramBatches(
+            processed,
+            "train",
+            16,
+            shuffle=True,
+            seed=seed,
+            n_labels=3,
+            augmentation=AugmentationConfig(time_shift_frames=3),
+            gain_per_db=np.ones(8),
+        )
+
     plain = SpectrogramBatches(processed, "train", 16, shuffle=True, seed=7, n_labels=3)
     a, b, other = make(7), make(7), make(8)
     for data in (a, b, plain):

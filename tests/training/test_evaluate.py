@@ -21,15 +21,17 @@ LABELS = ["blues", "metal", "pop"]
 # Track 7 (blues): two slices lean weakly to metal, one is surely blues. Summed scores
 # say blues (1.0 + 0.35 + 0.35 = 1.7 against 1.3 for metal) although most slices say metal.
 # Track 3 (pop): both slices right. Track 5 (metal): one slice right, one wrong; the sum says pop.
-SCORES = np.array([
-    [0.35, 0.60, 0.05],  # track 7
-    [0.35, 0.60, 0.05],  # track 7
-    [1.00, 0.00, 0.00],  # track 7
-    [0.10, 0.10, 0.80],  # track 3
-    [0.20, 0.10, 0.70],  # track 3
-    [0.10, 0.50, 0.40],  # track 5
-    [0.20, 0.30, 0.50],  # track 5
-])
+SCORES = np.array(
+    [
+        [0.35, 0.60, 0.05],  # track 7
+        [0.35, 0.60, 0.05],  # track 7
+        [1.00, 0.00, 0.00],  # track 7
+        [0.10, 0.10, 0.80],  # track 3
+        [0.20, 0.10, 0.70],  # track 3
+        [0.10, 0.50, 0.40],  # track 5
+        [0.20, 0.30, 0.50],  # track 5
+    ]
+)
 TRUE = np.array([0, 0, 0, 2, 2, 1, 1])
 TRACKS = np.array([7, 7, 7, 3, 3, 5, 5])
 
@@ -64,8 +66,7 @@ def test_report_per_label_precision_recall():
     assert report["per_label"]["metal"]["precision"] == pytest.approx(1 / 3)
     assert report["per_label"]["blues"]["recall"] == 0.5
     assert report["per_label"]["pop"]["precision"] == 0.0  # never predicted: 0, not NaN
-    assert confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3).tolist() == \
-        report["confusion_matrix"]
+    assert confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3).tolist() == report["confusion_matrix"]
 
 
 def test_mean_std():
@@ -76,12 +77,20 @@ def test_mean_std():
 
 
 def test_plots_write_pngs(tmp_path):
-    history = {"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7],
-               "accuracy": [0.4, 0.7, 0.8], "val_accuracy": [0.3, 0.6, 0.7], "learning_rate": [1e-3] * 3}
-    for path in (plot_curves(history, tmp_path / "curves.png"),
-                 plot_confusion(np.eye(3, dtype=int), LABELS, tmp_path / "one.png", title="t"),
-                 plot_confusions({"slices": np.eye(3, dtype=int), "tracks": np.ones((3, 3), dtype=int)},
-                                 LABELS, tmp_path / "two.png")):
+    history = {
+        "loss": [1.0, 0.6, 0.4],
+        "val_loss": [1.1, 0.8, 0.7],
+        "accuracy": [0.4, 0.7, 0.8],
+        "val_accuracy": [0.3, 0.6, 0.7],
+        "learning_rate": [1e-3] * 3,
+    }
+    for path in (
+        plot_curves(history, tmp_path / "curves.png"),
+        plot_confusion(np.eye(3, dtype=int), LABELS, tmp_path / "one.png", title="t"),
+        plot_confusions(
+            {"slices": np.eye(3, dtype=int), "tracks": np.ones((3, 3), dtype=int)}, LABELS, tmp_path / "two.png"
+        ),
+    ):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

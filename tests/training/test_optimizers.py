@@ -7,8 +7,10 @@ import pytest
 
 from genrekit.core.config import ModelConfig
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
-                                reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("musicnn") is None,
+    reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it",
+)
 
 
 def test_fine_tuning_moves_the_backbone_at_a_fraction_of_the_head_rate():
@@ -23,8 +25,9 @@ def test_fine_tuning_moves_the_backbone_at_a_fraction_of_the_head_rate():
     rng = np.random.default_rng(0)
     x = rng.normal(1.0, 0.5, (3, 187, 96, 1)).astype(np.float32)  # few patches: musicnn costs 1.4 G each
     y = np.arange(3)
-    embedder = backbone.build_embedder(ModelConfig(backbone="musicnn-msd", backbone_trainable=True,
-                                                   backbone_output="penultimate"))
+    embedder = backbone.build_embedder(
+        ModelConfig(backbone="musicnn-msd", backbone_trainable=True, backbone_output="penultimate")
+    )
     head = backbone.build_head(embedder.output_shape[-1], 3, ModelConfig(dropout=0.0))
     classifier = backbone.build_classifier(embedder, head)
     slow = [v.path for v in embedder.trainable_variables]
@@ -32,8 +35,9 @@ def test_fine_tuning_moves_the_backbone_at_a_fraction_of_the_head_rate():
     moved = {}
     for factor in (0.0, 0.1):
         start = [v.numpy().copy() for v in classifier.trainable_variables]
-        classifier.compile(optimizer=TwoRateAdam(slow, factor, learning_rate=1e-3),
-                           loss="sparse_categorical_crossentropy")
+        classifier.compile(
+            optimizer=TwoRateAdam(slow, factor, learning_rate=1e-3), loss="sparse_categorical_crossentropy"
+        )
         classifier.train_on_batch(x, y)
         change = {v.path: float(np.max(np.abs(v.numpy() - s))) for v, s in zip(classifier.trainable_variables, start)}
         moved[factor] = (max(change[p] for p in slow), max(c for p, c in change.items() if p not in slow))

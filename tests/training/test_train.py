@@ -42,8 +42,15 @@ from tests.helpers import (
     write_audio,
 )
 
-RUN_FILES = ("model.keras", "bundle.json", "history.csv", "curves.png", "report.json", "confusion.png",
-             "predictions.npz")
+RUN_FILES = (
+    "model.keras",
+    "bundle.json",
+    "history.csv",
+    "curves.png",
+    "report.json",
+    "confusion.png",
+    "predictions.npz",
+)
 
 
 def train_script(*args: str) -> tuple[int, str, str]:
@@ -59,6 +66,7 @@ def train_script(*args: str) -> tuple[int, str, str]:
 
 
 # --------------------------------------------------------------------------- checks before training
+
 
 def write_processed(cfg: Config, rows: dict[str, int]) -> Path:
     """A processed.h5 in the documented layout, made "with" the settings of ``cfg``."""
@@ -96,8 +104,9 @@ def test_no_processed_file_says_which_scripts_to_run(tmp_path):
     assert status == 1
     errors = stderr.splitlines()
     assert len(errors) == 1 and errors[0].startswith("error: ")
-    assert "processed.h5: not found" in errors[0] and "build_dataset.py" in errors[0] \
-        and "process_dataset.py" in errors[0]
+    assert (
+        "processed.h5: not found" in errors[0] and "build_dataset.py" in errors[0] and "process_dataset.py" in errors[0]
+    )
 
 
 def test_processed_file_from_other_settings_names_the_keys(tmp_path):
@@ -153,6 +162,7 @@ def test_precision_policy():
 
 
 # --------------------------------------------------------------------------- the run folder
+
 
 def test_run_folder_is_complete(trained_run):
     folder = trained_run.run_folder
@@ -219,6 +229,7 @@ def test_finished_run_is_left_alone(trained_run):
 
 # --------------------------------------------------------------------------- resume, settings, several runs
 
+
 @pytest.fixture()
 def own_output(trained_run, tmp_path) -> Path:
     """A config whose output folder holds a copy of the trained run's processed.h5 (nothing else)."""
@@ -243,7 +254,10 @@ def test_killed_at_any_instant_resumes_to_the_uninterrupted_result(own_output):
 
     args = ["--config", str(own_output), "--run-name", "resumed", "--epochs", "3"]
     folder = models / "resumed"
-    history_rows = lambda: len(read_history(folder / "history.csv")) if (folder / "history.csv").is_file() else 0
+
+    def history_rows():
+        return len(read_history(folder / "history.csv")) if (folder / "history.csv").is_file() else 0
+
     instants = {
         "before the first epoch ended": lambda: (folder / "run_settings.json").is_file(),
         "in the middle of epoch 2": after(0.3, lambda: history_rows() >= 1),
@@ -263,8 +277,9 @@ def test_killed_at_any_instant_resumes_to_the_uninterrupted_result(own_output):
     assert ours.keys() == theirs.keys()
     for name in ours:
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
-    np.testing.assert_array_equal(np.load(folder / "predictions.npz")["scores"],
-                                  np.load(reference / "predictions.npz")["scores"])
+    np.testing.assert_array_equal(
+        np.load(folder / "predictions.npz")["scores"], np.load(reference / "predictions.npz")["scores"]
+    )
     assert not (folder / "training").exists()
 
 
@@ -294,8 +309,12 @@ def test_training_on_everything_without_validation_or_test_split(tmp_path):
     """split shares of 0: a final model trained on all the data (an ensemble of two runs), which the
     analyzer then uses."""
     make_corpus(tmp_path / "audio", TINY_LABELS, seconds=4.0, fmt="wav")
-    config = tiny_config(tmp_path, tmp_path / "audio", split={"validation_share": 0.0, "test_share": 0.0},
-                         training={"early_stopping_patience": 1, "reduce_lr_patience": 1, "runs": 2})
+    config = tiny_config(
+        tmp_path,
+        tmp_path / "audio",
+        split={"validation_share": 0.0, "test_share": 0.0},
+        training={"early_stopping_patience": 1, "reduce_lr_patience": 1, "runs": 2},
+    )
     run_pipeline(config, "build_dataset.py", "process_dataset.py")
     status, stdout, stderr = train_script("--config", str(config), "--epochs", "3")
     assert status == 0, stderr
@@ -317,8 +336,16 @@ def test_training_on_everything_without_validation_or_test_split(tmp_path):
     assert (summary["model"], summary["best_run"], "ensemble" in summary) == ("ensemble", "run-01", False)
 
     song = next((tmp_path / "audio" / "hiss").iterdir())
-    result = run_script("-m track_analyzer", str(song), "--config", str(config), "--model", str(folder),
-                        "--json", str(tmp_path / "a.json"))
+    result = run_script(
+        "-m track_analyzer",
+        str(song),
+        "--config",
+        str(config),
+        "--model",
+        str(folder),
+        "--json",
+        str(tmp_path / "a.json"),
+    )
     assert result.returncode == 0, result.stderr
     analysis = json.loads((tmp_path / "a.json").read_text())
     assert analysis["labels"] == sorted(TINY_LABELS) and result.stdout.strip()
@@ -339,8 +366,9 @@ def test_cosine_schedule_sets_the_rate_of_every_batch(own_output):
     expected = [base / 2 * (1 + np.cos(np.pi * ((epoch + 1) * steps - 1) / total)) for epoch in range(3)]
     folder = own_output.parent / "output" / "models" / "cosine"
     # float32 variable: 1e-6 relative
-    np.testing.assert_allclose([float(row["learning_rate"]) for row in read_history(folder / "history.csv")],
-                               expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        [float(row["learning_rate"]) for row in read_history(folder / "history.csv")], expected, rtol=1e-6
+    )
     settings = json.loads((folder / "run_settings.json").read_text())
     assert settings["training"]["lr_schedule"] == "cosine"
 
@@ -379,8 +407,16 @@ def test_several_runs_report_mean_and_std(own_output):
     assert set(summary["ensemble"]) == {"slice_accuracy", "track_accuracy"}
     assert f"their ensemble {summary['ensemble']['track_accuracy']:.4f}" in stdout
     song = next(Path(data["paths"]["audio_folder"], "hiss").iterdir())
-    result = run_script("-m track_analyzer", str(song), "--config", str(own_output), "--model", str(folder),
-                        "--json", str(folder / "a.json"))
+    result = run_script(
+        "-m track_analyzer",
+        str(song),
+        "--config",
+        str(own_output),
+        "--model",
+        str(folder),
+        "--json",
+        str(folder / "a.json"),
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((folder / "a.json").read_text())["labels"] == sorted(TINY_LABELS)
 
@@ -402,8 +438,9 @@ def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analy
     track_analyzer gives a verdict with it."""
     import keras
 
-    base = keras.applications.MobileNetV2(input_shape=(40, 32, 3), alpha=0.35, include_top=False, weights=None,
-                                          pooling="avg")
+    base = keras.applications.MobileNetV2(
+        input_shape=(40, 32, 3), alpha=0.35, include_top=False, weights=None, pooling="avg"
+    )
     weights = tmp_path / "mine_no_top.weights.h5"
     base.save_weights(weights)
     data = json.loads(own_output.read_text())
@@ -431,9 +468,13 @@ def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
     resumes it after kill -9 and writes the usual run folder, and the analyzer cuts a new file the same
     way. The classical baselines, which need log-mel spectrograms, refuse the dataset in one line."""
     make_corpus(tmp_path / "audio", TINY_LABELS, seconds=4.0, fmt="wav")
-    config = tiny_config(tmp_path, tmp_path / "audio", features={"representation": "waveform", "sample_rate": 8000},
-                         processing={"norm_method": "per_slice"},
-                         model={"architecture": "cnn1d", "conv_filters": [4, 8]})
+    config = tiny_config(
+        tmp_path,
+        tmp_path / "audio",
+        features={"representation": "waveform", "sample_rate": 8000},
+        processing={"norm_method": "per_slice"},
+        model={"architecture": "cnn1d", "conv_filters": [4, 8]},
+    )
     run_pipeline(config, "build_dataset.py", "process_dataset.py")
     cfg = load_config(config)
     with h5py.File(cfg.dataset_path, "r") as h5:
@@ -453,7 +494,7 @@ def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
     status, stdout, stderr = train_script("--config", str(config), "--epochs", "3")
     assert status == 0, stderr
     assert "gain_db, eq_db and frequency_masks do not apply" in stderr
-    assert read_history(history)[:len(first_rows)] == first_rows and len(read_history(history)) == 3
+    assert read_history(history)[: len(first_rows)] == first_rows and len(read_history(history)) == 3
     assert all((folder / name).is_file() for name in RUN_FILES) and "test accuracy" in stdout
     assert load_bundle(folder).input_shape == (15, 512, 1)
     verdict = analyze(next((tmp_path / "audio" / "bass").iterdir()), folder, overlap=0.5)
