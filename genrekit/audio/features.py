@@ -40,6 +40,10 @@ from genrekit.core.config import FeaturesConfig, SlicingConfig
 from genrekit.core.errors import TrackError
 
 AMIN = 1e-10  # power floor: log-mel values are >= -100 dB
+# features.level_normalization "slice_rms": each slice's audio at an RMS of -20 dBFS before its log-mel, raised by
+# at most 40 dB (a slice quieter than -60 dBFS RMS, a fade or near-silence, stays that much below the others).
+SLICE_RMS_TARGET = 0.1
+SLICE_RMS_FLOOR = 1e-3
 SLANEY_HZ_PER_MEL = 200.0 / 3  # Slaney's mel scale: 3 mels per 200 Hz below 1 kHz,
 SLANEY_LOG_HZ = 1000.0
 SLANEY_LOG_STEP = np.log(6.4) / 27.0  # and 27 mels per factor 6.4 above
@@ -162,18 +166,45 @@ def power_spectrogram(signal: np.ndarray, n_fft: int, hop_length: int) -> np.nda
     return np.abs(spectrum) ** 2
 
 
-def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
-    """Log-mel spectrogram, time first: shape ``(frames, n_mels)``, float32, in dB
-    (or on musicnn's scale with ``features.log_scale == "musicnn"``)."""
+def mel_power(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """Mel power spectrogram, time first: shape ``(frames, n_mels)``, float32."""
     power = power_spectrogram(np.asarray(signal, dtype=np.float32), features.n_fft, features.hop_length)
     filters = mel_filters(features.sample_rate, features.n_fft, features.n_mels, features.fmin, features.fmax)
     with blas.single_threaded():  # the same sums whatever the core count (see genrekit.core.blas)
-        mel = power @ filters.T
+        return power @ filters.T
+
+
+def log_scale(mel: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """Mel power (any shape) on the log scale of ``features.log_scale``: dB, or musicnn's scale."""
     if features.log_scale == "musicnn":  # the pretrained musicnn taggers' scale
         logged = log_compress(mel)
     else:  # librosa.power_to_db(ref=1.0, top_db=None)
         logged = 10.0 * np.log10(np.maximum(np.float32(AMIN), mel))
     return np.ascontiguousarray(logged, dtype=np.float32)
+
+
+def log_mel(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
+    """Log-mel spectrogram, time first: shape ``(frames, n_mels)``, float32, in dB
+    (or on musicnn's scale with ``features.log_scale == "musicnn"``)."""
+    return log_scale(mel_power(signal, features), features)
+
+
+def slice_power_gains(signal: np.ndarray, starts: np.ndarray, n_samples: int) -> np.ndarray:
+    """The power gain that brings each slice ``signal[start:start + n_samples]`` to an RMS of
+    :data:`SLICE_RMS_TARGET` (``features.level_normalization: "slice_rms"``), float32.
+
+    Each slice's mean square is summed on its own samples (NumPy's pairwise sum in float64), so a
+    slice gets the same gain whatever else was decoded with it. A gain is at most
+    ``(SLICE_RMS_TARGET / SLICE_RMS_FLOOR) ** 2`` (40 dB).
+
+    Examples
+    --------
+    >>> slice_power_gains(np.full(8, 0.5, dtype=np.float32), np.array([0, 4]), 4)
+    array([0.04, 0.04], dtype=float32)
+    """
+    energy = np.array([np.sum(np.square(signal[s : s + n_samples], dtype=np.float64)) for s in starts])
+    rms = np.sqrt(energy / n_samples)
+    return ((SLICE_RMS_TARGET / np.maximum(rms, SLICE_RMS_FLOOR)) ** 2).astype(np.float32)
 
 
 def waveform_rows(signal: np.ndarray, features: FeaturesConfig) -> np.ndarray:
@@ -268,9 +299,12 @@ def slice_signal(
     # One transform over the span the kept slices cover; each slice is a run of its frames.
     first = int(starts[0])
     span = signal[first * hop : int(starts[-1]) * hop + geometry.slice_samples]
-    frames = frames_of(span, features)
     index = (starts - first)[:, None] + np.arange(geometry.n_frames)[None, :]
-    specs = frames[index]
+    if features.level_normalization == "slice_rms":  # each slice's power scaled before its log
+        gains = slice_power_gains(span, (starts - first) * hop, geometry.slice_samples)
+        specs = log_scale(mel_power(span, features)[index] * gains[:, None, None], features)
+    else:
+        specs = frames_of(span, features)[index]
     return TrackSlices(specs=specs, starts=starts * hop / features.sample_rate, duration=duration, padded=padded)
 
 

@@ -69,6 +69,10 @@ class FeaturesConfig:
     # "log_mel": spectrogram slices (frames x n_mels); "waveform": the slice's samples as rows of
     # hop_length samples (frames x hop_length), for model.architecture "cnn1d".
     representation: Literal["log_mel", "waveform"] = field(default="log_mel", metadata={"omit_at_default": True})
+    # "slice_rms": every slice's audio brought to the same RMS level before its log-mel (genrekit.audio.features:
+    # SLICE_RMS_TARGET), so a recording's level (a quiet master, a peak-normalized excerpt) says nothing about its
+    # label; "none": the level as decoded. Log-mel slices only. Added after datasets existed: left out at its default.
+    level_normalization: Literal["none", "slice_rms"] = field(default="none", metadata={"omit_at_default": True})
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,8 @@ def config_from_dict(data: Any, base_dir: Path = Path("."), source: Path | None 
 BACKBONE_FEATURES = FeaturesConfig(
     sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, fmin=0.0, fmax=None, log_scale="musicnn"
 )
+# Feature keys a backbone leaves to the user: they change the audio before its spectrogram, not its shape or scale.
+BACKBONE_FREE_FEATURES = ("level_normalization",)
 BACKBONE_SLICE_DURATION = 3.008
 BACKBONE_NORM_METHOD = "none"
 
@@ -344,7 +350,9 @@ BACKBONE_NORM_METHOD = "none"
 def backbone_inputs() -> dict[str, Any]:
     """The dotted keys a backbone fixes, and the values it needs."""
     needed = {
-        f"features.{k}": getattr(BACKBONE_FEATURES, k) for k in (f.name for f in dataclasses.fields(FeaturesConfig))
+        f"features.{k}": getattr(BACKBONE_FEATURES, k)
+        for k in (f.name for f in dataclasses.fields(FeaturesConfig))
+        if k not in BACKBONE_FREE_FEATURES
     }
     needed["slicing.slice_duration"] = BACKBONE_SLICE_DURATION
     needed["processing.norm_method"] = BACKBONE_NORM_METHOD
@@ -508,6 +516,11 @@ def validate(cfg: Config) -> None:
     _require(p.memory_limit_mb >= 16, "processing.memory_limit_mb", f"must be >= 16, got {p.memory_limit_mb}")
 
     waveform = f.representation == "waveform"
+    _require(
+        not (waveform and f.level_normalization != "none"),
+        "features.level_normalization",
+        f"{f.level_normalization!r} applies to log-mel slices; waveform slices need 'none'",
+    )
     _require(
         waveform == (m.architecture == "cnn1d"),
         "model.architecture",

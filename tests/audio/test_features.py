@@ -7,8 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from genrekit.audio.features import log_mel, pad_to, slice_geometry, slice_signal, slice_start_frames
-from genrekit.core.config import Config, FeaturesConfig
+from genrekit.audio.features import (
+    SLICE_RMS_FLOOR,
+    SLICE_RMS_TARGET,
+    log_mel,
+    pad_to,
+    slice_geometry,
+    slice_signal,
+    slice_start_frames,
+)
+from genrekit.core.config import BACKBONE_FEATURES, Config, FeaturesConfig
 from genrekit.core.errors import TrackError
 from tests.helpers import SR, noise, tone
 
@@ -165,3 +173,50 @@ def test_log_mel_is_librosas(features):
     )
     reference = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
     np.testing.assert_allclose(log_mel(signal, features), reference, rtol=0, atol=1e-4)
+
+
+LEVELLED = dataclasses.replace(BACKBONE_FEATURES, level_normalization="slice_rms")
+MUSICNN_SLICING = dataclasses.replace(Config().slicing, slice_duration=3.008)
+# musicnn's scale rounds the power to float16 (genrekit.audio.features.log_compress): a power a few float32 ulps
+# away can round to the next float16, a step of 2**-10 in the power, log10(1 + 2**-10) = 4.2e-4 on the scale.
+F16_STEP = float(np.log10(1 + 2.0**-10)) + 1e-5
+
+
+def test_slice_rms_levels_every_slice_to_the_target():
+    """Each slice is the log-mel of its own samples brought to -20 dBFS RMS, whatever their level."""
+    sr = LEVELLED.sample_rate
+    # 250 Hz repeats every 64 samples: every slice (starts on 256-sample hops) holds the same samples, but for the level
+    quiet_then_loud = np.concatenate([0.01 * tone(250, 6.1, sr=sr), 0.8 * tone(250, 6.1, sr=sr)])
+    ts = slice_signal(quiet_then_loud, MUSICNN_SLICING, LEVELLED, overlap=0.0)
+    g = slice_geometry(3.008, 0.0, LEVELLED)
+    assert len(ts.starts) == 4
+    for k in range(4):
+        start = int(round(ts.starts[k] * sr))
+        alone = quiet_then_loud[start : start + g.slice_samples]
+        levelled = alone * np.float32(SLICE_RMS_TARGET / np.sqrt(np.mean(np.square(alone, dtype=np.float64))))
+        np.testing.assert_allclose(ts.specs[k], log_mel(levelled, BACKBONE_FEATURES), rtol=0, atol=F16_STEP)
+    # the quiet and the loud slices are the same at the same level now, 38 dB apart before
+    np.testing.assert_allclose(ts.specs[0], ts.specs[3], rtol=0, atol=F16_STEP)
+    plain = slice_signal(quiet_then_loud, MUSICNN_SLICING, BACKBONE_FEATURES, overlap=0.0)
+    assert np.max(np.abs(plain.specs[0] - plain.specs[3])) > 1.0
+
+
+def test_slice_rms_is_blind_to_the_recording_level():
+    """A power-of-two gain scales the FFT, the energies and the gains exactly: the same bits; another
+    gain only by float32 rounding."""
+    sr = LEVELLED.sample_rate
+    y = 0.3 * tone(330, 10.0, sr=sr) + noise(10.0, amp=0.05, sr=sr)
+    reference = slice_signal(y, MUSICNN_SLICING, LEVELLED).specs
+    np.testing.assert_array_equal(slice_signal(4 * y, MUSICNN_SLICING, LEVELLED).specs, reference)
+    np.testing.assert_allclose(slice_signal(0.37 * y, MUSICNN_SLICING, LEVELLED).specs, reference, atol=F16_STEP)
+
+
+def test_slice_rms_raises_near_silence_by_40_db_at_most():
+    sr = LEVELLED.sample_rate
+    whisper = 3e-3 * tone(440, 3.1, sr=sr)  # -63 dBFS RMS: raised by 40 dB only, to -23
+    ts = slice_signal(whisper, MUSICNN_SLICING, LEVELLED)
+    raised = log_mel(whisper[:48128] * np.float32(SLICE_RMS_TARGET / SLICE_RMS_FLOOR), BACKBONE_FEATURES)
+    np.testing.assert_allclose(ts.specs[0], raised, rtol=0, atol=F16_STEP)
+    assert raised.max() > 1.0  # not silence: the comparison can tell a gain from another
+    at_target = log_mel(whisper[:48128] * np.float32(SLICE_RMS_TARGET / 10 ** (-63 / 20)), BACKBONE_FEATURES)
+    assert np.max(np.abs(at_target - raised)) > 0.1
