@@ -303,6 +303,7 @@ def test_custom_split_and_group_files(corpus, tmp_path):
     assert "split.custom_split_file" in bad.stderr and "testing" in bad.stderr
 
 
+@pytest.mark.slow
 def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(tmp_path):
     """Pitch-shifted and time-stretched copies of the train tracks: in /train only, marked, each at
     its new pitch or length; a build killed during the copies resumes to a serial build's bytes."""

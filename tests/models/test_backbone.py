@@ -28,10 +28,13 @@ from tests.helpers import (
     write_config,
 )
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("musicnn") is None,
-    reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("musicnn") is None,
+        reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv",
+    ),
+    pytest.mark.slow,  # musicnn's features, three trainings and a kill -9
+]
 
 
 def backbone_config(root: Path, audio: Path, run_name: str, **model) -> Path:
