@@ -7,10 +7,7 @@ processed.h5 files written with h5py in the documented layout.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.util
-import io
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from genrekit.core import cli, h5layout
+from genrekit.core import h5layout
 from genrekit.core.config import Config, PathsConfig, fingerprint, load_config, processing_settings
 from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import NormStats
@@ -30,7 +27,6 @@ from genrekit.models.litert import LiteRTModel
 from tests.conftest import TINY_LABELS, TINY_RUN, run_pipeline, tiny_config
 from tests.h5fixtures import write_dataset
 from tests.helpers import (
-    REPO_ROOT,
     after,
     kill_group_when,
     label_signal,
@@ -39,6 +35,7 @@ from tests.helpers import (
     read_history,
     run_script,
     start_script,
+    train_script,
     write_audio,
 )
 
@@ -51,18 +48,6 @@ RUN_FILES = (
     "confusion.png",
     "predictions.npz",
 )
-
-
-def train_script(*args: str) -> tuple[int, str, str]:
-    """Run train_crnn.py's ``main`` in this process (no interpreter and TensorFlow start-up per call);
-    return the exit status, stdout and stderr."""
-    spec = importlib.util.spec_from_file_location("train_crnn", REPO_ROOT / "train_crnn.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.run(script.main, list(args))
-    return status, out.getvalue(), err.getvalue()
 
 
 # --------------------------------------------------------------------------- checks before training
