@@ -13,7 +13,7 @@ BENCH ?= *
 
 help:
 	@echo "make demo   synthesize a demo corpus, run the whole pipeline on it, analyze a song (a few minutes)"
-	@echo "make test   the quick tests: every test not marked slow, with one end-to-end run (~2 min on 2 cores)"
+	@echo "make test   the quick tests: every test not marked slow, with one end-to-end run (~2 min on 2 AVX-512 cores)"
 	@echo "make test-all  every test, the slow ones too (training runs, kill-and-resume, clusters, browsers), as CI"
 	@echo "make lint   ruff check and ruff format --check (as CI); make format rewrites the files"
 	@echo "make bench  run the benchmark scripts in benchmarks/ (BENCH=build_speed: only that one)"
