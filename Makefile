@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# Two commands on a fresh machine: `make demo` and `make test` (`make test-all`: every test, as CI).
 # Both create (or reuse) .venv with Python 3.11 and the pinned dependencies.
 # Use another interpreter with `make PYTHON=/path/to/python3.11 ...`.
 
@@ -9,11 +9,12 @@ STAMP := $(VENV)/.requirements-lock.stamp
 BENCH ?= *
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-analysis demo test bench clean lint format
+.PHONY: help venv venv-analysis demo test test-all bench clean lint format
 
 help:
 	@echo "make demo   synthesize a demo corpus, run the whole pipeline on it, analyze a song (a few minutes)"
-	@echo "make test   run the test suite"
+	@echo "make test   the quick tests: every test not marked slow, with one end-to-end run (~2 min on 2 AVX-512 cores)"
+	@echo "make test-all  every test, the slow ones too (training runs, kill-and-resume, clusters, browsers), as CI"
 	@echo "make lint   ruff check and ruff format --check (as CI); make format rewrites the files"
 	@echo "make bench  run the benchmark scripts in benchmarks/ (BENCH=build_speed: only that one)"
 	@echo "make venv   only create .venv, install requirements-lock.txt and the checkout (editable)"
@@ -56,7 +57,11 @@ $(ANALYSIS_STAMP): requirements-analysis.txt pyproject.toml
 demo: $(STAMP)
 	$(VENV_PYTHON) demo/run_demo.py
 
+# The quick suite; the slow tests (@pytest.mark.slow, pyproject.toml) run in test-all, which CI runs.
 test: $(STAMP)
+	$(VENV_PYTHON) -m pytest tests -q -m "not slow"
+
+test-all: $(STAMP)
 	$(VENV_PYTHON) -m pytest tests -q
 
 lint: $(STAMP)

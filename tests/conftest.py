@@ -49,7 +49,10 @@ def run_pipeline(config: Path, *scripts: str) -> None:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> TrainedRun:
     """12 generated 8 s tracks (3 labels) through build_dataset.py, process_dataset.py and
-    train_crnn.py (2 epochs of a tiny CRNN on the CPU). Read-only for the tests that use it."""
+    train_crnn.py (2 epochs of a tiny CRNN on the CPU). Read-only for the tests that use it.
+
+    The quick suite's (`make test`) one end-to-end run: a test that needs a trained model takes
+    this one rather than training its own."""
     root = tmp_path_factory.mktemp("trained_run")
     make_corpus(root / "audio", TINY_LABELS, seconds=8.0, fmt="wav")
     config = tiny_config(root, root / "audio")

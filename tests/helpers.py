@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -19,6 +21,7 @@ import h5py
 import numpy as np
 
 from genrekit.audio.decode import ffmpeg_executable
+from genrekit.core import cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SR = 22050
@@ -154,6 +157,18 @@ def run_script(script: str, *args: str, timeout: float = 600, **kwargs: Any) -> 
         timeout=timeout,
         **kwargs,
     )
+
+
+def train_script(*args: str) -> tuple[int, str, str]:
+    """Run train_crnn.py's ``main`` in this process (no interpreter and TensorFlow start-up per call);
+    return the exit status, stdout and stderr."""
+    spec = importlib.util.spec_from_file_location("train_crnn", REPO_ROOT / "train_crnn.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.run(script.main, list(args))
+    return status, out.getvalue(), err.getvalue()
 
 
 def analyzer_cli(*args: object) -> subprocess.CompletedProcess:

@@ -75,6 +75,7 @@ def pipeline(tmp_path_factory):
     return {"root": root, "config": config, "song": song, "run": run_folder, "steps": steps}
 
 
+@pytest.mark.slow
 def test_build_writes_the_dataset(pipeline):
     with h5py.File(pipeline["root"] / "output" / "dataset.h5", "r") as h5:
         assert json.loads(h5.attrs["labels"]) == sorted(GENRES)
@@ -82,12 +83,14 @@ def test_build_writes_the_dataset(pipeline):
         assert len(h5["test"]["labels"]) > 0
 
 
+@pytest.mark.slow
 def test_process_writes_the_normalized_dataset(pipeline):
     with h5py.File(pipeline["root"] / "output" / "processed.h5", "r") as h5:
         assert "normalization" in h5.attrs
         assert h5["train"]["specs"].shape[1:] == (126, 32)
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_folder(pipeline):
     run = pipeline["run"]
     for name in ("model.keras", "bundle.json", "history.csv", "report.json", "confusion.png", "curves.png"):
@@ -98,6 +101,7 @@ def test_train_writes_a_complete_run_folder(pipeline):
     assert 0.0 <= report["track_accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_analyzer_prints_a_ranking_and_writes_the_timeline(pipeline):
     line = pipeline["steps"]["analyze"].stdout.strip()
     ranking = re.findall(r"(\w+) (\d+\.\d) %", line)
@@ -109,6 +113,7 @@ def test_analyzer_prints_a_ranking_and_writes_the_timeline(pipeline):
     assert (pipeline["root"] / "out" / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_demo_runner_reuses_the_finished_steps_and_prints_report_and_verdict(pipeline):
     root = pipeline["root"]
     mtime = (pipeline["run"] / "model.keras").stat().st_mtime_ns
@@ -124,6 +129,7 @@ def test_demo_runner_reuses_the_finished_steps_and_prints_report_and_verdict(pip
     assert re.search(r"0-\d+ s, made as dustwaltz: the slices say \w+", result.stdout)
 
 
+@pytest.mark.slow
 def test_demo_runner_says_how_to_go_on_when_a_new_default_changed_its_run(pipeline):
     # a run made before training.augmentation.eq_db existed, as after an update of the tool
     settings_path = pipeline["run"] / "run_settings.json"

@@ -255,6 +255,7 @@ def test_html_options_help_and_errors(trained_run, track):
 # --------------------------------------------------------------------------- in Chromium
 
 
+@pytest.mark.slow
 def test_track_page_in_the_browser(browser, track, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -275,6 +276,7 @@ def test_track_page_in_the_browser(browser, track, tmp_path):
     assert javascript_errors(browser) == []
 
 
+@pytest.mark.slow
 def test_clicking_or_keys_on_the_timeline_seek_the_audio(browser, track):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -297,6 +299,7 @@ def test_clicking_or_keys_on_the_timeline_seek_the_audio(browser, track):
     assert timeline.get_attribute("aria-valuetext").startswith("0:00")
 
 
+@pytest.mark.slow
 def test_playhead_follows_playback(browser, track):
     from selenium.webdriver.common.by import By
 
@@ -311,6 +314,7 @@ def test_playhead_follows_playback(browser, track):
     assert abs(playhead / report.VIEW_W * axis - now) < 0.3
 
 
+@pytest.mark.slow
 def test_page_says_when_the_audio_cannot_be_found(browser, track, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -331,6 +335,7 @@ def visible_files(driver) -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_library_index_sorts_filters_and_opens_the_track_pages(browser, library):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -368,6 +373,7 @@ def test_library_index_sorts_filters_and_opens_the_track_pages(browser, library)
     assert javascript_errors(browser) == []
 
 
+@pytest.mark.slow
 def test_evaluation_index_in_the_browser(browser, evaluation):
     from selenium.webdriver.common.by import By
 
@@ -381,6 +387,7 @@ def test_evaluation_index_in_the_browser(browser, evaluation):
     assert browser.find_element(By.TAG_NAME, "h1").text == Path(name).name
 
 
+@pytest.mark.slow
 def test_verdict_and_tables_without_javascript(browser, track, library):
     from selenium.webdriver.common.by import By
 

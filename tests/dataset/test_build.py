@@ -13,7 +13,17 @@ import numpy as np
 import pytest
 
 from genrekit.core.h5layout import read_tracks, row_arrays
-from tests.helpers import kill_group_when, make_corpus, noise, run_script, start_script, tone, write_audio, write_config
+from tests.helpers import (
+    kill_group_when,
+    make_corpus,
+    noise,
+    run_script,
+    start_script,
+    tone,
+    train_script,
+    write_audio,
+    write_config,
+)
 
 LABELS = {"bass": 5, "treble": 5, "hiss": 5}
 
@@ -303,6 +313,7 @@ def test_custom_split_and_group_files(corpus, tmp_path):
     assert "split.custom_split_file" in bad.stderr and "testing" in bad.stderr
 
 
+@pytest.mark.slow
 def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(tmp_path):
     """Pitch-shifted and time-stretched copies of the train tracks: in /train only, marked, each at
     its new pitch or length; a build killed during the copies resumes to a serial build's bytes."""
@@ -381,9 +392,9 @@ def test_audio_augmentation_copies_train_tracks_only_and_resumes_bit_identical(t
         training={"epochs": 1, "batch_size": 16},
     )
     config.write_text(json.dumps(data))
-    trained = run_script("train_crnn.py", "--config", str(config))
-    assert trained.returncode == 0, trained.stderr
-    assert "training on 42 slices (30 of them build-time copies)" in trained.stderr
+    status, _, stderr = train_script("--config", str(config))
+    assert status == 0, stderr
+    assert "training on 42 slices (30 of them build-time copies)" in stderr
 
 
 def test_speed_copies_are_resampled_train_tracks(tmp_path):

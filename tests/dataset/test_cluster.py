@@ -48,6 +48,7 @@ def local_build(corpus, tmp_path_factory) -> Path:
     return config
 
 
+@pytest.mark.slow
 def test_dask_build_survives_a_killed_worker(corpus, local_build, tmp_path):
     """Two single-threaded workers on 127.0.0.1; one is killed (SIGKILL) while it holds tracks. Dask runs
     them again on the other worker, and dataset.h5 equals a serial local build's, bit for bit."""
@@ -74,6 +75,7 @@ def test_dask_build_survives_a_killed_worker(corpus, local_build, tmp_path):
     assert_same_content(local_build.parent / "output" / "dataset.h5", out / "dataset.h5")
 
 
+@pytest.mark.slow
 def test_training_mirrored_over_two_logical_cpus(corpus, local_build, tmp_path, monkeypatch):
     """training.distribute "auto" with the CPU split in two logical devices: MirroredStrategy trains,
     the run folder is complete, records the replicas, and the analyzer uses it."""

@@ -302,6 +302,7 @@ def kill_processing_when(config: Path, condition) -> None:
     assert kill_group_when(proc, condition, timeout=60), "process_dataset.py finished before it could be killed"
 
 
+@pytest.mark.slow
 def test_killed_at_any_instant_leaves_no_partial_output_and_rerun_matches(tmp_path):
     # ~25 MB of real-sized slices: long enough to be caught mid-run, small enough to stay quick.
     config = setup(tmp_path, rows={"train": 800, "val": 100, "test": 100}, spec_shape=(126, 100), memory_limit_mb=16)

@@ -15,7 +15,8 @@ from tests.helpers import label_signal, write_audio
 
 ANALYSIS_PYTHON = os.environ.get("GENREKIT_ANALYSIS_PYTHON")
 
-# Within `make test` it skips; .ci/run runs it again, after `make venv-analysis`, with the variable set.
+# Within `make test` and `make test-all` it skips; .ci/run runs it again, after `make venv-analysis`, with the
+# variable set.
 pytestmark = pytest.mark.skipif(
     not ANALYSIS_PYTHON,
     reason="set GENREKIT_ANALYSIS_PYTHON to the python of an analysis-only install (make venv-analysis)",

@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO_ROOT, kill_busy_worker, start_script, wait_for_success
 from tests.inference.conftest import analyze_args, assert_same_results, read_results
 
 
+@pytest.mark.slow
 def test_analysis_on_two_workers_survives_a_killed_worker(trained_run, library, uninterrupted, tmp_path):
     """Two single-threaded worker processes on 127.0.0.1, each loading the model once; one is killed (SIGKILL)
     while it holds files. The scheduler runs them again on the other, and the results file equals the

@@ -35,15 +35,16 @@ def test_kill_9_mid_run_then_rerun_completes_with_the_same_results(trained_run, 
     assert_same_results(tmp_path, uninterrupted)
 
 
+@pytest.mark.slow
 def test_kill_9_during_the_write_of_a_result(trained_run, library, uninterrupted, tmp_path):
-    """With the test hook, each record is written in two halves 30 s apart: the kill comes between."""
+    """With the test hook, each record is written in two halves 3 s apart: the kill comes between."""
     csv_path = tmp_path / "results.csv"
 
     def half_written() -> bool:
         data = csv_path.read_bytes() if csv_path.exists() else b""
         return data.count(b"\n") >= 2 and not data.endswith(b"\n")
 
-    proc = start_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path), env={WRITE_PAUSE_ENV: "30"})
+    proc = start_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path), env={WRITE_PAUSE_ENV: "3"})
     assert kill_group_when(proc, half_written)
     assert not csv_path.read_bytes().endswith(b"\n")
     rerun = run_script("-m track_analyzer", *analyze_args(trained_run, library, tmp_path))

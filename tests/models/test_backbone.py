@@ -25,13 +25,17 @@ from tests.helpers import (
     read_history,
     run_script,
     start_script,
+    train_script,
     write_config,
 )
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("musicnn") is None,
-    reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("musicnn") is None,
+        reason="musicnn 0.1.0 (pretrained weights) is not installed; run make venv",
+    ),
+    pytest.mark.slow,  # musicnn's features, three trainings and a kill -9
+]
 
 
 def backbone_config(root: Path, audio: Path, run_name: str, **model) -> Path:
@@ -45,10 +49,6 @@ def backbone_config(root: Path, audio: Path, run_name: str, **model) -> Path:
     )
 
 
-def train(config: Path, *args: str):
-    return run_script("train_crnn.py", "--config", str(config), *args)
-
-
 def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
     make_corpus(tmp_path / "audio", TINY_LABELS, seconds=5.0, fmt="wav")
     config = backbone_config(tmp_path, tmp_path / "audio", "reference")
@@ -56,9 +56,9 @@ def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
     with h5py.File(tmp_path / "output" / "dataset.h5", "r") as h5:  # the build made musicnn's input
         assert h5["train"]["specs"].shape[1:] == (187, 96)
         assert json.loads(h5.attrs["features"])["log_scale"] == "musicnn"
-    result = train(config)
-    assert result.returncode == 0, result.stderr
-    assert "backbone features" in result.stderr  # computed once, not every epoch
+    status, _, stderr = train_script("--config", str(config))
+    assert status == 0, stderr
+    assert "backbone features" in stderr  # computed once, not every epoch
     models = tmp_path / "output" / "models"
     reference = models / "reference"
 
@@ -68,8 +68,8 @@ def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
     process = start_script("train_crnn.py", *args)
     assert kill_group_when(process, after(0.2, lambda: history.is_file())), "finished before it was killed"
     assert not (models / "resumed" / "report.json").exists()
-    result = train(config, "--run-name", "resumed")
-    assert result.returncode == 0, result.stderr
+    status, _, stderr = train_script(*args)
+    assert status == 0, stderr
     assert history.read_text() == (reference / "history.csv").read_text()
     ours, theirs = model_weights(models / "resumed"), model_weights(reference)
     for name in theirs:
@@ -103,9 +103,9 @@ def test_frozen_backbone_trains_resumes_and_the_analyzer_uses_it(tmp_path):
     data = json.loads(config.read_text())
     data["training"]["runs"] = 2
     config.write_text(json.dumps(data))
-    result = train(config, "--run-name", "two-runs", "--epochs", "1")
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.count("computing the backbone's features") == 1
+    status, _, stderr = train_script("--config", str(config), "--run-name", "two-runs", "--epochs", "1")
+    assert status == 0, stderr
+    assert stderr.count("computing the backbone's features") == 1
     folder = models / "two-runs"
     assert not (folder / "training").exists()  # the shared features are removed with the work folder
     runs = [keras.models.load_model(folder / f"run-0{i}" / "model.keras") for i in (1, 2)]

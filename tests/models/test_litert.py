@@ -68,7 +68,7 @@ def crnn_slices(song, features: FeaturesConfig | None = None, duration: float = 
     return standardized(slices.specs[:24])
 
 
-@pytest.mark.parametrize("architecture", ["crnn", "mobilenetv2"])
+@pytest.mark.parametrize("architecture", ["crnn", pytest.param("mobilenetv2", marks=pytest.mark.slow)])
 def test_networks_export_with_the_same_scores(architecture, song, tmp_path):
     import keras
 
@@ -97,6 +97,7 @@ def test_the_1d_cnn_on_waveform_rows_exports_with_the_same_scores(song, tmp_path
     assert_same_scores(model, litert.export(model, tmp_path / "model.tflite"), x)
 
 
+@pytest.mark.slow
 def test_an_ensemble_of_crnns_exports_with_the_same_scores(song, tmp_path):
     import keras
 
@@ -132,6 +133,7 @@ def test_wide_single_channel_convolutions_are_exported_as_two_with_the_same_scor
 
 
 @needs_musicnn
+@pytest.mark.slow
 @pytest.mark.parametrize("shared_backbone", [False, True])
 def test_backbone_runs_export_with_the_same_scores(shared_backbone, song, tmp_path):
     import keras

@@ -4,8 +4,8 @@ other argument ranks GTZAN's ten genres.
 On generated audio the verdict itself means little (no GTZAN genre sounds like tones and noise), so
 these tests check what the analyzer makes of the committed model: ten labels, a ranking, the files of
 every mode, the LiteRT export against the Keras fallback. A real GTZAN clip is analyzed where
-``../shared`` is present, and the committed weights are retrained and compared where asked for
-(:data:`slow`).
+``../shared`` is present, and the committed weights are retrained and compared there too (a slow test:
+`make test-all`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
 import re
 import shutil
 import sys
@@ -40,13 +39,6 @@ needs_musicnn = pytest.mark.skipif(
 )
 needs_shared = pytest.mark.skipif(
     not (SHARED / "gtzan_more_artists").is_dir(), reason=f"no shared GTZAN clips at {SHARED}"
-)
-# Retraining takes about 5 minutes on 2 cores (build, processing, musicnn's features of 3,360 slices,
-# 10 epochs, the LiteRT export): too long for every `make test`, so it runs where asked for
-# (GENREKIT_SLOW_TESTS=1) and in CI (CI=true), where a change that moves the weights must be caught.
-slow = pytest.mark.skipif(
-    not (os.environ.get("GENREKIT_SLOW_TESTS") == "1" or os.environ.get("CI") == "true"),
-    reason="retrains the ready model (about 5 minutes): set GENREKIT_SLOW_TESTS=1 (CI=true does)",
 )
 
 
@@ -181,11 +173,13 @@ def test_a_real_gtzan_clip(tmp_path):
     assert len(json.loads(out.read_text())["slices"]) == 18  # 30 s: a slice every 1.504 s (half a slice)
 
 
-@slow
+@pytest.mark.slow
 @needs_shared
 @needs_musicnn
 def test_retraining_gives_the_committed_weights(tmp_path):
-    """``tools/train_ready_model.py --check``: the committed script trains the committed model again."""
+    """``tools/train_ready_model.py --check``: the committed script trains the committed model again
+    (about 5 minutes on 2 cores: build, processing, musicnn's features of 3,360 slices, 10 epochs, the
+    LiteRT export), so a change that moves the weights is caught by `make test-all` and CI."""
     result = run_script("tools/train_ready_model.py", "--check", "--work", str(tmp_path), timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "the retrained model agrees" in result.stdout, result.stdout

@@ -7,10 +7,13 @@ import pytest
 
 from genrekit.core.config import ModelConfig
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("musicnn") is None,
-    reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("musicnn") is None,
+        reason="the musicnn wheel (its checkpoints) is not installed; make venv installs it",
+    ),
+    pytest.mark.slow,  # trains through musicnn
+]
 
 
 def test_fine_tuning_moves_the_backbone_at_a_fraction_of_the_head_rate():

@@ -7,10 +7,7 @@ processed.h5 files written with h5py in the documented layout.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.util
-import io
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from genrekit.core import cli, h5layout
+from genrekit.core import h5layout
 from genrekit.core.config import Config, PathsConfig, fingerprint, load_config, processing_settings
 from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import NormStats
@@ -30,7 +27,6 @@ from genrekit.models.litert import LiteRTModel
 from tests.conftest import TINY_LABELS, TINY_RUN, run_pipeline, tiny_config
 from tests.h5fixtures import write_dataset
 from tests.helpers import (
-    REPO_ROOT,
     after,
     kill_group_when,
     label_signal,
@@ -39,6 +35,7 @@ from tests.helpers import (
     read_history,
     run_script,
     start_script,
+    train_script,
     write_audio,
 )
 
@@ -51,18 +48,6 @@ RUN_FILES = (
     "confusion.png",
     "predictions.npz",
 )
-
-
-def train_script(*args: str) -> tuple[int, str, str]:
-    """Run train_crnn.py's ``main`` in this process (no interpreter and TensorFlow start-up per call);
-    return the exit status, stdout and stderr."""
-    spec = importlib.util.spec_from_file_location("train_crnn", REPO_ROOT / "train_crnn.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.run(script.main, list(args))
-    return status, out.getvalue(), err.getvalue()
 
 
 # --------------------------------------------------------------------------- checks before training
@@ -242,6 +227,7 @@ def own_output(trained_run, tmp_path) -> Path:
     return config
 
 
+@pytest.mark.slow
 def test_killed_at_any_instant_resumes_to_the_uninterrupted_result(own_output):
     """kill -9 of train_crnn.py at three instants, then the same command: the same weights and history,
     bit for bit, as a run that was never interrupted (same seed). On the CPU this holds by construction:
@@ -283,6 +269,7 @@ def test_killed_at_any_instant_resumes_to_the_uninterrupted_result(own_output):
     assert not (folder / "training").exists()
 
 
+@pytest.mark.slow
 def test_a_run_started_with_other_settings_is_refused_unless_restart(own_output):
     args = ["--config", str(own_output), "--run-name", "changed", "--epochs", "1"]
     assert train_script(*args)[0] == 0
@@ -305,6 +292,7 @@ def test_a_run_started_with_other_settings_is_refused_unless_restart(own_output)
     assert json.loads((folder / "run_settings.json").read_text())["model"]["gru_units"] == [8]
 
 
+@pytest.mark.slow
 def test_training_on_everything_without_validation_or_test_split(tmp_path):
     """split shares of 0: a final model trained on all the data (an ensemble of two runs), which the
     analyzer then uses."""
@@ -351,6 +339,7 @@ def test_training_on_everything_without_validation_or_test_split(tmp_path):
     assert analysis["labels"] == sorted(TINY_LABELS) and result.stdout.strip()
 
 
+@pytest.mark.slow
 def test_cosine_schedule_sets_the_rate_of_every_batch(own_output):
     """training.lr_schedule "cosine": the rate of the last batch of epoch e is base/2 (1 + cos(pi t/T)),
     t = that batch's index from the start, T = epochs x batches per epoch; no plateau reduction."""
@@ -373,6 +362,7 @@ def test_cosine_schedule_sets_the_rate_of_every_batch(own_output):
     assert settings["training"]["lr_schedule"] == "cosine"
 
 
+@pytest.mark.slow
 def test_several_runs_report_mean_and_std(own_output):
     data = json.loads(own_output.read_text())
     data["training"]["runs"] = 2
@@ -432,6 +422,7 @@ def test_several_runs_report_mean_and_std(own_output):
     assert (best_folder / "model.keras").read_bytes() == (best / "model.keras").read_bytes()
 
 
+@pytest.mark.slow
 def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analyzer(own_output, tmp_path):
     """model.architecture "mobilenetv2" with model.pretrained_weights (a file the test writes, as a user's
     ImageNet file): train_crnn.py trains it from those weights, writes the usual run folder, and
@@ -462,6 +453,7 @@ def test_mobilenetv2_from_pretrained_weights_trains_reports_and_serves_the_analy
     assert verdict.labels == tuple(sorted(TINY_LABELS)) and verdict.scores.shape == (5, 3)
 
 
+@pytest.mark.slow
 def test_cnn1d_on_waveform_slices_from_build_to_analyzer(tmp_path):
     """features.representation "waveform" + model.architecture "cnn1d": the build stores each slice's
     samples (rows of hop_length), processing standardizes each slice, train_crnn.py trains the 1D CNN,
