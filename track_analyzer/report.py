@@ -42,7 +42,7 @@ DASHES = ("", "8 3", "2 3", "10 3 2 3", "4 4", "1 2")  # a tagger's lines differ
 VIEW_W, VIEW_H = 1000, 240  # SVG user units of the timeline's plot area
 TRACKS_SUFFIX = "_tracks"  # the track pages of index.html go to index_tracks/
 
-# --------------------------------------------------------------------------- text helpers (the templates' filters)
+# --------------------------------------------------------------------------- text helpers and the templates
 
 
 def _pct(share: float | None, digits: int = 1) -> str:
@@ -168,7 +168,7 @@ def _points(xs: np.ndarray, ys: np.ndarray) -> str:
     return " ".join(f"{x:.0f},{y:.0f}" for x, y in zip(xs, ys))
 
 
-def _layers(view: TrackView) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _curves(view: TrackView) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The timeline's curves: x in SVG units, one row of values per layer, and the layers' names.
 
     Each slice is drawn at its centre, the first and the last held to the ends of their slices;
@@ -194,17 +194,8 @@ def _layers(view: TrackView) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return times / view.axis * VIEW_W, values, names
 
 
-def _layer_color(k: int, name: str) -> str:
-    return OTHER_COLOR if name == "other" else PALETTE[k % len(PALETTE)]
-
-
-def _dash(k: int) -> str:
-    """The dash pattern of a tagger's line ``k`` ("": solid)."""
-    return DASHES[k % len(DASHES)]
-
-
 class Layer(NamedTuple):
-    """A label drawn in the timeline: a band of a genre model, a line of a tagger."""
+    """A label drawn in the timeline (and its legend): a band of a genre model, a line of a tagger."""
 
     name: str  # a label, or "other" (a genre model's labels not shown)
     color: str
@@ -214,20 +205,27 @@ class Layer(NamedTuple):
 
 
 def _timeline_layers(view: TrackView) -> list[Layer]:
-    """The timeline's layers, bottom first: the timeline's lines or bands and its legend."""
-    xs, values, names = _layers(view)
+    """The timeline's layers, bottom first: stacked bands for a genre model (the best label at the bottom,
+    "other" on top), one line per tag for a tagger."""
+    xs, values, names = _curves(view)
 
     def y(row: np.ndarray) -> np.ndarray:
         return VIEW_H * (1 - np.clip(row, 0, 1))
 
-    share = {r["label"]: r["share"] for r in view.ranking}
     if view.tagger:
         outlines = [_points(xs, y(row)) for row in values]
-    else:  # each band from its top down to 0: a lower band, drawn after it, covers the rest
+    else:  # each band from its top down to 0 (the template draws the highest first, each covered by the next)
         corners = f" {xs[-1]:.0f},{VIEW_H} {xs[0]:.0f},{VIEW_H}" if len(xs) else ""
         outlines = [_points(xs, y(top)) + corners for top in np.cumsum(values, axis=0)]
+    share = {r["label"]: r["share"] for r in view.ranking}
     return [
-        Layer(name, _layer_color(k, name), _dash(k) if view.tagger else "", outline, share.get(name))
+        Layer(
+            name,
+            OTHER_COLOR if name == "other" else PALETTE[k % len(PALETTE)],
+            DASHES[k % len(DASHES)] if view.tagger else "",
+            outline,
+            share.get(name),
+        )
         for k, (name, outline) in enumerate(zip(names, outlines))
     ]
 
