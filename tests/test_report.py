@@ -8,11 +8,13 @@ environment variable CI=true (as .ci/run sets it) they fail instead: CI must not
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,6 +39,10 @@ LIBRARY = {
 BROKEN = "hiss/broken.wav"
 ADDED = "added/late.wav"  # added to the library before its analysis is run again
 AUDIO = "document.getElementById('audio')"
+TEMPLATES = Path(report.__file__).parent / "templates"  # the pages' templates, styles and scripts
+# labels and a file name that would be markup, or end the page's JSON or script, were they not escaped
+MARKUP_LABELS = ("<b>bold</b>", 'say "hi" & </script><!--', "it's <i>")
+MARKUP_NAME = '<img src=x onerror="alert(1)"> & it\'s.mp3'
 
 
 def signal(label: str, seconds: float, seed: int) -> np.ndarray:
@@ -245,6 +251,87 @@ def test_evaluation_index_lists_the_files_of_each_cell(evaluation):
     assert re.search(rf'id="accuracy">{accuracy} %', text)
 
 
+def test_pages_carry_the_package_styles_and_scripts(track, library):
+    """The styles and scripts are the files in track_analyzer/templates/, copied into each page as they are
+    (and none holds what would end its element early)."""
+    pages = {
+        track.page: ("report.css", "track.css", "track.js"),
+        library.index: ("report.css", "index.css", "index.js"),
+    }
+    for page, names in pages.items():
+        text = page.read_text(encoding="utf-8")
+        for name in names:
+            asset = (TEMPLATES / name).read_text(encoding="utf-8")
+            assert asset in text, (page, name)
+            assert not re.search(r"</(style|script)|<!--", asset, re.IGNORECASE), name
+    assert (TEMPLATES / "track.js").read_text(encoding="utf-8") not in library.index.read_text(encoding="utf-8")
+
+
+def test_report_module_holds_no_markup():
+    """The pages' HTML, styles and scripts live in the templates: no string in report.py but its docstrings
+    holds a tag."""
+    tree = ast.parse(Path(report.__file__).read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    strings = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+    assert strings  # the walk sees the module's strings
+    assert [text for text in strings if re.search(r"<[a-z/!]", text, re.IGNORECASE)] == []
+
+
+class PageParts(HTMLParser):
+    """The tags of a page, the text of its h1, and its elements' attributes, as a browser's parser reads them."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attributes: list[dict[str, str | None]] = []
+        self.h1 = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes.append(dict(attrs))
+
+    def handle_data(self, data):
+        if self.tags and self.tags[-1] == "h1" and not self.h1:
+            self.h1 = data
+
+
+def markup_track_page() -> str:
+    data = analysis(12.0, MARKUP_LABELS)
+    data["path"] = f"music/{MARKUP_NAME}"
+    return report.track_page(data, audio_src=None, missing_reason=f"{MARKUP_NAME} is gone")
+
+
+def test_labels_and_file_names_are_text_not_markup():
+    """Labels and names are escaped, in the HTML and in the script's JSON: read back as written, never as tags."""
+    text = markup_track_page()
+    page = PageParts(text)
+    assert not {"b", "i", "img"} & set(page.tags)
+    assert page.h1 == MARKUP_NAME
+    data = re.search(r'<script type="application/json" id="timeline-data">(.*?)</script>', text, re.DOTALL)
+    assert json.loads(data.group(1))["labels"] == list(MARKUP_LABELS)
+    records = [
+        {"path": f"a/{MARKUP_NAME}", "status": "ok", "duration": 3.0, "ranking": [{"label": label, "share": 0.6}]}
+        for label in MARKUP_LABELS
+    ]
+    index = PageParts(report.index_page(records, title=MARKUP_NAME, pages={records[0]["path"]: "a b&c.html"}))
+    assert not {"b", "i", "img"} & set(index.tags) and index.h1 == MARKUP_NAME
+    assert [a["data-label"] for a in index.attributes if "data-label" in a] == list(MARKUP_LABELS)
+    options = [a["value"] for a in index.attributes if "value" in a and "id" not in a]  # the label filter's
+    assert options == ["", *sorted(MARKUP_LABELS)]
+    assert {"href": "a b&c.html"} in index.attributes
+
+
 def test_html_options_help_and_errors(trained_run, track):
     help_text = analyzer_cli("--help").stdout
     assert "--html PATH" in help_text and "--embed-audio" in help_text and "4/3" in help_text
@@ -385,6 +472,21 @@ def test_evaluation_index_in_the_browser(browser, evaluation):
     link.click()
     wait_for(browser, f"{AUDIO} && {AUDIO}.readyState >= 1", what=f"the page of {name}")
     assert browser.find_element(By.TAG_NAME, "h1").text == Path(name).name
+
+
+@pytest.mark.slow
+def test_markup_in_labels_stays_text_in_the_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "page.html"
+    page.write_text(markup_track_page(), encoding="utf-8")
+    open_page(browser, page)
+    assert browser.find_element(By.TAG_NAME, "h1").text == MARKUP_NAME
+    assert browser.execute_script("return document.querySelectorAll('b, i, img').length") == 0
+    browser.find_element(By.ID, "timeline").click()  # the script read the labels from the page's JSON
+    readout = browser.find_element(By.ID, "readout").text
+    assert all(label in readout for label in MARKUP_LABELS), readout
+    assert javascript_errors(browser) == []
 
 
 @pytest.mark.slow

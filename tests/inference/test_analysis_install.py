@@ -47,10 +47,14 @@ def test_it_has_no_tensorflow_and_analyzes_a_song_with_an_exported_run(trained_r
         str(trained_run.config),
         "--json",
         str(tmp_path / "song.json"),
+        "--html",
+        str(tmp_path / "song.html"),  # the report's templates come with the install
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert re.fullmatch(r"(\w+ \d+\.\d %  ){2}\w+ \d+\.\d %\n", proc.stdout)
+    page = (tmp_path / "song.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and proc.stdout.strip().replace("  ", ", ") in page
     folder = run(
         "-m", "track_analyzer", str(tmp_path), "--model", "musicnn-msd", "--csv", str(tmp_path / "t.csv"), cwd=tmp_path
     )
