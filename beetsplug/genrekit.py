@@ -129,7 +129,7 @@ class GenrekitPlugin(BeetsPlugin):
             genre = tag_name(top.label)
             item["genrekit_genre"] = genre
             item["genrekit_share"] = top.share
-            item["genrekit_model"] = str(self.config["model"].as_str())
+            item["genrekit_model"] = self.config["model"].as_str()
             genres = planned_genres(list(item.genres), genre, mode) if top.share >= min_share else None
             if genres is not None:
                 item.genres = genres
