@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import mutagen
 import numpy as np
 import pytest
 
@@ -332,6 +333,41 @@ def test_cli_refuses_bad_inputs_and_options(trained_run, long_mp3, tmp_path):
     assert "--plot" in one_error_line(analyze_cli(trained_run, tmp_path, "--plot", tmp_path / "x.png"))
     usage = analyze_cli(trained_run)  # neither a file nor --evaluate
     assert usage.returncode == 2 and "--evaluate" in usage.stderr
+
+
+def test_cli_writes_a_files_genre_tag_with_a_run_folders_label(trained_run, tmp_path):
+    song = write_audio(tmp_path / "song.mp3", signal("bass", 4.0, seed=3), tags={"title": "low"})
+    proc = analyze_cli(trained_run, song, "--json", tmp_path / "song.json", "--write-tags", "--min-share", "0")
+    assert proc.returncode == 0, proc.stderr
+    verdict = json.loads((tmp_path / "song.json").read_text())["ranking"][0]["label"]
+    genre = verdict.capitalize()  # a run's own labels: bass -> Bass
+    assert proc.stdout.splitlines()[1] == f"{song}\tgenre: (none) -> {genre}"
+    assert str(mutagen.File(song).tags["TCON"]) == genre and str(mutagen.File(song).tags["TIT2"]) == "low"
+    journal = tmp_path / "song.tag-journal.jsonl"  # beside --json
+    assert f"genre tags: 1 written; journal: {journal}" in proc.stderr
+    again = analyze_cli(trained_run, song, "--json", tmp_path / "song.json", "--write-tags", "--min-share", "1")
+    assert again.returncode == 0 and f"{song}: genre not written: top share" in again.stderr
+    undo = analyzer_cli("--undo-tags", journal)
+    assert undo.returncode == 0, undo.stderr
+    assert "TCON" not in mutagen.File(song).tags and str(mutagen.File(song).tags["TIT2"]) == "low"
+
+
+def test_cli_refuses_tag_options_out_of_place(trained_run, long_mp3, tmp_path):
+    tagger = one_error_line(analyzer_cli(long_mp3, "--model", "musicnn-msd", "--write-tags"))
+    assert "musicnn-msd is a tagger" in tagger
+    assert "needs --csv or --json" in one_error_line(analyze_cli(trained_run, long_mp3.parent, "--write-tags"))
+    assert "no such tag journal" in one_error_line(analyzer_cli("--undo-tags", tmp_path / "none.jsonl"))
+    (tmp_path / "other.jsonl").write_text('{"settings": {}}\n')
+    assert "not a genrekit tag journal" in one_error_line(analyzer_cli("--undo-tags", tmp_path / "other.jsonl"))
+    for args, message in (
+        ((long_mp3, "--tag-mode", "add"), "--tag-mode: only with --write-tags"),
+        ((long_mp3, "--dry-run"), "--dry-run: only with --write-tags or --undo-tags"),
+        (("--evaluate", tmp_path, "--write-tags"), "not --evaluate"),
+        ((long_mp3, "--undo-tags", tmp_path / "j.jsonl"), "--undo-tags JOURNAL is a mode of its own"),
+        ((long_mp3, "--write-tags", "--min-share", "1.5"), "must be between 0 and 1"),
+    ):
+        usage = analyze_cli(trained_run, *args)
+        assert usage.returncode == 2 and message in usage.stderr, usage.stderr
 
 
 def test_help_does_not_import_tensorflow():

@@ -22,7 +22,8 @@ from genrekit.core.config import Config, load_config
 from genrekit.core.errors import GenrekitError, TrackError
 from genrekit.inference.analyzer import Analyzer, TrackAnalysis, choose_aggregation, slice_settings
 from genrekit.inference.folder import FileOutcome, SliceLoader, analyze_loaded, find_audio_files
-from genrekit.inference.results import ResultsFile, done_paths, record_of, results_settings
+from genrekit.inference.results import ResultsFile, done_paths, record_of, results_settings, stat_or_none
+from genrekit.inference.tagging import DEFAULT_MIN_SHARE, MODES, TagJournal, TagOptions, tag_files, undo_journal
 from genrekit.models import registry
 from genrekit.models.aggregate import METHODS
 from genrekit.models.bundle import Bundle
@@ -64,6 +65,22 @@ features, model) on the workers of a Dask cluster instead, each loading the mode
 must see the files and the run folder at the same paths (docs/SCALING.md).
   --evaluate  track-level accuracy, per-label recall/precision and the confusion matrix
 
+Genre tags: --write-tags writes the top label into each analyzed file's genre tag (ID3 TCON of mp3,
+wav and aiff; the Vorbis comment GENRE of flac, ogg and opus; ©gen of m4a; WM/Genre of wma), named as
+players spell it (hiphop -> Hip-Hop, rock -> Rock; other labels with each word capitalized), only
+where the top share is at least --min-share. --tag-mode fill (the default) writes only where a file
+has no genre, replace replaces it, add adds the verdict beside it. Each file is rewritten atomically
+(a copy beside it, edited, fsynced and renamed over it; permissions and modification time kept), so
+its audio and other tags are untouched and a crash leaves it as before or as after. A file changed
+since its analysis (size or modification time), read-only, or of a format without a genre field is
+skipped with its reason. Every change is recorded first in the tag journal (--tag-journal; default
+<results stem>.tag-journal.jsonl beside --csv or --json, for a file without them
+genrekit.tag-journal.jsonl here); --undo-tags JOURNAL restores the genres it records, and can be run
+again if interrupted. --dry-run prints what would change and changes nothing. For a folder,
+--write-tags needs --csv or --json: the tags are written from the resumable results, after the
+analysis; run the same command again after an interruption. A ready tagger (musicnn-msd/-mtt) has no
+top label to write: use a genre model.
+
 --html PATH writes a report to open in a browser, one self-contained file per page (no network
 access): for a file, the verdict, the timeline of the label scores and a player whose playhead follows
 on the timeline (click or use the arrow keys to seek); for a folder or --evaluate, PATH is an index of
@@ -96,6 +113,9 @@ examples:
   python -m track_analyzer song.mp3 --model musicnn-msd --top-k 5 --json song-tags.json
   python -m track_analyzer song.mp3 --model output/models/crnn --html song.html
   python -m track_analyzer music/ --model output/models/crnn --csv music.csv --html music.html
+  python -m track_analyzer music/ --csv music.csv --write-tags --dry-run       # what would change
+  python -m track_analyzer music/ --csv music.csv --write-tags                 # journal: music.tag-journal.jsonl
+  python -m track_analyzer --undo-tags music.tag-journal.jsonl
 """
 
 
@@ -103,6 +123,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
@@ -206,6 +233,42 @@ def make_parser() -> argparse.ArgumentParser:
         help="folder or --evaluate: analyze on the workers of the Dask cluster at ADDRESS "
         "(tcp://host:8786), see docs/SCALING.md",
     )
+    tags = parser.add_argument_group("genre tags (see above and docs/GUIDE.md#tag-your-library)")
+    tags.add_argument(
+        "--write-tags",
+        action="store_true",
+        help="write the top label into each analyzed file's genre tag (a folder: with --csv or --json)",
+    )
+    tags.add_argument(
+        "--min-share",
+        type=share,
+        metavar="S",
+        help=f"write only where the top label's share is at least S, 0 to 1 (default {DEFAULT_MIN_SHARE:g}: chosen "
+        f"from the ready genre model's cross-validated precision of the top label at that share)",
+    )
+    tags.add_argument(
+        "--tag-mode",
+        choices=MODES,
+        help="fill (default): only files without a genre; replace: replace their genre; add: add the verdict beside it",
+    )
+    tags.add_argument(
+        "--tag-journal",
+        type=Path,
+        metavar="PATH",
+        help="where each change is recorded before it is made (default: <results stem>.tag-journal.jsonl "
+        "beside --csv or --json; a file without them: genrekit.tag-journal.jsonl in the current folder)",
+    )
+    tags.add_argument(
+        "--undo-tags",
+        type=Path,
+        metavar="JOURNAL",
+        help="instead of AUDIO: restore the genre tags a tag journal records (resumable; no model is loaded)",
+    )
+    tags.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --write-tags or --undo-tags: print what would change, change nothing",
+    )
     return parser
 
 
@@ -270,6 +333,7 @@ def load_analyzer(bundle: Bundle, batch_size: int, runtime: str) -> Analyzer:
 
 def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
     cutting = slice_settings(bundle, settings.overlap)
+    stat = stat_or_none(path)  # before the decode: a file changed during its analysis is not tagged
     # With Keras to import (5 s), the track decodes in a worker process meanwhile; an exported model
     # loads in milliseconds, and a worker's start would only delay the decode.
     with SliceLoader([path], cutting, workers=1 if registry.needs_keras(bundle, args.runtime) else 0) as loader:
@@ -285,6 +349,8 @@ def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings:
         output.plot_timeline(result, args.plot)
     if args.html:
         write_track_page(args.html, result, args, settings)
+    if args.write_tags:
+        write_tags([record_of(str(path), "ok", result, stat=stat)], Path(), args)
 
 
 def write_track_page(
@@ -364,8 +430,17 @@ def run_files(
     records: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(ResultsFile(path, stored, restart=args.restart)) for path in targets]
+        for results in files:
+            if args.write_tags and results.lacks_file_stats:
+                raise GenrekitError(
+                    f"{results.path}: made by an older genrekit, without each file's size and modification "
+                    f"time, which --write-tags needs to tell a file changed since its analysis; give --restart "
+                    f"to analyze again into it, or choose another file"
+                )
         done = done_paths(files)
         todo = [path for path in paths if names[path] not in done]
+        # before the analysis: a file changed while it is analyzed is not tagged as if it were not
+        stats = {path: stat_or_none(path) for path in todo}
         if len(todo) < len(paths):
             cli.log(
                 f"{len(paths) - len(todo)} of {len(paths)} files are in the results already; analyzing "
@@ -378,7 +453,13 @@ def run_files(
                     bar.write(f"{name}: {outcome.status}", file=sys.stderr)
                 elif not evaluate:
                     bar.write(f"{name}\t{outcome.result.summary(settings.top_k)}", file=sys.stdout)
-                record = record_of(name, outcome.status, outcome.result, None if truth is None else truth[outcome.path])
+                record = record_of(
+                    name,
+                    outcome.status,
+                    outcome.result,
+                    None if truth is None else truth[outcome.path],
+                    stats[outcome.path],
+                )
                 if args.html and outcome.result is not None:  # before the record: a file done has its page
                     write_track_page(
                         pages.track_page_path(args.html, name), outcome.result, args, settings, index=args.html
@@ -404,6 +485,94 @@ def analyze_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, setti
         raise GenrekitError(f"{folder}: none of the {len(records)} audio files could be analyzed")
     if args.html:
         write_index_page(folder, records, args, settings)
+    if args.write_tags:
+        write_tags(list(records.values()), folder, args)
+
+
+# --------------------------------------------------------------------------- genre tags
+
+TAG_COUNTS = {  # how the summary line names each outcome, in its order
+    "written": "written",
+    "dry run": "to write (dry run: nothing written)",
+    "restored": "restored",
+    "already": "already tagged",
+    "nothing to undo": "with nothing to undo",
+    "kept": "kept (they have a genre: --tag-mode replace or add changes it)",
+    "below min-share": "below --min-share",
+    "skipped": "skipped",
+    None: "not analyzed",
+}
+
+
+def journal_path(args: argparse.Namespace) -> Path:
+    """``--tag-journal``, or ``<results stem>.tag-journal.jsonl`` beside ``--csv`` or ``--json``, or
+    ``genrekit.tag-journal.jsonl`` in the current folder."""
+    if args.tag_journal:
+        return args.tag_journal
+    results = args.csv or args.json
+    return results.with_name(f"{results.stem}.tag-journal.jsonl") if results else Path("genrekit.tag-journal.jsonl")
+
+
+def genres_text(values: Sequence[str]) -> str:
+    return "; ".join(values) if values else "(none)"
+
+
+def report_tags(outcomes: Iterator[tuple[str, object]], total: int, verbose: bool, what: str, journal: Path) -> None:
+    """Print a line per changed file (stdout) and per skipped one (stderr; with ``verbose`` every file
+    not changed), then a summary on stderr."""
+    from tqdm import tqdm
+
+    counts: dict = {}
+    with tqdm(total=total, unit="file", desc=what, file=sys.stderr) as bar:
+        for name, outcome in outcomes:
+            status = outcome.status if outcome else None
+            counts[status] = counts.get(status, 0) + 1
+            if status in ("written", "restored", "dry run"):
+                change = f"genre: {genres_text(outcome.before)} -> {genres_text(outcome.after)}"
+                bar.write(f"{name}\t{change}{' (dry run)' if status == 'dry run' else ''}", file=sys.stdout)
+            elif status == "skipped" or (verbose and outcome):
+                detail = outcome.reason or f"{status} ({genres_text(outcome.before)})"
+                bar.write(
+                    f"{name}: genre not {'restored' if what == 'undoing' else 'written'}: {detail}", file=sys.stderr
+                )
+            bar.update()
+    summary = ", ".join(f"{counts[key]} {text}" for key, text in TAG_COUNTS.items() if counts.get(key))
+    cli.log(f"genre tags: {summary or 'no files'}; journal: {journal}")
+
+
+def write_tags(records: list[dict], root: Path, args: argparse.Namespace) -> None:
+    """Write the verdicts of ``records`` (paths relative to ``root``) into the files' genre tags."""
+    options = TagOptions(
+        args.tag_mode or "fill", DEFAULT_MIN_SHARE if args.min_share is None else args.min_share, args.dry_run
+    )
+    path = journal_path(args)
+    with TagJournal(path, write=not args.dry_run) as journal:
+        report_tags(tag_files(records, root, journal, options), len(records), len(records) == 1, "tagging", path)
+
+
+def undo_tags(args: argparse.Namespace) -> None:
+    if not args.undo_tags.is_file():
+        raise GenrekitError(f"{args.undo_tags}: no such tag journal")
+    with TagJournal(args.undo_tags, write=False) as journal:
+        outcomes = ((str(outcome.path), outcome) for outcome in undo_journal(journal, args.dry_run))
+        report_tags(outcomes, len({entry["path"] for entry in journal.entries}), False, "undoing", args.undo_tags)
+
+
+def check_tag_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse tag options without the mode they belong to."""
+    given = [
+        flag
+        for flag in ("--min-share", "--tag-mode", "--tag-journal")
+        if getattr(args, flag[2:].replace("-", "_")) is not None
+    ]
+    if given and not args.write_tags:
+        parser.error(f"{', '.join(given)}: only with --write-tags")
+    if args.dry_run and not (args.write_tags or args.undo_tags):
+        parser.error("--dry-run: only with --write-tags or --undo-tags")
+    if args.undo_tags and (args.write_tags or args.input is not None or args.evaluate is not None):
+        parser.error("--undo-tags JOURNAL is a mode of its own: give no AUDIO, --evaluate or --write-tags")
+    if args.write_tags and args.evaluate is not None:
+        parser.error("--write-tags is for an AUDIO file or folder, not --evaluate")
 
 
 def labelled_files(folder: Path, labels: Sequence[str], extensions: Sequence[str]) -> dict[Path, str]:
@@ -470,11 +639,22 @@ def evaluate_folder(folder: Path, bundle: Bundle, args: argparse.Namespace, sett
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    check_tag_options(parser, args)
+    if args.undo_tags:
+        undo_tags(args)
+        return 0
     if (args.input is None) == (args.evaluate is None):
         parser.error("give either an AUDIO file or folder, or --evaluate FOLDER")
     if args.embed_audio and not args.html:
         raise GenrekitError("--embed-audio puts the audio inside the --html pages: give --html PATH too")
     bundle = open_model(args.model)
+    if args.write_tags and bundle.multi_label:
+        raise GenrekitError(
+            f"--write-tags writes a genre model's top label; {bundle.pretrained} is a tagger (independent tag "
+            f"probabilities, no top label's share): use the ready genre model or a run folder"
+        )
+    if args.write_tags and args.input.is_dir() and not (args.csv or args.json):
+        raise GenrekitError("--write-tags on a folder needs --csv or --json: the tags are written from those results")
     settings = resolve_settings(args, bundle)
     if args.evaluate is not None:
         if not args.evaluate.is_dir():

@@ -13,6 +13,11 @@ overlap and aggregation, the kind of run) is stored with them: in the header lin
 JSON Lines file, and for a CSV in a ``<PATH>.settings.json`` beside it (a CSV stays a plain
 table). A file made with other settings is refused with one line naming what differs,
 unless the caller asks to start over.
+
+Each analyzed file's record also holds its ``size`` and ``mtime_ns`` as they were before its
+analysis, so that ``--write-tags`` can tell a file changed since (:mod:`.tagging`). Results
+written before those were recorded (a CSV without the two columns) are still resumed, in their
+own columns; tags are not written from them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from genrekit.core.atomic import fsync_path, write_bytes, write_json
 from genrekit.core.config import changed_keys, to_jsonable
@@ -36,7 +42,36 @@ RESULTS_VERSION = 1
 # analysis in the middle of a write (tests/inference/test_results.py).
 WRITE_PAUSE_ENV = "GENREKIT_TEST_WRITE_PAUSE"
 CSV_FIXED = ("path", "status", "top_label", "top_share", "duration", "n_slices")
+CSV_FILE_STAT = ("size", "mtime_ns")  # after CSV_FIXED; results made before them lack them
 SETTINGS_SUFFIX = ".settings.json"
+
+
+class FileStat(NamedTuple):
+    """What tells a file changed: its size in bytes and its modification time in ns."""
+
+    size: int
+    mtime_ns: int
+
+
+def file_stat(path: os.PathLike | str) -> FileStat:
+    """The :class:`FileStat` of ``path`` (symbolic links followed); raises ``OSError``."""
+    st = os.stat(path)
+    return FileStat(st.st_size, st.st_mtime_ns)
+
+
+def stat_or_none(path: os.PathLike | str) -> FileStat | None:
+    """:func:`file_stat`, or None for a file that cannot be stat'ed (missing...)."""
+    try:
+        return file_stat(path)
+    except OSError:
+        return None
+
+
+def recorded_stat(record: dict) -> FileStat | None:
+    """The :class:`FileStat` a record holds (taken before the file's analysis), or None."""
+    if record.get("size") is None or record.get("mtime_ns") is None:
+        return None
+    return FileStat(int(record["size"]), int(record["mtime_ns"]))
 
 
 def model_fingerprint(bundle: Bundle) -> str:
@@ -64,19 +99,26 @@ def results_settings(bundle: Bundle, *, overlap: float, aggregation: str, evalua
     }
 
 
-def csv_header(labels: Sequence[str], with_truth: bool = False) -> list[str]:
-    """Fixed columns, ``true_label`` in evaluate mode, then one ``share_<label>`` per label (model order)."""
-    return [*CSV_FIXED, *(["true_label"] if with_truth else []), *(f"share_{name}" for name in labels)]
+def csv_header(labels: Sequence[str], with_truth: bool = False, with_stat: bool = True) -> list[str]:
+    """Fixed columns, ``size`` and ``mtime_ns`` (unless ``with_stat`` is False: results made before
+    them), ``true_label`` in evaluate mode, then one ``share_<label>`` per label (model order)."""
+    return [
+        *CSV_FIXED,
+        *(CSV_FILE_STAT if with_stat else ()),
+        *(["true_label"] if with_truth else []),
+        *(f"share_{name}" for name in labels),
+    ]
 
 
-def csv_row(record: dict, labels: Sequence[str], with_truth: bool = False) -> list:
+def csv_row(record: dict, labels: Sequence[str], with_truth: bool = False, with_stat: bool = True) -> list:
     """One file's CSV row from its record (see :func:`record_of`); a skipped file has empty scores."""
     truth = [record.get("true_label", "")] if with_truth else []
     ranking = record.get("ranking")
     if not ranking:
-        return [record["path"], record["status"], "", "", "", "", *truth, *([""] * len(labels))]
+        return [record["path"], record["status"], *([""] * (4 + 2 * with_stat)), *truth, *([""] * len(labels))]
     share = {entry["label"]: entry["share"] for entry in ranking}
     top = ranking[0]
+    stat = recorded_stat(record)
     return [
         record["path"],
         record["status"],
@@ -84,14 +126,16 @@ def csv_row(record: dict, labels: Sequence[str], with_truth: bool = False) -> li
         f"{top['share']:.6f}",
         f"{record['duration']:.3f}",
         record["n_slices"],
+        *((stat or ("", "")) if with_stat else ()),
         *truth,
         *(f"{share[name]:.6f}" for name in labels),
     ]
 
 
-def record_of(path: str, status: str, result=None, true_label: str | None = None) -> dict:
+def record_of(path: str, status: str, result=None, true_label: str | None = None, stat: FileStat | None = None) -> dict:
     """A file's record: ``path`` (relative, POSIX), ``status``, and for an analyzed file its
-    ``duration``, ``n_slices`` and ``ranking`` (label, score, share; best first)."""
+    ``duration``, ``n_slices``, ``ranking`` (label, score, share; best first) and, given ``stat``
+    (taken before the analysis), ``size`` and ``mtime_ns``."""
     record: dict = {"path": path, "status": status}
     if true_label is not None:
         record["true_label"] = true_label
@@ -101,6 +145,8 @@ def record_of(path: str, status: str, result=None, true_label: str | None = None
             n_slices=len(result.starts),
             ranking=[entry._asdict() for entry in result.ranking],
         )
+        if stat is not None:
+            record.update(size=stat.size, mtime_ns=stat.mtime_ns)
     return record
 
 
@@ -118,6 +164,8 @@ def _record_from_row(row: dict, labels: Sequence[str]) -> dict:
             n_slices=int(row["n_slices"]),
             ranking=[{"label": name, "share": shares[name]} for name in [row["top_label"], *order]],
         )
+        if row.get("size") and row.get("mtime_ns"):
+            record.update(size=int(row["size"]), mtime_ns=int(row["mtime_ns"]))
     return record
 
 
@@ -140,6 +188,7 @@ class ResultsFile:
         self.labels = list(settings["labels"])
         self.csv = self.path.suffix.lower() == ".csv"
         self.with_truth = settings["mode"] == "evaluate"
+        self.with_stat = True  # False for a CSV made before the size and mtime_ns columns
         self.records: dict[str, dict] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and not restart:
@@ -192,7 +241,9 @@ class ResultsFile:
         lines = complete.decode("utf-8").splitlines(keepends=True)
         if self.csv:
             rows = list(csv.DictReader(io.StringIO("".join(lines))))
-            if lines and next(csv.reader(lines[:1])) != self.header():
+            if lines and next(csv.reader(lines[:1])) == csv_header(self.labels, self.with_truth, with_stat=False):
+                self.with_stat = False  # resumed in its own columns
+            elif lines and next(csv.reader(lines[:1])) != self.header():
                 raise GenrekitError(
                     f"{self.path}: its columns are not those of this analysis; give --restart "
                     f"to analyze everything again into it, or choose another file"
@@ -208,13 +259,13 @@ class ResultsFile:
     # ------------------------------------------------------------------ writing
 
     def header(self) -> list[str]:
-        return csv_header(self.labels, self.with_truth)
+        return csv_header(self.labels, self.with_truth, self.with_stat)
 
     def _line(self, record: dict) -> bytes:
         if not self.csv:
             return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(csv_row(record, self.labels, self.with_truth))
+        csv.writer(buffer, lineterminator="\n").writerow(csv_row(record, self.labels, self.with_truth, self.with_stat))
         return buffer.getvalue().encode("utf-8")
 
     def _first_line(self) -> bytes:
@@ -225,10 +276,18 @@ class ResultsFile:
         return buffer.getvalue().encode("utf-8")
 
     def _start(self) -> None:
+        self.with_stat = True
         if self.csv:
             write_json(self.settings_path, self.settings)
         write_bytes(self.path, self._first_line())
         self.records = {}
+
+    @property
+    def lacks_file_stats(self) -> bool:
+        """Whether it was made before the records held each file's size and mtime (``--write-tags`` needs them)."""
+        return not self.with_stat or any(
+            "ranking" in record and recorded_stat(record) is None for record in self.records.values()
+        )
 
     def __contains__(self, path: str) -> bool:
         return path in self.records

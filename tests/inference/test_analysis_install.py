@@ -55,6 +55,21 @@ def test_it_has_no_tensorflow_and_analyzes_a_song_with_an_exported_run(trained_r
     assert re.fullmatch(r"(\w+ \d+\.\d %  ){2}\w+ \d+\.\d %\n", proc.stdout)
     page = (tmp_path / "song.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and proc.stdout.strip().replace("  ", ", ") in page
+    tagged = run(  # --write-tags needs mutagen only (issue 35)
+        *(
+            "-m",
+            "track_analyzer",
+            str(song),
+            "--model",
+            str(trained_run.run_folder),
+            "--config",
+            str(trained_run.config),
+        ),
+        *("--json", str(tmp_path / "song.json"), "--write-tags", "--min-share", "0"),
+        cwd=tmp_path,
+    )
+    assert tagged.returncode == 0, tagged.stderr
+    assert tagged.stdout.splitlines()[1].startswith(f"{song}\tgenre: (none) -> ")
     folder = run(
         "-m", "track_analyzer", str(tmp_path), "--model", "musicnn-msd", "--csv", str(tmp_path / "t.csv"), cwd=tmp_path
     )

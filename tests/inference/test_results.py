@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from genrekit.core.errors import GenrekitError
-from genrekit.inference.results import WRITE_PAUSE_ENV, ResultsFile
+from genrekit.inference.results import WRITE_PAUSE_ENV, FileStat, ResultsFile, recorded_stat
 from tests.helpers import REPO_ROOT, kill_group_when, run_script, start_script
 from tests.inference.conftest import analyze_args, assert_same_results, read_results
 
@@ -109,16 +109,21 @@ def test_results_file_cuts_a_half_written_line_and_sorts_when_done(tmp_path):
     resumed = ResultsFile(tmp_path / "r.csv", settings)
     assert set(resumed.records) == {"z.wav", "a.wav"}
     assert (tmp_path / "r.csv").read_bytes().endswith(b"\n")
-    resumed.add({**record, "path": "m.wav"})
+    resumed.add({**record, "path": "m.wav", "size": 1234, "mtime_ns": 1700000000123456789})
     resumed.add({**record, "path": "m.wav", "status": "padded"})  # a second report of a file: ignored
     ordered = resumed.finish()
     assert [r["path"] for r in ordered] == ["a.wav", "m.wav", "z.wav"]
     lines = (tmp_path / "r.csv").read_text().splitlines()
     assert lines == [
-        "path,status,top_label,top_share,duration,n_slices,share_a,share_b",
-        "a.wav,skipped: silent,,,,,,",
-        "m.wav,ok,b,0.750000,3.000,2,0.250000,0.750000",
-        "z.wav,ok,b,0.750000,3.000,2,0.250000,0.750000",
+        "path,status,top_label,top_share,duration,n_slices,size,mtime_ns,share_a,share_b",
+        "a.wav,skipped: silent,,,,,,,,",
+        "m.wav,ok,b,0.750000,3.000,2,1234,1700000000123456789,0.250000,0.750000",
+        "z.wav,ok,b,0.750000,3.000,2,,,0.250000,0.750000",  # a record without them: empty
+    ]
+    assert [recorded_stat(r) for r in ResultsFile(tmp_path / "r.csv", settings).records.values()] == [
+        None,
+        FileStat(1234, 1700000000123456789),  # read back exactly (ns do not fit a float)
+        None,
     ]
     with pytest.raises(GenrekitError, match=r"r.csv: made with other analysis settings \(changed: overlap\)"):
         ResultsFile(tmp_path / "r.csv", {**settings, "overlap": 2.0})
