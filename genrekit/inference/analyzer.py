@@ -28,7 +28,8 @@ from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import apply
 from genrekit.models.aggregate import METHODS, aggregate, shares
 from genrekit.models.bundle import Bundle
-from genrekit.models.registry import load_model, open_model
+from genrekit.models.litert import LiteRTModel
+from genrekit.models.registry import choose_precision, load_model, open_model
 
 DEFAULTS = AnalysisConfig()
 # A trained run's analysis slices overlap by half a slice, so every moment of a track is in two
@@ -239,6 +240,9 @@ class Analyzer:
         ``auto``: the model's LiteRT export, without TensorFlow, where there is one (a run folder
         saved before exports existed is exported on first use), else Keras; see
         :func:`genrekit.models.registry.load_model`.
+    precision : {"auto", "float", "int8"}
+        Which LiteRT export: ``auto`` the int8 one where the model has one and the CPU runs it faster,
+        else float (:func:`genrekit.models.registry.choose_precision`); the one run is :attr:`precision`.
     """
 
     def __init__(
@@ -248,12 +252,16 @@ class Analyzer:
         batch_size: int = DEFAULTS.batch_size,
         warm_up_features: bool = True,
         runtime: str = "auto",
+        precision: str = "auto",
     ):
         if batch_size < 1:
             raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
         self.bundle = model if isinstance(model, Bundle) else open_model(model)
         self.batch_size = batch_size
-        self.model = load_model(self.bundle, runtime)
+        self.model = load_model(self.bundle, runtime, precision)
+        # what scores the slices: "int8" for the int8 export, else "float" (float32 export, Keras, a baseline)
+        exported = isinstance(self.model, LiteRTModel)
+        self.precision = choose_precision(self.bundle, precision) if exported else "float"
         self._forward = compile_forward(self.model, self.bundle.input_shape)
         # Trace now, so the first track is timed like every other one.
         self._forward(np.zeros((1, *self.bundle.input_shape), dtype=np.float32))
