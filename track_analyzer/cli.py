@@ -294,16 +294,22 @@ def load_analyzer(bundle: Bundle, batch_size: int, args: argparse.Namespace) -> 
 
 
 def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
-    cutting = slice_settings(bundle, settings.overlap)
-    # With Keras to import (5 s), the track decodes in a worker process meanwhile; an exported model
-    # loads in milliseconds, and a worker's start would only delay the decode.
-    keras = registry.needs_keras(bundle, args.runtime, args.precision)
-    with SliceLoader([path], cutting, workers=1 if keras else 0) as loader:
+    if registry.needs_keras(bundle, args.runtime, args.precision):
+        # With Keras to import (5 s), the track decodes in a worker process meanwhile.
+        with SliceLoader([path], slice_settings(bundle, settings.overlap), workers=1) as loader:
+            analyzer = load_analyzer(bundle, settings.batch_size, args)
+            ((_, slices),) = loader
+        if isinstance(slices, TrackError):
+            raise GenrekitError(f"{path}: {slices}")
+        result = analyzer.analyze_slices(path, slices, overlap=settings.overlap, aggregation=settings.aggregation)
+    else:
+        # An exported model loads in milliseconds: the track is decoded a block at a time in a thread
+        # while the model scores the slices before (memory flat in the track's length).
         analyzer = load_analyzer(bundle, settings.batch_size, args)
-        ((_, slices),) = loader
-    if isinstance(slices, TrackError):
-        raise GenrekitError(f"{path}: {slices}")
-    result = analyzer.analyze_slices(path, slices, overlap=settings.overlap, aggregation=settings.aggregation)
+        try:
+            result = analyzer.analyze(path, overlap=settings.overlap, aggregation=settings.aggregation)
+        except TrackError as exc:
+            raise GenrekitError(f"{path}: {exc}") from None
     print(result.summary(settings.top_k), flush=True)
     if args.json:
         output.write_json(args.json, {"model": str(args.model), **result.to_dict()})

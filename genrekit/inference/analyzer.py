@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from genrekit.audio.features import TrackSlices, load_track_slices, slice_geometry, warm_up
+from genrekit.audio.features import TrackSlices, joined, slice_geometry, stream_track_slices, warm_up
 from genrekit.core.config import AnalysisConfig, FeaturesConfig, SlicingConfig
 from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import apply
@@ -135,15 +137,21 @@ class SliceSettings:
     silence_threshold_db: float
     overlap: float
 
-    def load(self, path: os.PathLike | str) -> TrackSlices:
-        """Decode and slice a file (raises :class:`genrekit.core.errors.TrackError`)."""
-        return load_track_slices(
+    def stream(self, path: os.PathLike | str, block_frames: int | None = None) -> Iterator[TrackSlices]:
+        """Decode and slice a file a group of slices at a time, in memory that does not grow with its length
+        (:func:`genrekit.audio.features.stream_track_slices`; raises :class:`genrekit.core.errors.TrackError`)."""
+        return stream_track_slices(
             Path(path),
             self.slicing,
             self.features,
             silence_threshold_db=self.silence_threshold_db,
             overlap=self.overlap,
+            block_frames=block_frames,
         )
+
+    def load(self, path: os.PathLike | str) -> TrackSlices:
+        """Decode and slice a whole file: :meth:`stream`, joined (raises :class:`genrekit.core.errors.TrackError`)."""
+        return joined(self.stream(path))
 
 
 def default_overlap(bundle: Bundle) -> float:
@@ -328,12 +336,73 @@ class Analyzer:
         return self.result(path, slices, self.predict(slices.specs), overlap=overlap, aggregation=aggregation)
 
     def analyze(
-        self, path: os.PathLike | str, *, overlap: float | None = None, aggregation: str | None = None
+        self,
+        path: os.PathLike | str,
+        *,
+        overlap: float | None = None,
+        aggregation: str | None = None,
+        block_frames: int | None = None,
     ) -> TrackAnalysis:
-        """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file)."""
+        """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file).
+
+        The file is decoded and sliced a group of slices at a time in a thread while the model scores the
+        group before (:func:`prefetched`), so memory does not grow with the track's length: only the
+        scores are kept. The scores are those of :meth:`analyze_slices` on the whole file's slices.
+        """
         aggregation = choose_aggregation(self.bundle, aggregation)
-        slices = self.slice_settings(overlap).load(path)
-        return self.analyze_slices(path, slices, overlap=overlap, aggregation=aggregation)
+        starts, scores, last = [], [], None
+        for group in prefetched(self.slice_settings(overlap).stream(path, block_frames)):
+            starts.append(group.starts)
+            scores.append(self.predict(group.specs))
+            last = group
+        shape = (0, *self.bundle.input_shape[:2])
+        slices = TrackSlices(np.zeros(shape, np.float32), np.concatenate(starts), last.duration, last.padded)
+        return self.result(path, slices, np.concatenate(scores), overlap=overlap, aggregation=aggregation)
+
+
+def prefetched(items: Iterable, ahead: int = 2) -> Iterator:
+    """``items``, produced in a thread up to ``ahead`` ahead of their use (the decode and features of a file's
+    next slices while the model scores these: NumPy, soxr, libsndfile and the interpreter release the GIL).
+    An exception of the producer is raised here, in order; leaving early stops the producer."""
+    done = object()
+    handoff: queue.Queue = queue.Queue(ahead)
+    stop = threading.Event()
+
+    def offer(entry) -> bool:  # False once the consumer has left
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not offer((item, None)):
+                    return
+            offer((done, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer((done, exc))
+        finally:
+            if hasattr(iterator, "close"):  # a generator: its files and processes end here, in its thread
+                iterator.close()
+
+    producer = threading.Thread(target=produce, name="genrekit-prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 def analyze(
