@@ -188,6 +188,9 @@ def package(run: Path, target: Path, clips: list[Clip]) -> None:
     bundle = json.loads((run / BUNDLE_FILE).read_text(encoding="utf-8"))
     bundle = {key: value for key, value in bundle.items() if key not in VOLATILE}
     bundle["head"] = dict(SETTINGS["model"])
+    # int8 weights in musicnn's front end keep the float export's verdicts: the analyzer's default where
+    # the CPU runs int8 fast (benchmarks/quantization.py, docs/RESULTS.md)
+    bundle["precision"] = "int8"
     target.mkdir(parents=True, exist_ok=True)
     head = keras.saving.load_model(run / MODEL_FILE, compile=False).get_layer("head")
     registry.write_head(head, target)

@@ -38,10 +38,11 @@ import numpy as np
 
 from genrekit.core.cli import quiet_native_logs
 from genrekit.core.errors import GenrekitError
+from genrekit.models import bundle
 
 EXPORT_FILE = "model.tflite"
 QUANTIZED_FILE = "model.int8.tflite"  # the export with int8 weights (precision "int8")
-PRECISIONS = ("float", "int8")
+PRECISIONS = bundle.PRECISIONS  # float32, int8 weights
 # An export whose scores differ from the Keras model's by more than this on the check batch is
 # refused. Float32 LiteRT kernels sum in another order than Keras' (oneDNN): about 1e-7 on a CRNN's
 # softmax, up to 2e-6 through musicnn (tests/models/test_litert.py).

@@ -53,6 +53,9 @@ from genrekit.models.bundle import HEAD_FILE, MODEL_FILE, Bundle, load_bundle
 
 KERAS, BASELINE, TAGGER = "keras", "baseline", "tagger"
 PRETRAINED = ("musicnn-msd", "musicnn-mtt")  # the ready taggers: --model musicnn-msd
+# The ready taggers' default export where the CPU runs int8 fast (see choose_precision), as measured by
+# benchmarks/quantization.py on 170 GTZAN clips (docs/RESULTS.md).
+TAGGER_PRECISION = "int8"
 EXPORTS = Path(__file__).resolve().parent / "exports"  # the ready taggers' LiteRT exports (tools/export_models.py)
 # The ready genre models, trained by tools/train_ready_model.py: --model gtzan-genres, the analyzer's default.
 READY = {"gtzan-genres": Path(__file__).resolve().parent / "ready" / "gtzan-genres"}
@@ -98,6 +101,7 @@ def pretrained_bundle(name: str) -> Bundle:
         BuildConfig().silence_threshold_db,
         {},
         pretrained=name,
+        precision=TAGGER_PRECISION,
     )
 
 
@@ -235,13 +239,14 @@ PRECISIONS = ("auto", *litert.PRECISIONS)
 
 def choose_precision(bundle: Bundle, requested: str = "auto") -> str:
     """The export precision the analyzer runs (``--precision``): ``requested``, or for ``auto`` the int8
-    export where the bundle has one and the CPU runs int8 faster (:func:`genrekit.models.litert.int8_pays`),
-    else float."""
+    export where the bundle names it (``bundle.precision``: measured to keep the verdicts), has one, and
+    the CPU runs int8 faster (:func:`genrekit.models.litert.int8_pays`); else float."""
     if requested not in PRECISIONS:
         raise GenrekitError(f"unknown precision {requested!r} (choose from {', '.join(PRECISIONS)})")
     if requested != "auto":
         return requested
-    return "int8" if litert.int8_pays() and export_path(bundle, "int8") is not None else "float"
+    int8 = bundle.precision == "int8" and litert.int8_pays() and export_path(bundle, "int8") is not None
+    return "int8" if int8 else "float"
 
 
 def needs_keras(bundle: Bundle, runtime: str = "auto", precision: str = "auto") -> bool:
@@ -302,9 +307,11 @@ def load_model(bundle: Bundle, runtime: str = "auto", precision: str = "auto"):
     :func:`choose_precision`), checked against the bundle's input shape and labels: its LiteRT export
     (:class:`genrekit.models.litert.LiteRTModel`) when there is one, else the Keras model in float32,
     or a classical baseline's :class:`genrekit.models.baselines.BaselineModel`."""
+    if runtime == "keras":  # float32
+        if precision == "int8":
+            raise GenrekitError("--precision int8 runs the int8 LiteRT export; the Keras model is float32")
+        precision = "float"
     precision = choose_precision(bundle, precision)
-    if runtime == "keras" and precision == "int8":
-        raise GenrekitError("--precision int8 runs the int8 LiteRT export; the Keras model is float32")
     try:
         model = _load(bundle, runtime, precision)
     except GenrekitError:

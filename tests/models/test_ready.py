@@ -146,7 +146,7 @@ def test_help_says_what_the_default_model_is():
 def test_the_export_and_the_keras_fallback_agree(song):
     """The LiteRT export (what the analyzer runs) and the Keras model rebuilt from musicnn's checkpoints
     and ``head.npz`` (``--runtime keras``) score the same slices alike."""
-    exported = Analyzer(runtime="litert")  # no model: the ready genre model
+    exported = Analyzer(runtime="litert", precision="float")  # no model: the ready genre model
     rebuilt = Analyzer("gtzan-genres", runtime="keras")
     assert isinstance(exported.model, litert.LiteRTModel) and not isinstance(rebuilt.model, litert.LiteRTModel)
     slices = exported.slice_settings().load(song)
