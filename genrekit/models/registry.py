@@ -17,7 +17,7 @@ tagger     a ready musicnn tagger (``musicnn-msd``,         the ``musicnn`` whee
 
 A Keras model's export comes in two precisions (:data:`litert.PRECISIONS`): ``model.tflite`` (float32)
 and ``model.int8.tflite`` (int8 weights where they keep their precision, :mod:`.litert`); the analyzer
-runs the int8 one where there is one and the CPU runs it faster (:func:`choose_precision`).
+runs the int8 one where the bundle names it, it exists and the CPU runs it faster (:func:`choose_precision`).
 
 A run folder's ``bundle.json`` (:mod:`.bundle`) says which family its model is; the analyzer and
 the training ask this module for the rest. A Keras model is analyzed through its LiteRT export
