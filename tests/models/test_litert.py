@@ -295,3 +295,33 @@ def test_the_precision_chosen_by_default():
     assert registry.choose_precision(ready, "float") == "float" and registry.choose_precision(ready, "int8") == "int8"
     assert registry.choose_precision(registry.open_model("musicnn-msd"), "auto") == registry.choose_precision(ready)
     assert registry.load_model(ready, runtime="keras").__class__.__name__ != "LiteRTModel"  # keras: float32
+
+
+@needs_musicnn
+@pytest.mark.slow
+def test_the_embedder_exports_give_the_features_a_head_sees(song, tmp_path):
+    """registry.embedder_export: musicnn up to its pooled features through the float export (Keras' features,
+    to float32 rounding) and through the int8 one (within a few hundredths of their scale: the features
+    the int8 ready model's head sees); made once, then reused."""
+    from genrekit.core.config import ModelConfig
+    from genrekit.models.backbone import build_embedder
+
+    slices = load_track_slices(
+        song,
+        SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0),
+        BACKBONE_FEATURES,
+        silence_threshold_db=SILENCE,
+    )
+    x = slices.specs[..., np.newaxis].astype(np.float32)
+    keras_features = np.asarray(build_embedder(ModelConfig(backbone="musicnn-msd")).predict_on_batch(x))
+    scale = np.abs(keras_features).max()
+    features = {}
+    for precision in litert.PRECISIONS:
+        path = registry.embedder_export("musicnn-msd", "pooled", precision, tmp_path)
+        assert path == tmp_path / f"musicnn-msd-pooled.{precision}.tflite"
+        made = path.stat().st_mtime_ns
+        assert registry.embedder_export("musicnn-msd", "pooled", precision, tmp_path).stat().st_mtime_ns == made
+        features[precision] = litert.LiteRTModel(path, max_rows=registry.MUSICNN_ROWS).predict(x)
+        assert features[precision].shape == keras_features.shape == (len(x), 1506)
+    np.testing.assert_allclose(features["float"], keras_features, atol=TOLERANCE * scale, rtol=0)
+    assert np.abs(features["int8"] - keras_features).max() <= litert.QUANTIZED_CHECK_TOLERANCE * scale
