@@ -135,8 +135,14 @@ def export_name(precision: str) -> str:
 
 def export_all(model, path_of) -> list[Path]:
     """Export a float32 Keras model in every precision to ``path_of(precision)``; the paths written (no
-    int8 export for a model without layers to quantize)."""
-    written = [litert.export(model, path_of(precision), precision=precision) for precision in litert.PRECISIONS]
+    int8 export for a model without layers to quantize, or whose int8 export fails: it is optional, and
+    the float export is what a run folder needs)."""
+    written = [litert.export(model, path_of("float"))]
+    try:
+        written.append(litert.export(model, path_of("int8"), precision="int8"))
+    except Exception as exc:  # the quantizer and the converter raise many kinds
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"{path_of('int8')}: no int8 export ({reason}); the float export is there")
     return [path for path in written if path is not None]
 
 
