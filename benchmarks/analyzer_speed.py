@@ -19,6 +19,16 @@ Sections (``--sections``, default all):
   processes (``--scheduler``).
 * ``memory`` (issue 22): the peak memory of the whole process tree analyzing that library with one
   CRNN, at ``--library-files`` and 10 times as many files (hard links to the same audio).
+* ``ready`` (issue 34): the ready genre model (the analyzer's default, ``--model`` not given) now and at
+  the commit before issue 34 (``BEFORE_READY``, a git worktree run with this interpreter), in one run, as
+  ratios: one 3.5-minute 44.1 kHz stereo mp3's whole CLI call (median of ``--cold`` calls, the two
+  checkouts alternating) and a folder of ``--ready-songs`` generated 3-5 minute songs (``--csv``; the
+  two alternating, ``--repeats`` times): times real time, peak memory of the process tree.
+* ``long`` (issue 34): the peak memory of one CLI call with the ready model on a 2-hour 44.1 kHz stereo
+  mp3 (made once with ffmpeg from a synthetic signal, 115 MB) against its first 4 minutes.
+
+Every section prints the CPU and its instruction set (:func:`instruction_set`): speed figures depend on
+it (XNNPACK's kernels, the int8 exports' default, see docs/GUIDE.md).
 
 The model is the default-config CRNN (``genrekit.models.networks.build_crnn``) with untrained
 weights (speed does not depend on them) and a bundle with the default features. Files
@@ -165,24 +175,40 @@ def in_process(track: Path, bundle: Path | str, cfg: Config, repeats: int) -> np
 
 
 BEFORE = "a096de7"  # the last commit before the library analysis and the exports (folder mode of then)
+BEFORE_READY = "10fa1bf"  # the last commit before issue 34 (int8 exports, streaming decode)
+
+
+def instruction_set() -> str:
+    """The CPU and the widest SIMD it offers (``/proc/cpuinfo``), e.g. ``AMD EPYC: AVX-512 (with VNNI)``."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "unknown CPU (no /proc/cpuinfo)"
+    field = {line.split(":")[0].strip(): line.split(":", 1)[1].strip() for line in lines if ":" in line}
+    flags = set(field.get("flags", "").split())
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    vnni = " (with VNNI: int8 dot products)" if flags & {"avx512_vnni", "avx_vnni"} else " (no VNNI)"
+    return f"{field.get('model name', 'unknown CPU')}: {widest}{vnni}"
+
+
+def cli_call(args: list[str], root: Path = REPO_ROOT, python: str = sys.executable) -> float:
+    """Wall-clock seconds of one fresh CLI process (process start to exit) of the checkout at ``root``."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [python, "-m", "track_analyzer", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    if proc.returncode != 0:
+        sys.exit(f"CLI failed:\n{proc.stderr}")
+    return time.perf_counter() - start
 
 
 def median_cli(args: list[str], calls: int, python: str = sys.executable) -> float:
     """Median wall-clock seconds of ``calls`` fresh CLI processes (process start to exit)."""
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [python, "-m", "track_analyzer", *args],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        )
-        times.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            sys.exit(f"CLI failed:\n{proc.stderr}")
-    return float(np.median(times))
+    return float(np.median([cli_call(args, python=python) for _ in range(calls)]))
 
 
 def peak_tree_rss(cmd: list[str], cwd: Path, env: dict) -> tuple[float, float]:
@@ -320,12 +346,12 @@ def linked_copies(folder: Path, times: int) -> Path:
     return target
 
 
-def before_checkout() -> Path | None:
-    """A git worktree of :data:`BEFORE` (the folder mode of then), or None without git."""
-    path = OUT / f"before-{BEFORE}"
+def before_checkout(commit: str = BEFORE) -> Path | None:
+    """A git worktree of ``commit`` (default :data:`BEFORE`, the folder mode of then), or None without git."""
+    path = OUT / f"before-{commit}"
     if not (path / "track_analyzer").is_dir():
         done = subprocess.run(
-            ["git", "worktree", "add", "--detach", str(path), BEFORE], cwd=REPO_ROOT, capture_output=True, text=True
+            ["git", "worktree", "add", "--detach", str(path), commit], cwd=REPO_ROOT, capture_output=True, text=True
         )
         if done.returncode != 0:
             print(f"  (no folder mode of before: git worktree failed: {done.stderr.strip()})")
@@ -446,15 +472,91 @@ def memory(cfg: Config, files: int, song_every: int) -> None:
         )
 
 
+def ready(calls: int, songs: int, repeats: int) -> None:
+    """Issue 34: the ready model (the default), now against :data:`BEFORE_READY`, on one song and a folder of songs."""
+    from tests.helpers import label_signal, write_audio
+
+    print(f"\n== ready model, now against {BEFORE_READY} (load average {os.getloadavg()[0]:.2f}; {instruction_set()})")
+    before = before_checkout(BEFORE_READY)
+    if before is None:
+        return
+    roots = {"now": REPO_ROOT, "before": before}
+    song = OUT / "song_3.5min_44k_stereo.mp3"
+    if not song.exists():
+        parts = [label_signal(i % 4, 30.0, seed=300 + i) for i in range(7)]
+        write_audio(song, 0.8 * np.concatenate(parts), out_rate=44100, channels=2)
+    for root in roots.values():
+        cli_call([str(song)], root)  # warm the page cache and the bytecode
+    times = {when: [] for when in roots}
+    for call in range(calls):  # alternating, so that a drift of the machine touches both
+        for when in list(roots)[:: 1 if call % 2 == 0 else -1]:
+            times[when].append(cli_call([str(song)], roots[when]))
+    ratios = np.array(times["now"]) / np.array(times["before"])
+    print(
+        f"  one 3.5-minute song, the whole CLI call, median of {calls}: now {np.median(times['now']):.2f} s, "
+        f"before {np.median(times['before']):.2f} s; now / before x{np.median(ratios):.2f} (median of the pairs)"
+    )
+    folder, _, found = make_library(OUT, songs, song_every=1)
+    seconds = sum(found.values())
+    runs = {when: [] for when in roots}
+    for repeat in range(repeats):
+        for when in list(roots)[:: 1 if repeat % 2 == 0 else -1]:
+            elapsed, peak = timed_folder(roots[when], folder, "gtzan-genres", OUT / f"ready-{when}.csv")
+            runs[when].append(elapsed)
+            print(f"    {when}: {elapsed:.1f} s, x{seconds / elapsed:.0f} real time, peak {peak / 2**30:.2f} GB")
+    now, then = np.median(runs["now"]), np.median(runs["before"])
+    print(
+        f"  a folder of {songs} songs ({seconds / 3600:.2f} h), median of {repeats}: now x{seconds / now:.0f} real "
+        f"time, before x{seconds / then:.0f}; now x{then / now:.2f} the throughput of before"
+    )
+
+
+def long_file(minutes: float = 120.0) -> None:
+    """Issue 34: the peak memory of the ready model's CLI call on a 2-hour mp3 against its first 4 minutes."""
+    from genrekit.audio.decode import ffmpeg_executable
+
+    long = OUT / f"long_{minutes:.0f}min_44k_stereo.mp3"
+    first = OUT / "long_first_4min_44k_stereo.mp3"
+    if not long.exists():  # tones, noise and pulses changing every 30 s, from ffmpeg's own sources
+        print(f"  making {long.name} (a few minutes, once)")
+        source = (
+            "sine=frequency=220:sample_rate=44100,volume=0.3[a];anoisesrc=color=pink:amplitude=0.1:sample_rate=44100[b];"
+            "sine=frequency=1760:sample_rate=44100:beep_factor=4,volume=0.2[c];[a][b][c]amix=inputs=3,"
+            "volume='if(lt(mod(t,60),30),1,0.3)':eval=frame,aformat=channel_layouts=stereo"
+        )
+        subprocess.run(
+            [ffmpeg_executable(), "-nostdin", "-y", "-loglevel", "error", "-filter_complex", source, "-t",
+             str(60 * minutes), "-c:a", "libmp3lame", "-b:a", "128k", str(long)],
+            check=True,
+        )  # fmt: skip
+    if not first.exists():
+        subprocess.run(
+            [ffmpeg_executable(), "-nostdin", "-y", "-loglevel", "error", "-i", str(long), "-t", "240", "-c", "copy",
+             str(first)],
+            check=True,
+        )  # fmt: skip
+    print(f"\n== long file, ready model, whole CLI call (load average {os.getloadavg()[0]:.2f}; {instruction_set()})")
+    peaks = {}
+    for path in (first, long):
+        seconds, peaks[path] = peak_tree_rss(
+            [sys.executable, "-m", "track_analyzer", str(path)], REPO_ROOT, {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        )
+        print(
+            f"  {path.name} ({path.stat().st_size / 1e6:.0f} MB): {seconds:.1f} s, peak {peaks[path] / 2**20:.0f} MiB"
+        )
+    print(f"  peak of the 2-hour file / peak of its first 4 minutes: x{peaks[long] / peaks[first]:.2f} (target <= 1.2)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--sections",
         nargs="+",
-        default=["track", "startup", "library", "memory"],
-        choices=["track", "startup", "library", "memory"],
+        default=["track", "startup", "library", "memory", "ready", "long"],
+        choices=["track", "startup", "library", "memory", "ready", "long"],
         help="what to measure (default: all)",
     )
+    parser.add_argument("--ready-songs", type=int, default=20, help="'ready': songs in the folder (default 20)")
     parser.add_argument("--repeats", type=int, default=3, help="in-process analyses and CLI calls (default 3)")
     parser.add_argument("--cold", type=int, default=5, help="cold CLI calls per median in 'startup' (default 5)")
     parser.add_argument(
@@ -484,7 +586,7 @@ def main() -> None:
     cfg = Config()
     track = make_track(OUT / "track_4min_44k_stereo.mp3")
     print(
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs, {instruction_set()}; "
         f"track {track.name} ({track.stat().st_size / 1e6:.1f} MB)"
     )
     if "track" in args.sections:
@@ -510,6 +612,10 @@ def main() -> None:
         library(cfg, args.library_files, args.song_every, args.library_models)
     if "memory" in args.sections:
         memory(cfg, args.library_files, args.song_every)
+    if "ready" in args.sections:
+        ready(args.cold, args.ready_songs, args.repeats)
+    if "long" in args.sections:
+        long_file()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ before copying run folders to a machine with the analysis-only install (docs/GUI
     .venv/bin/python tools/export_models.py output/models/crnn output/models/crnn-big
     .venv/bin/python tools/export_models.py --taggers     # genrekit/models/exports/musicnn-*.tflite
 
-Each export is checked against its Keras model before it is kept.
+Each is exported twice where the model has layers worth int8 weights: ``model.tflite`` (float32) and
+``model.int8.tflite`` (the taggers: ``<name>.int8.tflite``), and each export is checked against its
+Keras model before it is kept. The ready genre model is a run folder too:
+
+    .venv/bin/python tools/export_models.py --taggers genrekit/models/ready/gtzan-genres
 """
 
 import argparse
@@ -39,10 +43,10 @@ def main(argv=None) -> int:
         bundle = load_bundle(folder)
         if registry.family(bundle) != registry.KERAS:
             raise GenrekitError(f"{folder}: a {registry.family(bundle)} run has no Keras model to export")
-        print(registry.export_run(bundle))
+        print(*registry.export_run(bundle), sep="\n")
     if args.taggers:
         for name in registry.PRETRAINED:
-            print(registry.export_tagger(name))
+            print(*registry.export_tagger(name), sep="\n")
     return 0
 
 

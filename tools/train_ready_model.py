@@ -188,10 +188,14 @@ def package(run: Path, target: Path, clips: list[Clip]) -> None:
     bundle = json.loads((run / BUNDLE_FILE).read_text(encoding="utf-8"))
     bundle = {key: value for key, value in bundle.items() if key not in VOLATILE}
     bundle["head"] = dict(SETTINGS["model"])
+    # int8 weights in musicnn's front end keep the float export's verdicts: the analyzer's default where
+    # the CPU runs int8 fast (benchmarks/quantization.py, docs/RESULTS.md)
+    bundle["precision"] = "int8"
     target.mkdir(parents=True, exist_ok=True)
     head = keras.saving.load_model(run / MODEL_FILE, compile=False).get_layer("head")
     registry.write_head(head, target)
-    shutil.copyfile(run / litert.EXPORT_FILE, target / litert.EXPORT_FILE)
+    for name in (litert.EXPORT_FILE, litert.QUANTIZED_FILE):  # the float export and the int8 one
+        shutil.copyfile(run / name, target / name)
     write_json(target / BUNDLE_FILE, bundle)  # last: a folder with bundle.json is complete
     write_text(target / CARD_FILE, model_card(clips, int(head.count_params())))
 
@@ -268,6 +272,7 @@ sum of the slice scores is the verdict.
 | file | what |
 | --- | --- |
 | `model.tflite` | backbone and head exported together to LiteRT: what the analyzer runs, without TensorFlow |
+| `model.int8.tflite` | the same with int8 weights in musicnn's front end: what the analyzer runs on a CPU with int8 dot products (AVX-512 VNNI, AVX-VNNI); `--precision float` runs `model.tflite` there too |
 | `head.npz` | the head's arrays (`scores.kernel`, `scores.bias`; `numpy.load(..., allow_pickle=False)`): `--runtime keras` rebuilds musicnn from its checkpoints under them |
 | `bundle.json` | labels, features, slicing, normalization (none: musicnn's own log scale) and `head`, the settings that rebuild the model |
 
@@ -351,11 +356,12 @@ def compare(made: Path, committed: Path) -> list[str]:
         if not same:
             problems.append(f"{name} differs")
     batch = np.random.default_rng(0).normal(size=(4, 187, 96, 1)).astype(np.float32)
-    scores = [litert.LiteRTModel(folder / litert.EXPORT_FILE).predict(batch) for folder in (made, committed)]
-    difference = float(np.max(np.abs(scores[0] - scores[1])))
-    print(f"model.tflite: scores max abs difference {difference:.3g} on 4 random inputs")
-    if not difference <= SCORE_TOLERANCE:
-        problems.append(f"the exports' scores {difference:.3g} apart (more than {SCORE_TOLERANCE:g})")
+    for name in (litert.EXPORT_FILE, litert.QUANTIZED_FILE):
+        scores = [litert.LiteRTModel(folder / name).predict(batch) for folder in (made, committed)]
+        difference = float(np.max(np.abs(scores[0] - scores[1])))
+        print(f"{name}: scores max abs difference {difference:.3g} on 4 random inputs")
+        if not difference <= SCORE_TOLERANCE:
+            problems.append(f"the {name} exports' scores {difference:.3g} apart (more than {SCORE_TOLERANCE:g})")
     return problems
 
 

@@ -209,6 +209,15 @@ def make_parser() -> argparse.ArgumentParser:
         "or an error; keras: the Keras model",
     )
     parser.add_argument(
+        "--precision",
+        choices=registry.PRECISIONS,
+        default="auto",
+        help="which LiteRT export: auto (default): the one with int8 weights (model.int8.tflite) where "
+        "the model has one and the CPU has int8 dot products (AVX-512 VNNI or AVX-VNNI), else the float "
+        "one (model.tflite); float, int8: that one (int8: or an error). Results files made with one "
+        "are not resumed with the other",
+    )
+    parser.add_argument(
         "--html",
         type=Path,
         metavar="PATH",
@@ -281,6 +290,7 @@ class Settings:
     top_k: int
     batch_size: int
     extensions: tuple[str, ...]
+    precision: str  # the export that scores the slices: "int8", or "float" (also Keras and baselines)
 
 
 def read_config(path: Path) -> Config:
@@ -301,7 +311,20 @@ def resolve_settings(args: argparse.Namespace, bundle: Bundle) -> Settings:
         top_k=args.top_k or analysis.top_k,
         batch_size=args.batch_size or analysis.batch_size,
         extensions=cfg.build.audio_extensions,
+        precision=analysis_precision(bundle, args),
     )
+
+
+def analysis_precision(bundle: Bundle, args: argparse.Namespace) -> str:
+    """The precision the slices are scored in (see ``--precision``), decided here once, so that the workers
+    of a cluster use it whatever their CPU; refuses ``--precision int8`` with ``--runtime keras``."""
+    if registry.family(bundle) == registry.BASELINE:
+        return "float"
+    if args.runtime == "keras":
+        if args.precision == "int8":
+            raise GenrekitError("--precision int8 runs the int8 LiteRT export; --runtime keras runs float32")
+        return "float"
+    return registry.choose_precision(bundle, args.precision)
 
 
 def import_keras() -> None:
@@ -320,28 +343,37 @@ def import_keras() -> None:
     gc.freeze()
 
 
-def load_analyzer(bundle: Bundle, batch_size: int, runtime: str) -> Analyzer:
+def load_analyzer(bundle: Bundle, batch_size: int, args: argparse.Namespace) -> Analyzer:
     # An exported model (LiteRT) and a classical baseline (NumPy) load without TensorFlow.
-    if registry.needs_keras(bundle, runtime):
+    if registry.needs_keras(bundle, args.runtime, args.precision):
         import_keras()
     # workers compute the features
-    return Analyzer(bundle, batch_size=batch_size, warm_up_features=False, runtime=runtime)
+    return Analyzer(
+        bundle, batch_size=batch_size, warm_up_features=False, runtime=args.runtime, precision=args.precision
+    )
 
 
 # --------------------------------------------------------------------------- modes
 
 
 def analyze_file(path: Path, bundle: Bundle, args: argparse.Namespace, settings: Settings) -> None:
-    cutting = slice_settings(bundle, settings.overlap)
     stat = stat_or_none(path)  # before the decode: a file changed during its analysis is not tagged
-    # With Keras to import (5 s), the track decodes in a worker process meanwhile; an exported model
-    # loads in milliseconds, and a worker's start would only delay the decode.
-    with SliceLoader([path], cutting, workers=1 if registry.needs_keras(bundle, args.runtime) else 0) as loader:
-        analyzer = load_analyzer(bundle, settings.batch_size, args.runtime)
-        ((_, slices),) = loader
-    if isinstance(slices, TrackError):
-        raise GenrekitError(f"{path}: {slices}")
-    result = analyzer.analyze_slices(path, slices, overlap=settings.overlap, aggregation=settings.aggregation)
+    if registry.needs_keras(bundle, args.runtime, args.precision):
+        # With Keras to import (5 s), the track decodes in a worker process meanwhile.
+        with SliceLoader([path], slice_settings(bundle, settings.overlap), workers=1) as loader:
+            analyzer = load_analyzer(bundle, settings.batch_size, args)
+            ((_, slices),) = loader
+        if isinstance(slices, TrackError):
+            raise GenrekitError(f"{path}: {slices}")
+        result = analyzer.analyze_slices(path, slices, overlap=settings.overlap, aggregation=settings.aggregation)
+    else:
+        # An exported model loads in milliseconds: the track is decoded a block at a time in a thread
+        # while the model scores the slices before (memory flat in the track's length).
+        analyzer = load_analyzer(bundle, settings.batch_size, args)
+        try:
+            result = analyzer.analyze(path, overlap=settings.overlap, aggregation=settings.aggregation)
+        except TrackError as exc:
+            raise GenrekitError(f"{path}: {exc}") from None
     print(result.summary(settings.top_k), flush=True)
     if args.json:
         output.write_json(args.json, {"model": str(args.model), **result.to_dict()})
@@ -403,10 +435,11 @@ def outcomes_of(
             aggregation=settings.aggregation,
             batch_size=settings.batch_size,
             runtime=args.runtime,
+            precision=settings.precision,
         )
         return
     with SliceLoader(paths, slice_settings(bundle, settings.overlap)) as loader:
-        analyzer = load_analyzer(bundle, settings.batch_size, args.runtime)  # while the first tracks decode
+        analyzer = load_analyzer(bundle, settings.batch_size, args)  # while the first tracks decode
         yield from analyze_loaded(analyzer, loader, overlap=settings.overlap, aggregation=settings.aggregation)
 
 
@@ -425,7 +458,13 @@ def run_files(
 
     evaluate = truth is not None
     names = {path: path.relative_to(root).as_posix() for path in paths}
-    stored = results_settings(bundle, overlap=settings.overlap, aggregation=settings.aggregation, evaluate=evaluate)
+    stored = results_settings(
+        bundle,
+        overlap=settings.overlap,
+        aggregation=settings.aggregation,
+        evaluate=evaluate,
+        precision=settings.precision,
+    )
     targets = [path for path in (args.csv, None if evaluate else args.json) if path]
     records: dict[str, dict] = {}
     with contextlib.ExitStack() as stack:

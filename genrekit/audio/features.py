@@ -9,8 +9,9 @@ Why slices are frame-aligned: the STFT runs without centring
 depends on nothing else. Slice starts are snapped down to a multiple of
 ``hop_length`` (at most one hop, 23 ms at the defaults), which makes a slice's
 spectrogram a run of frames of the track's spectrogram. The track is then
-transformed once instead of once per overlapping slice, with the result of
-transforming each slice on its own up to float32 rounding: the mel projection is
+transformed once per group of :data:`GROUP_SLICES` slices instead of once per
+overlapping slice, with the result of transforming each slice on its own up to
+float32 rounding: the mel projection is
 one matrix product, and BLAS sums its 1025 terms per value in an order that
 depends on the width of the matrix (a few ulps, below 1e-5 dB). The dB scale uses
 a fixed reference and floor (no per-array ``top_db``) for the same reason.
@@ -28,13 +29,14 @@ samples in place of the mel bands.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from genrekit.audio.decode import decode, peak_dbfs
+from genrekit.audio.decode import decode, decode_blocks, peak_dbfs
 from genrekit.core import blas
 from genrekit.core.config import FeaturesConfig, SlicingConfig
 from genrekit.core.errors import TrackError
@@ -44,6 +46,11 @@ AMIN = 1e-10  # power floor: log-mel values are >= -100 dB
 # at most 40 dB (a slice quieter than -60 dBFS RMS, a fade or near-silence, stays that much below the others).
 SLICE_RMS_TARGET = 0.1
 SLICE_RMS_FLOOR = 1e-3
+# Slices whose spectrograms come from one transform of their span (the last group of a track has the
+# rest): it bounds the transform's memory, and a track that arrives in blocks (stream_slices) is cut
+# into the same groups, so it gets the bits of the whole signal. The frames two neighbouring groups
+# share are transformed twice: 3 % more frames at a half-slice overlap, none without overlap.
+GROUP_SLICES = 32
 SLANEY_HZ_PER_MEL = 200.0 / 3  # Slaney's mel scale: 3 mels per 200 Hz below 1 kHz,
 SLANEY_LOG_HZ = 1000.0
 SLANEY_LOG_STEP = np.log(6.4) / 27.0  # and 27 mels per factor 6.4 above
@@ -296,16 +303,77 @@ def slice_signal(
         else:
             starts = starts[:max_slices]
 
-    # One transform over the span the kept slices cover; each slice is a run of its frames.
+    specs = [
+        _group_specs(signal, starts[i : i + GROUP_SLICES], geometry, features)
+        for i in range(0, len(starts), GROUP_SLICES)
+    ]
+    return TrackSlices(
+        specs=np.concatenate(specs), starts=starts * hop / features.sample_rate, duration=duration, padded=padded
+    )
+
+
+def _group_specs(signal: np.ndarray, starts: np.ndarray, geometry: SliceGeometry, features: FeaturesConfig):
+    """The spectrograms of the slices that start at frames ``starts`` of ``signal``, from one transform over
+    the span they cover (each slice is a run of its frames)."""
+    hop = features.hop_length
     first = int(starts[0])
     span = signal[first * hop : int(starts[-1]) * hop + geometry.slice_samples]
     index = (starts - first)[:, None] + np.arange(geometry.n_frames)[None, :]
     if features.level_normalization == "slice_rms":  # each slice's power scaled before its log
         gains = slice_power_gains(span, (starts - first) * hop, geometry.slice_samples)
-        specs = log_scale(mel_power(span, features)[index] * gains[:, None, None], features)
-    else:
-        specs = frames_of(span, features)[index]
-    return TrackSlices(specs=specs, starts=starts * hop / features.sample_rate, duration=duration, padded=padded)
+        return log_scale(mel_power(span, features)[index] * gains[:, None, None], features)
+    return frames_of(span, features)[index]
+
+
+def stream_slices(
+    blocks: Iterable[np.ndarray], slicing: SlicingConfig, features: FeaturesConfig, *, overlap: float | None = None
+) -> Iterator[TrackSlices]:
+    """:func:`slice_signal` of a signal that arrives in consecutive blocks (as from
+    :func:`genrekit.audio.decode.decode_blocks`), a group of :data:`GROUP_SLICES` slices as soon as its
+    audio is there: the same groups, so the same bits, as the whole signal's. Only the audio from the
+    next slice's start on is kept.
+
+    Yields
+    ------
+    TrackSlices
+        One group each (its ``specs`` and ``starts``; ``duration``: the seconds received so far). The last
+        one yielded, possibly without slices, holds the track's ``duration`` and ``padded``.
+
+    Raises
+    ------
+    TrackError
+        With ``short_tracks: drop``, a signal shorter than one slice (after it has all arrived).
+    """
+    overlap = slicing.overlap if overlap is None else overlap
+    geometry = slice_geometry(slicing.slice_duration, overlap, features)
+    hop, step, rate = features.hop_length, geometry.step_samples, features.sample_rate
+    held, offset, received, done = [], 0, 0, 0  # audio from sample ``offset`` on; slices yielded
+    for block in blocks:
+        held.append(block)
+        received += len(block)
+        if (done + GROUP_SLICES - 1) * step + geometry.slice_samples > received:
+            continue
+        buffer = np.concatenate(held)
+        while (done + GROUP_SLICES - 1) * step + geometry.slice_samples <= received:
+            starts = (np.arange(done, done + GROUP_SLICES, dtype=np.int64) * step) // hop
+            specs = _group_specs(buffer, starts - offset // hop, geometry, features)
+            yield TrackSlices(specs, starts * hop / rate, received / rate, False)
+            done += GROUP_SLICES
+            keep = (done * step) // hop * hop  # the next slice's first sample
+            buffer, offset = buffer[keep - offset :], keep
+        held = [buffer]
+    buffer = np.concatenate([np.zeros(0, dtype=np.float32), *held])
+    if received < geometry.slice_samples:  # the whole track, shorter than a slice: padded as slice_signal does
+        yield slice_signal(buffer, slicing, features, overlap=overlap)
+        return
+    count = 1 + (received - geometry.slice_samples) // step
+    starts = (np.arange(done, count, dtype=np.int64) * step) // hop
+    specs = (
+        _group_specs(buffer, starts - offset // hop, geometry, features)
+        if len(starts)
+        else np.zeros((0, *geometry.spec_shape), dtype=np.float32)
+    )
+    yield TrackSlices(specs, starts * hop / rate, received / rate, False)
 
 
 def load_signal(path: Path, features: FeaturesConfig, *, silence_threshold_db: float) -> np.ndarray:
@@ -318,11 +386,61 @@ def load_signal(path: Path, features: FeaturesConfig, *, silence_threshold_db: f
         The file cannot be decoded, or its peak is below ``silence_threshold_db``.
     """
     signal = decode(path, features.sample_rate)
-    level = peak_dbfs(signal)
+    refuse_silence(peak_dbfs(signal), silence_threshold_db)
+    return signal
+
+
+def joined(groups: Iterable[TrackSlices]) -> TrackSlices:
+    """The groups of :func:`stream_slices` as one :class:`TrackSlices` (duration and padding of the last)."""
+    groups = list(groups)
+    return TrackSlices(
+        np.concatenate([group.specs for group in groups]),
+        np.concatenate([group.starts for group in groups]),
+        groups[-1].duration,
+        groups[-1].padded,
+    )
+
+
+def stream_track_slices(
+    path: Path,
+    slicing: SlicingConfig,
+    features: FeaturesConfig,
+    *,
+    silence_threshold_db: float,
+    overlap: float | None = None,
+    block_frames: int | None = None,
+) -> Iterator[TrackSlices]:
+    """Decode a file a block at a time and yield its slices a group at a time (:func:`stream_slices`);
+    joined, the groups are :func:`load_track_slices`' slices, bit for bit. Memory does not grow with the
+    track's length (at most two groups of slices and a block of audio).
+
+    Raises
+    ------
+    TrackError
+        As :func:`load_track_slices`; a silent file only once it is decoded, before the last group.
+    """
+    options = {} if block_frames is None else {"block_frames": block_frames}
+    blocks = decode_blocks(path, features.sample_rate, **options)
+    yield from stream_slices(_audible(blocks, silence_threshold_db), slicing, features, overlap=overlap)
+
+
+def _audible(blocks: Iterable[np.ndarray], silence_threshold_db: float) -> Iterator[np.ndarray]:
+    """The blocks; at their end, refuse a file without samples or a silent one (:func:`refuse_silence`)."""
+    peak, received = 0.0, 0
+    for block in blocks:
+        if len(block):
+            peak, received = max(peak, float(np.max(np.abs(block)))), received + len(block)
+        yield block
+    if not received:
+        raise TrackError("no audio samples in file")
+    refuse_silence(20.0 * np.log10(peak) if peak > 0 else float("-inf"), silence_threshold_db)
+
+
+def refuse_silence(level: float, silence_threshold_db: float) -> None:
+    """Raise :class:`TrackError` for a peak ``level`` (dBFS) below ``silence_threshold_db``."""
     if level < silence_threshold_db:
         shown = "-inf" if level == float("-inf") else f"{level:.1f}"
         raise TrackError(f"silent (peak {shown} dBFS, below {silence_threshold_db:g} dBFS)")
-    return signal
 
 
 def load_track_slices(

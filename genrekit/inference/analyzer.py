@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from genrekit.audio.features import TrackSlices, load_track_slices, slice_geometry, warm_up
+from genrekit.audio.features import TrackSlices, joined, slice_geometry, stream_track_slices, warm_up
 from genrekit.core.config import AnalysisConfig, FeaturesConfig, SlicingConfig
 from genrekit.core.errors import GenrekitError
 from genrekit.dataset.normalization import apply
 from genrekit.models.aggregate import METHODS, aggregate, shares
 from genrekit.models.bundle import Bundle
-from genrekit.models.registry import load_model, open_model
+from genrekit.models.litert import LiteRTModel
+from genrekit.models.registry import choose_precision, load_model, open_model
 
 DEFAULTS = AnalysisConfig()
 # A trained run's analysis slices overlap by half a slice, so every moment of a track is in two
@@ -134,15 +137,21 @@ class SliceSettings:
     silence_threshold_db: float
     overlap: float
 
-    def load(self, path: os.PathLike | str) -> TrackSlices:
-        """Decode and slice a file (raises :class:`genrekit.core.errors.TrackError`)."""
-        return load_track_slices(
+    def stream(self, path: os.PathLike | str, block_frames: int | None = None) -> Iterator[TrackSlices]:
+        """Decode and slice a file a group of slices at a time, in memory that does not grow with its length
+        (:func:`genrekit.audio.features.stream_track_slices`; raises :class:`genrekit.core.errors.TrackError`)."""
+        return stream_track_slices(
             Path(path),
             self.slicing,
             self.features,
             silence_threshold_db=self.silence_threshold_db,
             overlap=self.overlap,
+            block_frames=block_frames,
         )
+
+    def load(self, path: os.PathLike | str) -> TrackSlices:
+        """Decode and slice a whole file: :meth:`stream`, joined (raises :class:`genrekit.core.errors.TrackError`)."""
+        return joined(self.stream(path))
 
 
 def default_overlap(bundle: Bundle) -> float:
@@ -239,6 +248,9 @@ class Analyzer:
         ``auto``: the model's LiteRT export, without TensorFlow, where there is one (a run folder
         saved before exports existed is exported on first use), else Keras; see
         :func:`genrekit.models.registry.load_model`.
+    precision : {"auto", "float", "int8"}
+        Which LiteRT export: ``auto`` the int8 one where the model has one and the CPU runs it faster,
+        else float (:func:`genrekit.models.registry.choose_precision`); the one run is :attr:`precision`.
     """
 
     def __init__(
@@ -248,12 +260,16 @@ class Analyzer:
         batch_size: int = DEFAULTS.batch_size,
         warm_up_features: bool = True,
         runtime: str = "auto",
+        precision: str = "auto",
     ):
         if batch_size < 1:
             raise GenrekitError(f"batch size must be >= 1, got {batch_size}")
         self.bundle = model if isinstance(model, Bundle) else open_model(model)
         self.batch_size = batch_size
-        self.model = load_model(self.bundle, runtime)
+        self.model = load_model(self.bundle, runtime, precision)
+        # what scores the slices: "int8" for the int8 export, else "float" (float32 export, Keras, a baseline)
+        exported = isinstance(self.model, LiteRTModel)
+        self.precision = choose_precision(self.bundle, precision) if exported else "float"
         self._forward = compile_forward(self.model, self.bundle.input_shape)
         # Trace now, so the first track is timed like every other one.
         self._forward(np.zeros((1, *self.bundle.input_shape), dtype=np.float32))
@@ -320,12 +336,73 @@ class Analyzer:
         return self.result(path, slices, self.predict(slices.specs), overlap=overlap, aggregation=aggregation)
 
     def analyze(
-        self, path: os.PathLike | str, *, overlap: float | None = None, aggregation: str | None = None
+        self,
+        path: os.PathLike | str,
+        *,
+        overlap: float | None = None,
+        aggregation: str | None = None,
+        block_frames: int | None = None,
     ) -> TrackAnalysis:
-        """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file)."""
+        """Decode, slice, predict and aggregate one file (raises ``TrackError`` for an unusable file).
+
+        The file is decoded and sliced a group of slices at a time in a thread while the model scores the
+        group before (:func:`prefetched`), so memory does not grow with the track's length: only the
+        scores are kept. The scores are those of :meth:`analyze_slices` on the whole file's slices.
+        """
         aggregation = choose_aggregation(self.bundle, aggregation)
-        slices = self.slice_settings(overlap).load(path)
-        return self.analyze_slices(path, slices, overlap=overlap, aggregation=aggregation)
+        starts, scores, last = [], [], None
+        for group in prefetched(self.slice_settings(overlap).stream(path, block_frames)):
+            starts.append(group.starts)
+            scores.append(self.predict(group.specs))
+            last = group
+        shape = (0, *self.bundle.input_shape[:2])
+        slices = TrackSlices(np.zeros(shape, np.float32), np.concatenate(starts), last.duration, last.padded)
+        return self.result(path, slices, np.concatenate(scores), overlap=overlap, aggregation=aggregation)
+
+
+def prefetched(items: Iterable, ahead: int = 2) -> Iterator:
+    """``items``, produced in a thread up to ``ahead`` ahead of their use (the decode and features of a file's
+    next slices while the model scores these: NumPy, soxr, libsndfile and the interpreter release the GIL).
+    An exception of the producer is raised here, in order; leaving early stops the producer."""
+    done = object()
+    handoff: queue.Queue = queue.Queue(ahead)
+    stop = threading.Event()
+
+    def offer(entry) -> bool:  # False once the consumer has left
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not offer((item, None)):
+                    return
+            offer((done, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer((done, exc))
+        finally:
+            if hasattr(iterator, "close"):  # a generator: its files and processes end here, in its thread
+                iterator.close()
+
+    producer = threading.Thread(target=produce, name="genrekit-prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 def analyze(

@@ -36,14 +36,15 @@ class AnalyzerPlugin(WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, model: str, batch_size: int, runtime: str = "auto"):
+    def __init__(self, model: str, batch_size: int, runtime: str = "auto", precision: str = "auto"):
         self.model = model
         self.batch_size = batch_size
         self.runtime = runtime
+        self.precision = precision
         self.analyzer: Analyzer | None = None
 
     def setup(self, worker) -> None:
-        self.analyzer = Analyzer(self.model, batch_size=self.batch_size, runtime=self.runtime)
+        self.analyzer = Analyzer(self.model, batch_size=self.batch_size, runtime=self.runtime, precision=self.precision)
 
     def teardown(self, worker) -> None:
         self.analyzer = None
@@ -74,6 +75,7 @@ def analyze_on_cluster(
     aggregation: str,
     batch_size: int,
     runtime: str = "auto",
+    precision: str = "auto",
 ) -> Iterator[FileOutcome]:
     """Analyze files on the Dask cluster at ``scheduler``; outcomes come as they finish (any order).
 
@@ -81,7 +83,7 @@ def analyze_on_cluster(
     """
     model = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
     with open_client(scheduler, 0, "--scheduler") as client:
-        client.register_plugin(AnalyzerPlugin(model, batch_size, runtime), name=PLUGIN_NAME)
+        client.register_plugin(AnalyzerPlugin(model, batch_size, runtime, precision), name=PLUGIN_NAME)
         limit = FILES_PER_THREAD * max(1, sum(client.nthreads().values()))
         pending = iter(paths)
         running = as_completed()

@@ -85,8 +85,11 @@ def model_fingerprint(bundle: Bundle) -> str:
     return digest.hexdigest()[:16]
 
 
-def results_settings(bundle: Bundle, *, overlap: float, aggregation: str, evaluate: bool) -> dict:
-    """What a results file's records depend on; two runs with equal settings make equal records."""
+def results_settings(
+    bundle: Bundle, *, overlap: float, aggregation: str, evaluate: bool, precision: str = "float"
+) -> dict:
+    """What a results file's records depend on; two runs with equal settings make equal records
+    (``precision``: the export that scored the slices, float or int8)."""
     return {
         "format_version": RESULTS_VERSION,
         "mode": "evaluate" if evaluate else "folder",
@@ -96,6 +99,7 @@ def results_settings(bundle: Bundle, *, overlap: float, aggregation: str, evalua
         "slicing": to_jsonable(bundle.slicing),
         "overlap": float(overlap),
         "aggregation": aggregation,
+        "precision": precision,
     }
 
 

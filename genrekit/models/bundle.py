@@ -22,6 +22,10 @@ backbone from its checkpoints and the head around those arrays, in ``bundle.json
 model (``gtzan-genres``, ``genrekit/models/ready/``) is such a folder, with its LiteRT export of
 backbone and head together (``model.tflite``), so that 2 MB of musicnn weights are not stored twice.
 
+``"precision": "int8"`` (optional; default ``"float"``) makes the export with int8 weights
+(``model.int8.tflite``) the one the analyzer runs by default on a CPU with int8 dot products: set where
+it was measured to give the float export's verdicts (the ready genre model's).
+
 The pretrained taggers (``musicnn-msd``, ``musicnn-mtt``) have a bundle too, made
 in memory by :func:`genrekit.models.registry.pretrained_bundle` from musicnn's own input
 settings: they go through the very same analysis path as a trained run. Which family a
@@ -54,6 +58,7 @@ MODEL_FILE = "model.keras"
 BASELINE_FILE = "model.npz"  # a classical baseline's fitted arrays (genrekit.models.baselines)
 HEAD_FILE = "head.npz"  # a frozen backbone's trained head alone (genrekit.models.backbone.head_arrays)
 BUNDLE_VERSION = 1
+PRECISIONS = ("float", "int8")  # of the LiteRT exports (genrekit.models.litert), "precision" in bundle.json
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,9 @@ class Bundle:
     pretrained: str | None = None  # a ready tagger (registry.PRETRAINED) instead of a run folder
     baseline: dict | None = None  # a scikit-learn baseline (genrekit.models.baselines) instead of a Keras model
     head: ModelConfig | None = None  # a frozen backbone's settings, its trained head alone in head.npz
+    # the export the analyzer runs by default where the CPU runs int8 fast: "int8" once measured to give the
+    # float export's verdicts (benchmarks/quantization.py), else "float"
+    precision: str = "float"
 
     @property
     def model_path(self) -> Path:
@@ -172,6 +180,19 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
             f"({geometry.n_frames} frames x {geometry.n_mels} mels)"
         )
     threshold = float(need("silence_threshold_db"))
+    precision = data.pop("precision", "float")
+    if precision not in PRECISIONS:
+        raise GenrekitError(f"{path}: 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return Bundle(
-        folder, labels, features, slicing, normalization, input_shape, threshold, data, baseline=baseline, head=head
+        folder,
+        labels,
+        features,
+        slicing,
+        normalization,
+        input_shape,
+        threshold,
+        data,
+        baseline=baseline,
+        head=head,
+        precision=precision,
     )

@@ -15,6 +15,11 @@ chains as matrix products:
   :data:`BLOCK` outputs at a time, as one dense product with a banded (Toeplitz) matrix;
   ``(BLOCK + kw - 1) / kw`` times the multiply-adds (musicnn: 1.05 to 1.22, 1.12 in all), in
   XNNPACK's fastest kernel.
+- :class:`ToeplitzWidthMax` (max over the convolved axis, like :class:`SpectralWidthMax`): the same
+  banded product over the ``kh`` rows of a window, ``(BLOCK + kw - 1) / kw`` times the direct
+  convolution's multiply-adds (musicnn: 1.18 and 1.10), 3 times :class:`SpectralWidthMax`'s. Its
+  matrix is the kernel itself, so it keeps its precision with int8 weights, which the DFT's sums do not
+  (their terms cancel): the int8 export's form (:func:`genrekit.models.litert.inference_clone`).
 
 Either way the batch norm and the activation move after the maximum, onto a tensor as many times
 smaller as the axis is long: the maximum commutes with a ReLU and with an increasing affine map; for
@@ -83,13 +88,14 @@ def dft_matrices(kernel: np.ndarray, width: int) -> dict[str, np.ndarray]:
 
 
 def toeplitz_matrix(kernel: np.ndarray, block: int = BLOCK) -> np.ndarray:
-    """``(block + kw - 1, block * filters)`` float32: a ``(1, kw, 1, filters)`` kernel's correlation of a
-    window of ``block + kw - 1`` values at its ``block`` positions, column ``position * filters + filter``."""
-    kw, filters = kernel.shape[1], kernel.shape[-1]
-    matrix = np.zeros((block + kw - 1, block, filters))
+    """``(kh * (block + kw - 1), block * filters)`` float32: a ``(kh, kw, 1, filters)`` kernel's
+    correlation of a window of ``kh`` rows of ``block + kw - 1`` values (row after row) at its ``block``
+    positions, column ``position * filters + filter``."""
+    kh, kw, filters = kernel.shape[0], kernel.shape[1], kernel.shape[-1]
+    matrix = np.zeros((kh, block + kw - 1, block, filters))
     for position in range(block):
-        matrix[position : position + kw, position] = kernel[0, :, 0, :]
-    return matrix.reshape(block + kw - 1, block * filters).astype(np.float32)
+        matrix[:, position : position + kw, position] = kernel[:, :, 0, :]
+    return matrix.reshape(kh * (block + kw - 1), block * filters).astype(np.float32)
 
 
 def batch_norm_affine(norm) -> tuple[np.ndarray, np.ndarray]:
@@ -115,13 +121,14 @@ def single_channel_conv(layer) -> bool:
     )
 
 
-def replacement(conv, norm, pool):
+def replacement(conv, norm, pool, quantized: bool = False):
     """The layer class of this module that computes ``pool(norm(conv(x)))``, or None.
 
     ``conv`` must be a :func:`single_channel_conv` with a ReLU or no activation; ``norm`` a batch norm of
-    its filters; ``pool`` a max over the whole width of a "valid" convolution (:class:`SpectralWidthMax`)
-    or over the whole height of a one-row kernel's (:class:`ToeplitzHeightMax`). Either pays for wide
-    kernels only (the export replaces chains 16 or more wide).
+    its filters; ``pool`` a max over the whole width of a "valid" convolution (:class:`SpectralWidthMax`,
+    or :class:`ToeplitzWidthMax` for an export with int8 weights: ``quantized``) or over the whole height
+    of a one-row kernel's (:class:`ToeplitzHeightMax`). Each pays for wide kernels only (the export
+    replaces chains 16 or more wide).
     """
     if not (
         single_channel_conv(conv)
@@ -140,7 +147,7 @@ def replacement(conv, norm, pool):
     kh = conv.kernel.shape[0]
     height, width = conv.output.shape[1:3]
     if conv.padding == "valid" and tuple(pool.pool_size) == (1, width):
-        return SpectralWidthMax
+        return ToeplitzWidthMax if quantized else SpectralWidthMax
     if kh == 1 and tuple(pool.pool_size) == (height, 1):
         return ToeplitzHeightMax
     return None
@@ -257,6 +264,34 @@ class ToeplitzHeightMax(_MaxPooledConv):
         peak = ops.max(ops.matmul(windows, self.matrix), axis=1)  # (n, blocks, BLOCK * filters)
         peak = ops.reshape(peak, (-1, self.blocks * BLOCK, self.filters))[:, : self.positions]
         return self.after_max(ops.reshape(peak, (-1, 1, self.positions, self.filters)))
+
+
+class ToeplitzWidthMax(_MaxPooledConv):
+    """What :class:`SpectralWidthMax` computes, :data:`BLOCK` positions of a row at a time as one product of
+    its ``kh`` rows' window with a banded matrix (:func:`toeplitz_matrix`); output
+    ``(height - kh + 1, 1, filters)``."""
+
+    def __init__(self, kernel, bias, scale, offset, relu: bool, padding: str, shape: tuple[int, int], **kwargs):
+        super().__init__(bias, scale, offset, relu, **kwargs)
+        self.kernel_height, self.kernel_width = kernel.shape[:2]
+        self.positions = shape[1] - self.kernel_width + 1
+        self.blocks = -(-self.positions // BLOCK)
+        self.matrix = toeplitz_matrix(kernel * self.sign)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] - self.kernel_height + 1, 1, self.filters)
+
+    def call(self, inputs):
+        height, width, kh = inputs.shape[1], inputs.shape[2], self.kernel_height
+        rows, window = height - kh + 1, BLOCK + self.kernel_width - 1
+        after = self.blocks * BLOCK + self.kernel_width - 1 - width  # zeros past the last block
+        padded = ops.pad(ops.reshape(inputs, (-1, height, width)), ((0, 0), (0, 0), (0, after)))
+        taps = ops.stack([padded[:, k : k + rows] for k in range(kh)], axis=2)  # (n, rows, kh, width')
+        windows = ops.stack([taps[:, :, :, b * BLOCK : b * BLOCK + window] for b in range(self.blocks)], axis=2)
+        windows = ops.reshape(windows, (-1, rows, self.blocks, kh * window))
+        values = ops.reshape(ops.matmul(windows, self.matrix), (-1, rows, self.blocks * BLOCK, self.filters))
+        peak = ops.max(values[:, :, : self.positions], axis=2)
+        return self.after_max(ops.reshape(peak, (-1, rows, 1, self.filters)))
 
 
 class Computed(keras.layers.Layer):

@@ -15,6 +15,10 @@ tagger     a ready musicnn tagger (``musicnn-msd``,         the ``musicnn`` whee
                                                             ``exports/<name>.tflite``
 =========  ==============================================  ===========================  ==============
 
+A Keras model's export comes in two precisions (:data:`litert.PRECISIONS`): ``model.tflite`` (float32)
+and ``model.int8.tflite`` (int8 weights where they keep their precision, :mod:`.litert`); the analyzer
+runs the int8 one where the bundle names it, it exists and the CPU runs it faster (:func:`choose_precision`).
+
 A run folder's ``bundle.json`` (:mod:`.bundle`) says which family its model is; the analyzer and
 the training ask this module for the rest. A Keras model is analyzed through its LiteRT export
 (:mod:`.litert`), without TensorFlow; a run folder saved before exports existed is exported on
@@ -49,6 +53,9 @@ from genrekit.models.bundle import HEAD_FILE, MODEL_FILE, Bundle, load_bundle
 
 KERAS, BASELINE, TAGGER = "keras", "baseline", "tagger"
 PRETRAINED = ("musicnn-msd", "musicnn-mtt")  # the ready taggers: --model musicnn-msd
+# The ready taggers' default export where the CPU runs int8 fast (see choose_precision), as measured by
+# benchmarks/quantization.py on 170 GTZAN clips (docs/RESULTS.md).
+TAGGER_PRECISION = "int8"
 EXPORTS = Path(__file__).resolve().parent / "exports"  # the ready taggers' LiteRT exports (tools/export_models.py)
 # The ready genre models, trained by tools/train_ready_model.py: --model gtzan-genres, the analyzer's default.
 READY = {"gtzan-genres": Path(__file__).resolve().parent / "ready" / "gtzan-genres"}
@@ -94,6 +101,7 @@ def pretrained_bundle(name: str) -> Bundle:
         BuildConfig().silence_threshold_db,
         {},
         pretrained=name,
+        precision=TAGGER_PRECISION,
     )
 
 
@@ -112,11 +120,30 @@ def open_model(model: os.PathLike | str | None = None) -> Bundle:
 
 
 def save_model(model, folder: Path) -> None:
-    """``<folder>/model.keras`` and its LiteRT export ``model.tflite``, each written whole or not at all."""
+    """``<folder>/model.keras`` and its LiteRT exports (``model.tflite``, ``model.int8.tflite`` where the
+    model has layers to quantize), each written whole or not at all."""
     partial = folder / "model.partial.keras"  # Keras wants the .keras suffix
     model.save(partial)
     os.replace(partial, folder / MODEL_FILE)
-    litert.export(float32_model(model), folder / litert.EXPORT_FILE)
+    export_all(float32_model(model), lambda precision: folder / export_name(precision))
+
+
+def export_name(precision: str) -> str:
+    """A run folder's export file of a precision: ``model.tflite`` or ``model.int8.tflite``."""
+    return litert.EXPORT_FILE if precision == "float" else litert.QUANTIZED_FILE
+
+
+def export_all(model, path_of) -> list[Path]:
+    """Export a float32 Keras model in every precision to ``path_of(precision)``; the paths written (no
+    int8 export for a model without layers to quantize, or whose int8 export fails: it is optional, and
+    the float export is what a run folder needs)."""
+    written = [litert.export(model, path_of("float"))]
+    try:
+        written.append(litert.export(model, path_of("int8"), precision="int8"))
+    except Exception as exc:  # the quantizer and the converter raise many kinds
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"{path_of('int8')}: no int8 export ({reason}); the float export is there")
+    return [path for path in written if path is not None]
 
 
 def write_head(head, folder: Path) -> Path:
@@ -145,21 +172,38 @@ def keras_model(bundle: Bundle):
     return build_classifier(embedder, head)
 
 
-def tagger_export(name: str) -> Path:
-    """Where the LiteRT export of a ready tagger is kept (in the package)."""
-    return EXPORTS / f"{name}.tflite"
+def tagger_export(name: str, precision: str = "float") -> Path:
+    """Where a LiteRT export of a ready tagger is kept (in the package): ``<name>.tflite``, ``<name>.int8.tflite``."""
+    return EXPORTS / (f"{name}.tflite" if precision == "float" else f"{name}.{precision}.tflite")
 
 
-def export_tagger(name: str) -> Path:
-    """Export a ready tagger (:data:`PRETRAINED`) to :func:`tagger_export` (needs Keras and the musicnn wheel)."""
+def export_tagger(name: str) -> list[Path]:
+    """Export a ready tagger (:data:`PRETRAINED`) to :func:`tagger_export`, in both precisions (needs Keras
+    and the musicnn wheel)."""
     EXPORTS.mkdir(exist_ok=True)
-    return litert.export(pretrained_tagger(name), tagger_export(name))
+    return export_all(pretrained_tagger(name), lambda precision: tagger_export(name, precision))
 
 
-def export_run(bundle: Bundle) -> Path:
-    """Export a run folder's Keras model (:func:`keras_model`) to ``model.tflite`` (a run saved before
-    exports existed)."""
-    return litert.export(float32_model(keras_model(bundle)), bundle.folder / litert.EXPORT_FILE)
+def export_run(bundle: Bundle) -> list[Path]:
+    """Export a run folder's Keras model (:func:`keras_model`) to ``model.tflite`` and ``model.int8.tflite``
+    (a run saved before exports existed, or before int8 exports)."""
+    return export_all(float32_model(keras_model(bundle)), lambda precision: bundle.folder / export_name(precision))
+
+
+def embedder_export(backbone: str, output: str, precision: str, folder: os.PathLike | str) -> Path:
+    """A pretrained backbone up to its features (:func:`genrekit.models.backbone.build_embedder`: ``output``
+    ``"pooled"`` or ``"penultimate"``) exported to LiteRT in ``precision``, kept in ``folder`` and made once
+    (needs Keras and the musicnn wheel). Its features are what a head sees at analysis through that
+    export: ``LiteRTModel(path, max_rows=MUSICNN_ROWS).predict(spectrograms)`` (``(n, 187, 96, 1)``),
+    e.g. to train and score heads on int8 features (benchmarks/ready_model_cv.py)."""
+    path = Path(folder) / f"{backbone}-{output}.{precision}.tflite"
+    if not path.is_file():
+        from genrekit.core.config import ModelConfig
+        from genrekit.models.backbone import build_embedder  # imports Keras
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        litert.export(build_embedder(ModelConfig(backbone=backbone, backbone_output=output)), path, precision=precision)
+    return path
 
 
 def ensemble(members: list, shared_backbone: bool = False):
@@ -178,29 +222,50 @@ def ensemble(members: list, shared_backbone: bool = False):
 # --------------------------------------------------------------------------- loading
 
 
-def export_path(bundle: Bundle) -> Path | None:
-    """The LiteRT export the analyzer runs for this bundle, if one can be had without Keras: the run
-    folder's ``model.tflite``, or a ready tagger's export in the package; None for a baseline."""
+def export_path(bundle: Bundle, precision: str = "float") -> Path | None:
+    """The LiteRT export of ``precision`` the analyzer runs for this bundle, if one can be had without
+    Keras: the run folder's ``model.tflite`` (``model.int8.tflite``), or a ready tagger's export in the
+    package; None for a baseline."""
     if family(bundle) == BASELINE or not litert.interpreter_available():
         return None
-    path = export_file(bundle)
+    path = export_file(bundle, precision)
     return path if path.is_file() else None
 
 
-def export_file(bundle: Bundle) -> Path:
-    """Where a Keras-family bundle's LiteRT export is (or would be): ``model.tflite`` in the run folder,
-    or a ready tagger's export in the package."""
-    return tagger_export(bundle.pretrained) if family(bundle) == TAGGER else bundle.folder / litert.EXPORT_FILE
+def export_file(bundle: Bundle, precision: str = "float") -> Path:
+    """Where a Keras-family bundle's LiteRT export of ``precision`` is (or would be): ``model.tflite``
+    (``model.int8.tflite``) in the run folder, or a ready tagger's export in the package."""
+    if family(bundle) == TAGGER:
+        return tagger_export(bundle.pretrained, precision)
+    return bundle.folder / export_name(precision)
 
 
-def needs_keras(bundle: Bundle, runtime: str = "auto") -> bool:
+PRECISIONS = ("auto", *litert.PRECISIONS)
+
+
+def choose_precision(bundle: Bundle, requested: str = "auto") -> str:
+    """The export precision the analyzer runs (``--precision``): ``requested``, or for ``auto`` the int8
+    export where the bundle names it (``bundle.precision``: measured to keep the verdicts), has one, and
+    the CPU runs int8 faster (:func:`genrekit.models.litert.int8_pays`); else float."""
+    if requested not in PRECISIONS:
+        raise GenrekitError(f"unknown precision {requested!r} (choose from {', '.join(PRECISIONS)})")
+    if requested != "auto":
+        return requested
+    int8 = bundle.precision == "int8" and litert.int8_pays() and export_path(bundle, "int8") is not None
+    return "int8" if int8 else "float"
+
+
+def needs_keras(bundle: Bundle, runtime: str = "auto", precision: str = "auto") -> bool:
     """Whether loading the bundle's model imports Keras (and TensorFlow)."""
-    return family(bundle) != BASELINE and (runtime == "keras" or export_path(bundle) is None)
+    return family(bundle) != BASELINE and (
+        runtime == "keras" or export_path(bundle, choose_precision(bundle, precision)) is None
+    )
 
 
-def _export_on_first_use(bundle: Bundle) -> Path | None:
+def _export_on_first_use(bundle: Bundle, precision: str) -> Path | None:
     """Export a run folder saved before exports existed, once, if Keras and the interpreter are here
-    and the folder is writable; None otherwise (the analyzer then runs Keras)."""
+    and the folder is writable; the export of ``precision`` (None when there is none: the analyzer then
+    runs Keras)."""
     import importlib.util
 
     if (
@@ -210,24 +275,30 @@ def _export_on_first_use(bundle: Bundle) -> Path | None:
         or not os.access(bundle.folder, os.W_OK)
     ):
         return None
-    log(f"{bundle.folder}: exporting model.keras to {litert.EXPORT_FILE} for fast analysis (once)")
-    return export_run(bundle)
+    log(f"{bundle.folder}: exporting model.keras to {export_name(precision)} for fast analysis (once)")
+    export_run(bundle)
+    return export_path(bundle, precision)
 
 
 RUNTIMES = ("auto", "litert", "keras")
 
 
-def _load(bundle: Bundle, runtime: str):
-    """The bundle's model as stored, unchecked: its LiteRT export (``auto``: when there is one or one can
-    be made; ``litert``: or an error), or the Keras model (``keras``, or ``auto`` without an export)."""
+def _load(bundle: Bundle, runtime: str, precision: str):
+    """The bundle's model as stored, unchecked: its LiteRT export of ``precision`` (``auto``: when there is
+    one or one can be made; ``litert``: or an error), or the Keras model (``keras``, or ``auto`` without
+    an export)."""
     kind = family(bundle)
     if kind == BASELINE:  # arrays and JSON only: no Keras, no pickle
         return baselines.load_model(bundle.model_path, bundle.baseline, bundle.features, len(bundle.labels))
-    exported = None if runtime == "keras" else export_path(bundle) or _export_on_first_use(bundle)
-    if exported is None and runtime == "litert":
+    exported = None
+    if runtime != "keras":
+        exported = export_path(bundle, precision)
+        if exported is None and export_path(bundle) is None:  # no export at all: a run saved before them
+            exported = _export_on_first_use(bundle, precision)
+    if exported is None and (runtime == "litert" or precision == "int8"):
         raise GenrekitError(
-            f"{export_file(bundle)}: no LiteRT export (and none can be made here: it needs Keras, the "
-            f"ai-edge-litert interpreter and a writable run folder); tools/export_models.py makes it"
+            f"{export_file(bundle, precision)}: no LiteRT export (and none can be made here: it needs Keras, "
+            f"the ai-edge-litert interpreter and a writable run folder); tools/export_models.py makes it"
         )
     if exported is not None:
         musicnn = bundle.features.log_scale == "musicnn"
@@ -237,13 +308,18 @@ def _load(bundle: Bundle, runtime: str):
     return keras_model(bundle)
 
 
-def load_model(bundle: Bundle, runtime: str = "auto"):
-    """The bundle's model (``runtime``: see :data:`RUNTIMES` and :func:`_load`), checked against the bundle's
-    input shape and labels: its LiteRT export
+def load_model(bundle: Bundle, runtime: str = "auto", precision: str = "auto"):
+    """The bundle's model (``runtime``: see :data:`RUNTIMES` and :func:`_load`; ``precision``: see
+    :func:`choose_precision`), checked against the bundle's input shape and labels: its LiteRT export
     (:class:`genrekit.models.litert.LiteRTModel`) when there is one, else the Keras model in float32,
     or a classical baseline's :class:`genrekit.models.baselines.BaselineModel`."""
+    if runtime == "keras":  # float32
+        if precision == "int8":
+            raise GenrekitError("--precision int8 runs the int8 LiteRT export; the Keras model is float32")
+        precision = "float"
+    precision = choose_precision(bundle, precision)
     try:
-        model = _load(bundle, runtime)
+        model = _load(bundle, runtime, precision)
     except GenrekitError:
         raise
     except Exception as exc:  # keras and the interpreter raise many kinds (ValueError, OSError, zipfile errors...)

@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 
 from genrekit.audio.features import (
+    GROUP_SLICES,
     SLICE_RMS_FLOOR,
     SLICE_RMS_TARGET,
+    joined,
     log_mel,
     pad_to,
     slice_geometry,
     slice_signal,
     slice_start_frames,
+    stream_slices,
 )
 from genrekit.core.config import BACKBONE_FEATURES, Config, FeaturesConfig
 from genrekit.core.errors import TrackError
@@ -220,3 +223,68 @@ def test_slice_rms_raises_near_silence_by_40_db_at_most():
     assert raised.max() > 1.0  # not silence: the comparison can tell a gain from another
     at_target = log_mel(whisper[:48128] * np.float32(SLICE_RMS_TARGET / 10 ** (-63 / 20)), BACKBONE_FEATURES)
     assert np.max(np.abs(at_target - raised)) > 0.1
+
+
+def blocks_of(signal: np.ndarray, size: int):
+    return (signal[i : i + size] for i in range(0, len(signal), size))
+
+
+@pytest.mark.parametrize(
+    "features, slicing, overlap",
+    [
+        (FeaturesConfig(), CFG.slicing, None),  # dB log-mel, the default slicing
+        (BACKBONE_FEATURES, MUSICNN_SLICING, 1.504),  # musicnn's scale, the ready model's half-slice hop
+        (LEVELLED, MUSICNN_SLICING, 0.0),  # each slice levelled on its own samples
+    ],
+)
+def test_streamed_slices_are_the_whole_signals_bit_for_bit(features, slicing, overlap):
+    """stream_slices cuts the groups of slice_signal, so any block size gives the same bits: blocks smaller
+    than a hop, a slice, or larger than the signal; a signal of several groups and a partial last one."""
+    sr = features.sample_rate
+    y = np.concatenate(
+        [0.3 * tone(220 * (1 + k), 60.0, sr=sr) + noise(60.0, amp=0.05, sr=sr, seed=k) for k in range(4)]
+    )
+    whole = slice_signal(y, slicing, features, overlap=overlap)
+    assert len(whole.starts) > 2 * GROUP_SLICES  # several groups, the last one partial
+    for size in (100, 7919, 3 * sr + 17, len(y) + 1):
+        groups = list(stream_slices(blocks_of(y, size), slicing, features, overlap=overlap))
+        streamed = joined(groups)
+        np.testing.assert_array_equal(streamed.specs, whole.specs)
+        np.testing.assert_array_equal(streamed.starts, whole.starts)
+        assert (streamed.duration, streamed.padded) == (whole.duration, whole.padded)
+        assert all(len(group.starts) <= GROUP_SLICES for group in groups)
+
+
+def test_a_streamed_short_signal_is_padded_as_a_whole_one():
+    y = 0.3 * tone(440, 1.0)
+    for mode in ("silence", "loop"):
+        slicing = dataclasses.replace(CFG.slicing, pad_mode=mode)
+        streamed, whole = (
+            joined(stream_slices(blocks_of(y, 1000), slicing, CFG.features)),
+            slice_signal(y, slicing, CFG.features),
+        )
+        assert streamed.padded and whole.padded and streamed.duration == whole.duration
+        np.testing.assert_array_equal(streamed.specs, whole.specs)
+    with pytest.raises(TrackError, match="shorter than one slice"):
+        list(stream_slices(blocks_of(y, 1000), dataclasses.replace(CFG.slicing, short_tracks="drop"), CFG.features))
+
+
+def test_a_long_file_streamed_in_small_blocks_gives_the_slices_of_its_whole_decode(tmp_path):
+    """A 3-minute 44.1 kHz stereo mp3, decoded 4096 frames at a time: the slices of load_track_slices, bit for
+    bit; a silent file is refused once decoded."""
+    from genrekit.audio.features import load_track_slices, stream_track_slices
+    from tests.helpers import label_signal, write_audio
+
+    y = np.concatenate([label_signal(k % 4, 30.0, seed=k) for k in range(6)])
+    path = write_audio(tmp_path / "long.mp3", 0.8 * y, out_rate=44100, channels=2)
+    options = {"silence_threshold_db": -60.0, "overlap": 1.504}
+    whole = load_track_slices(path, MUSICNN_SLICING, BACKBONE_FEATURES, **options)
+    groups = list(stream_track_slices(path, MUSICNN_SLICING, BACKBONE_FEATURES, block_frames=4096, **options))
+    assert len(groups) == -(-len(whole.starts) // GROUP_SLICES)
+    streamed = joined(groups)
+    np.testing.assert_array_equal(streamed.specs, whole.specs)
+    np.testing.assert_array_equal(streamed.starts, whole.starts)
+    assert streamed.duration == whole.duration
+    silent = write_audio(tmp_path / "silent.wav", np.zeros(5 * 22050, dtype=np.float32))
+    with pytest.raises(TrackError, match="silent"):
+        list(stream_track_slices(silent, MUSICNN_SLICING, BACKBONE_FEATURES, block_frames=4096, **options))

@@ -213,3 +213,117 @@ def test_geometry_of_the_shipped_exports():
         model = litert.LiteRTModel(registry.tagger_export(name))
         geometry = slice_geometry(BACKBONE_SLICE_DURATION, 0.0, BACKBONE_FEATURES)
         assert model.input_shape == (None, geometry.n_frames, geometry.n_mels, 1) and model.output_shape == (None, 50)
+
+
+# The int8 exports against the float ones. Dynamic-range int8 weights move a slice's probabilities by a few
+# hundredths (measured on the 40 s song below: 0.061 for the ready model, 0.015-0.017 for the taggers; on
+# 60 real GTZAN slices 0.06); 0.15 leaves room for other CPUs' kernels while a wrong or unquantized layer
+# moves them by their own scale. The verdict (the sum of the slices' scores) and a tagger's top five tags
+# must not move: the share of files where they do is measured on real music by benchmarks/quantization.py.
+INT8_TOLERANCE = 0.15
+
+
+@pytest.mark.parametrize("name", ["gtzan-genres", *registry.PRETRAINED])
+def test_the_shipped_int8_exports_keep_the_float_exports_verdict(name, song):
+    bundle = registry.open_model(name)
+    slices = load_track_slices(
+        song,
+        SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=1.504),
+        BACKBONE_FEATURES,
+        silence_threshold_db=SILENCE,
+    )
+    x = slices.specs[..., np.newaxis].astype(np.float32)
+    scores = {
+        precision: litert.LiteRTModel(registry.export_path(bundle, precision), max_rows=registry.MUSICNN_ROWS).predict(
+            x
+        )
+        for precision in litert.PRECISIONS
+    }
+    assert litert.int8_weights(registry.export_path(bundle, "int8")) == 5  # musicnn's five front-end branches
+    assert litert.int8_weights(registry.export_path(bundle, "float")) == 0
+    np.testing.assert_allclose(scores["int8"], scores["float"], atol=INT8_TOLERANCE, rtol=0)
+    assert not np.array_equal(scores["int8"], scores["float"])  # it is another computation
+    track = {precision: value.sum(axis=0) for precision, value in scores.items()}
+    assert np.argmax(track["int8"]) == np.argmax(track["float"])
+    if bundle.multi_label:
+        assert set(np.argsort(-track["int8"])[:5]) == set(np.argsort(-track["float"])[:5])
+
+
+def test_the_int8_export_quantizes_the_banded_front_end_and_2d_convolutions_only(tmp_path):
+    """A timbral-like and a temporal-like chain (their banded forms), a 2D convolution over several channels
+    and a dense head: the first three get int8 weights, the head and the one-channel convolution do not."""
+    import keras
+    from keras import layers
+
+    from tests.models.test_max_pooled import chain
+
+    keras.utils.set_random_seed(8)
+    timbral, temporal = chain("relu", 5), chain("relu", 6, (1, 20), "same", "height")
+    inputs = keras.Input((14, 40, 1))
+    narrow = layers.Conv2D(8, (3, 3), activation="relu", name="narrow")(inputs)  # one input channel
+    wide = layers.Conv2D(8, (3, 3), activation="relu", name="channels")(narrow)  # eight: quantized
+    features = layers.Concatenate()(
+        [layers.Flatten()(timbral(inputs)), layers.Flatten()(temporal(inputs)), layers.GlobalMaxPooling2D()(wide)]
+    )
+    model = keras.Model(inputs, layers.Dense(4, activation="softmax", name="head")(features))
+    clone = litert.inference_clone(model, quantized=True)
+    assert sorted(litert.quantized_layers(clone)) == ["channels", "wide", "wide"]  # the two chains' layers
+    kinds = {type(layer).__name__ for layer in litert._all_layers(clone)}
+    assert {"ToeplitzWidthMax", "ToeplitzHeightMax"} <= kinds and "SpectralWidthMax" not in kinds
+    path = litert.export(model, tmp_path / "model.int8.tflite", precision="int8")
+    assert litert.int8_weights(path) == 3
+    x = np.random.default_rng(8).standard_normal((8, 14, 40, 1)).astype(np.float32)
+    np.testing.assert_allclose(litert.LiteRTModel(path).predict(x), model.predict_on_batch(x), atol=INT8_TOLERANCE)
+    float_path = litert.export(model, tmp_path / "model.tflite")
+    assert litert.int8_weights(float_path) == 0
+
+
+def test_a_model_without_layers_to_quantize_has_no_int8_export(tmp_path):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((20, 16, 1))
+    model = keras.Model(inputs, layers.Dense(3, activation="softmax")(layers.Flatten()(inputs)))
+    assert litert.export(model, tmp_path / "model.int8.tflite", precision="int8") is None
+    assert not (tmp_path / "model.int8.tflite").exists()
+
+
+def test_the_precision_chosen_by_default():
+    """The ready model names int8 (bundle.json), which runs where the CPU has int8 dot products; asked for,
+    either runs anywhere; a run folder runs float unless its bundle names int8."""
+    ready = registry.open_model()
+    assert ready.precision == "int8"
+    assert registry.choose_precision(ready) == ("int8" if litert.int8_pays() else "float")
+    assert registry.choose_precision(ready, "float") == "float" and registry.choose_precision(ready, "int8") == "int8"
+    assert registry.choose_precision(registry.open_model("musicnn-msd"), "auto") == registry.choose_precision(ready)
+    assert registry.load_model(ready, runtime="keras").__class__.__name__ != "LiteRTModel"  # keras: float32
+
+
+@needs_musicnn
+@pytest.mark.slow
+def test_the_embedder_exports_give_the_features_a_head_sees(song, tmp_path):
+    """registry.embedder_export: musicnn up to its pooled features through the float export (Keras' features,
+    to float32 rounding) and through the int8 one (within a few hundredths of their scale: the features
+    the int8 ready model's head sees); made once, then reused."""
+    from genrekit.core.config import ModelConfig
+    from genrekit.models.backbone import build_embedder
+
+    slices = load_track_slices(
+        song,
+        SlicingConfig(slice_duration=BACKBONE_SLICE_DURATION, overlap=0.0),
+        BACKBONE_FEATURES,
+        silence_threshold_db=SILENCE,
+    )
+    x = slices.specs[..., np.newaxis].astype(np.float32)
+    keras_features = np.asarray(build_embedder(ModelConfig(backbone="musicnn-msd")).predict_on_batch(x))
+    scale = np.abs(keras_features).max()
+    features = {}
+    for precision in litert.PRECISIONS:
+        path = registry.embedder_export("musicnn-msd", "pooled", precision, tmp_path)
+        assert path == tmp_path / f"musicnn-msd-pooled.{precision}.tflite"
+        made = path.stat().st_mtime_ns
+        assert registry.embedder_export("musicnn-msd", "pooled", precision, tmp_path).stat().st_mtime_ns == made
+        features[precision] = litert.LiteRTModel(path, max_rows=registry.MUSICNN_ROWS).predict(x)
+        assert features[precision].shape == keras_features.shape == (len(x), 1506)
+    np.testing.assert_allclose(features["float"], keras_features, atol=TOLERANCE * scale, rtol=0)
+    assert np.abs(features["int8"] - keras_features).max() <= litert.QUANTIZED_CHECK_TOLERANCE * scale

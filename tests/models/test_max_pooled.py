@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from genrekit.models import litert
-from genrekit.models.max_pooled import BLOCK, SpectralWidthMax, ToeplitzHeightMax, dft_matrices, toeplitz_matrix
+from genrekit.models.max_pooled import (
+    BLOCK,
+    SpectralWidthMax,
+    ToeplitzHeightMax,
+    ToeplitzWidthMax,
+    dft_matrices,
+    toeplitz_matrix,
+)
 
 RELATIVE = 1e-5
 
@@ -43,12 +50,13 @@ def test_the_dft_matrices_give_the_correlation_at_every_position(width):
     assert_close_to_scale(got, want)
 
 
-def test_the_toeplitz_matrix_gives_the_correlation_of_a_window():
+@pytest.mark.parametrize("kh", [1, 3])
+def test_the_toeplitz_matrix_gives_the_correlation_of_a_window(kh):
     rng = np.random.default_rng(7)
-    kernel = rng.standard_normal((1, 20, 1, 3))
-    window = rng.standard_normal(BLOCK + 19)
-    got = (window @ toeplitz_matrix(kernel).astype(np.float64)).reshape(BLOCK, 3)
-    want = np.stack([window[p : p + 20] @ kernel[0, :, 0, :] for p in range(BLOCK)])
+    kernel = rng.standard_normal((kh, 20, 1, 3))
+    window = rng.standard_normal((kh, BLOCK + 19))  # kh rows, flattened row after row
+    got = (window.reshape(-1) @ toeplitz_matrix(kernel).astype(np.float64)).reshape(BLOCK, 3)
+    want = np.stack([np.einsum("hk,hkc->c", window[:, p : p + 20], kernel[:, :, 0, :]) for p in range(BLOCK)])
     assert_close_to_scale(got, want)
 
 
@@ -88,6 +96,7 @@ def chain(activation: str, seed: int, kernel=(5, 20), padding: str = "valid", ov
     "kind, kernel, padding, over, shape",
     [
         (SpectralWidthMax, (5, 20), "valid", "width", (10, 1)),
+        (ToeplitzWidthMax, (5, 20), "valid", "width", (10, 1)),  # 21 positions: the last block past the end
         (ToeplitzHeightMax, (1, 20), "same", "height", (1, 40)),  # 40 positions: 5 blocks of 8
         (ToeplitzHeightMax, (1, 17), "valid", "height", (1, 24)),  # the last block past the end
     ],
@@ -97,7 +106,7 @@ def test_each_layer_computes_the_chain_it_replaces(kind, kernel, padding, over, 
 
     model = chain(activation, 3, kernel, padding, over)
     conv, norm, pool = (model.get_layer(name) for name in ("wide", "wide_bn", "wide_pool"))
-    assert replacement(conv, norm, pool) is kind
+    assert replacement(conv, norm, pool, quantized=kind is ToeplitzWidthMax) is kind
     x = np.random.default_rng(4).standard_normal((8, 14, 40, 1)).astype(np.float32)
     want = np.asarray(model.predict_on_batch(x))
     got = np.asarray(kind.from_layers(conv, norm, pool)(x))

@@ -119,6 +119,24 @@ def test_folder_mode_and_evaluate(tmp_path):
     assert 0.0 <= data["report"]["accuracy"] <= 1.0
 
 
+def test_either_export_runs_on_request_and_a_results_file_keeps_its_precision(song, tmp_path):
+    """--precision float and int8 both give a ten-genre verdict (int8 on any CPU, when asked for); a library's
+    results file records the precision, and is not resumed with the other (their scores differ)."""
+    for precision in ("float", "int8"):
+        result = run_script("-m track_analyzer", str(song), "--precision", precision)
+        assert result.returncode == 0, result.stderr
+        verdict_line(result.stdout.strip())
+    write_audio(tmp_path / "music" / "a.wav", label_signal(1, 4.0, seed=3))
+    table = tmp_path / "music.csv"
+    first = run_script("-m track_analyzer", str(tmp_path / "music"), "--csv", str(table), "--precision", "float")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(table.with_name("music.csv.settings.json").read_text())["precision"] == "float"
+    other = run_script("-m track_analyzer", str(tmp_path / "music"), "--csv", str(table), "--precision", "int8")
+    assert other.returncode != 0 and "precision" in other.stderr
+    keras_int8 = run_script("-m track_analyzer", str(song), "--precision", "int8", "--runtime", "keras")
+    assert keras_int8.returncode != 0 and "--precision int8" in keras_int8.stderr
+
+
 def test_help_says_what_the_default_model_is():
     result = run_script("-m track_analyzer", "--help")
     assert result.returncode == 0
@@ -138,7 +156,7 @@ def test_help_says_what_the_default_model_is():
 def test_the_export_and_the_keras_fallback_agree(song):
     """The LiteRT export (what the analyzer runs) and the Keras model rebuilt from musicnn's checkpoints
     and ``head.npz`` (``--runtime keras``) score the same slices alike."""
-    exported = Analyzer(runtime="litert")  # no model: the ready genre model
+    exported = Analyzer(runtime="litert", precision="float")  # no model: the ready genre model
     rebuilt = Analyzer("gtzan-genres", runtime="keras")
     assert isinstance(exported.model, litert.LiteRTModel) and not isinstance(rebuilt.model, litert.LiteRTModel)
     slices = exported.slice_settings().load(song)
