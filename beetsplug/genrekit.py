@@ -5,7 +5,7 @@ Enable it in beets' ``config.yaml`` (every key optional; the defaults shown)::
     plugins: genrekit
     genrekit:
       model: gtzan-genres   # the ready genre model, or a run folder of train_crnn.py / train_baselines.py
-      min_share: 0.5        # set the genre only where the top label's share is at least this
+      min_share: 0.6        # set the genre only where the top label's share is at least this
       mode: fill            # fill: only items without a genre; replace: replace it; add: add it beside
       auto: no              # analyze on import
 

@@ -23,7 +23,8 @@ Sections (``--sections``, default all):
   the commit before issue 34 (``BEFORE_READY``, a git worktree run with this interpreter), in one run, as
   ratios: one 3.5-minute 44.1 kHz stereo mp3's whole CLI call (median of ``--cold`` calls, the two
   checkouts alternating) and a folder of ``--ready-songs`` generated 3-5 minute songs (``--csv``; the
-  two alternating, ``--repeats`` times): times real time, peak memory of the process tree.
+  two alternating, ``--repeats`` times): times real time, peak memory of the process tree; now also
+  with ``--precision float``, the export a CPU without int8 dot products (AVX2 alone) runs by default.
 * ``long`` (issue 34): the peak memory of one CLI call with the ready model on a 2-hour 44.1 kHz stereo
   mp3 (made once with ffmpeg from a synthetic signal, 115 MB) against its first 4 minutes.
 
@@ -473,42 +474,49 @@ def memory(cfg: Config, files: int, song_every: int) -> None:
 
 
 def ready(calls: int, songs: int, repeats: int) -> None:
-    """Issue 34: the ready model (the default), now against :data:`BEFORE_READY`, on one song and a folder of songs."""
+    """Issue 34: the ready model (the default), now against :data:`BEFORE_READY`, on one song and a folder of
+    songs; now also with ``--precision float``, the export a CPU without int8 dot products (AVX2 alone) runs."""
     from tests.helpers import label_signal, write_audio
 
     print(f"\n== ready model, now against {BEFORE_READY} (load average {os.getloadavg()[0]:.2f}; {instruction_set()})")
     before = before_checkout(BEFORE_READY)
     if before is None:
         return
-    roots = {"now": REPO_ROOT, "before": before}
+    arms = {"now": (REPO_ROOT, []), "now, float": (REPO_ROOT, ["--precision", "float"]), "before": (before, [])}
     song = OUT / "song_3.5min_44k_stereo.mp3"
     if not song.exists():
         parts = [label_signal(i % 4, 30.0, seed=300 + i) for i in range(7)]
         write_audio(song, 0.8 * np.concatenate(parts), out_rate=44100, channels=2)
-    for root in roots.values():
-        cli_call([str(song)], root)  # warm the page cache and the bytecode
-    times = {when: [] for when in roots}
-    for call in range(calls):  # alternating, so that a drift of the machine touches both
-        for when in list(roots)[:: 1 if call % 2 == 0 else -1]:
-            times[when].append(cli_call([str(song)], roots[when]))
-    ratios = np.array(times["now"]) / np.array(times["before"])
-    print(
-        f"  one 3.5-minute song, the whole CLI call, median of {calls}: now {np.median(times['now']):.2f} s, "
-        f"before {np.median(times['before']):.2f} s; now / before x{np.median(ratios):.2f} (median of the pairs)"
-    )
+    for root, options in arms.values():
+        cli_call([str(song), *options], root)  # warm the page cache and the bytecode
+    times = {arm: [] for arm in arms}
+    for call in range(calls):  # alternating, so that a drift of the machine touches every arm
+        for arm in list(arms)[:: 1 if call % 2 == 0 else -1]:
+            root, options = arms[arm]
+            times[arm].append(cli_call([str(song), *options], root))
+    for arm in ("now", "now, float"):
+        ratios = np.array(times[arm]) / np.array(times["before"])
+        print(
+            f"  one 3.5-minute song, the whole CLI call, median of {calls}: {arm} {np.median(times[arm]):.2f} s, "
+            f"before {np.median(times['before']):.2f} s; {arm} / before x{np.median(ratios):.2f} (median of the pairs)"
+        )
     folder, _, found = make_library(OUT, songs, song_every=1)
     seconds = sum(found.values())
-    runs = {when: [] for when in roots}
+    runs = {arm: [] for arm in arms}
     for repeat in range(repeats):
-        for when in list(roots)[:: 1 if repeat % 2 == 0 else -1]:
-            elapsed, peak = timed_folder(roots[when], folder, "gtzan-genres", OUT / f"ready-{when}.csv")
-            runs[when].append(elapsed)
-            print(f"    {when}: {elapsed:.1f} s, x{seconds / elapsed:.0f} real time, peak {peak / 2**30:.2f} GB")
-    now, then = np.median(runs["now"]), np.median(runs["before"])
-    print(
-        f"  a folder of {songs} songs ({seconds / 3600:.2f} h), median of {repeats}: now x{seconds / now:.0f} real "
-        f"time, before x{seconds / then:.0f}; now x{then / now:.2f} the throughput of before"
-    )
+        for arm in list(arms)[:: 1 if repeat % 2 == 0 else -1]:
+            root, options = arms[arm]
+            name = arm.replace(", ", "-")
+            elapsed, peak = timed_folder(root, folder, "gtzan-genres", OUT / f"ready-{name}.csv", *options)
+            runs[arm].append(elapsed)
+            print(f"    {arm}: {elapsed:.1f} s, x{seconds / elapsed:.0f} real time, peak {peak / 2**30:.2f} GB")
+    then = np.median(runs["before"])
+    for arm in ("now", "now, float"):
+        now = np.median(runs[arm])
+        print(
+            f"  a folder of {songs} songs ({seconds / 3600:.2f} h), median of {repeats}: {arm} x{seconds / now:.0f} "
+            f"real time, before x{seconds / then:.0f}; {arm} x{then / now:.2f} the throughput of before"
+        )
 
 
 def long_file(minutes: float = 120.0) -> None:

@@ -1,49 +1,57 @@
 """How good the ready genre model is on artists it never heard: cross-validation with whole artists held out.
 
-The ready model (``gtzan-genres``, ``tools/train_ready_model.py``) trains on all 270 clips of the
-shared GTZAN sets, so its figure comes from a cross-validation of that very training over the same
+The ready model (``gtzan-genres``, ``tools/train_ready_model.py``) trains on all 484 clips of the four
+shared GTZAN sets, so its figures come from a cross-validation of that very training over the same
 clips: 5 folds dealt by artist (``StratifiedGroupKFold`` by genre, groups from the sets'
 ``artists.csv``, ``random_state`` 0), so that no artist is in both the training and the test clips of
-a fold. Three systems, each on the same folds:
+a fold. Every figure is given three ways: all clips, the full clips (30 s; 15-20 s for some classical
+ones) and the short excerpts of ``gtzan_excerpts`` (one slice each, peak-normalized).
 
-* ``ready``: the ready model's training (frozen ``musicnn-msd`` backbone, pooled features, a new
-  head, dropout 0.5, 10 epochs, no validation split, seed 42) on the fold's training clips;
-* ``mini``: the same, on the fold's training clips of ``gtzan_mini`` only (what a user who trains the
-  backbone on about 100 clips of few artists gets);
-* ``crnn``: the default config (``pipeline_parameters.json``: the CRNN from scratch, build-time
-  copies, 3 runs and their ensemble, early stopping on a validation split of 10 % of the fold's
-  training clips, dealt by artist), trained by the real scripts. About 30 minutes a fold on 2 cores,
-  so only ``--crnn-folds`` folds (default 1: fold 0).
+Variants (``--variants``), each the ready model's recipe with one choice changed, on the same folds:
 
-The heads train as the project trains them: the dataset of the 270 clips is built and processed by
-the project's scripts with the ready model's config (``tools/train_ready_model.py``), the backbone's
-features of its slices are computed once (:func:`genrekit.training.frozen_features.embed_split`),
-and each fold's head is built and fitted by :func:`genrekit.training.train.train_model` on the
-features of the fold's training slices, in the shuffled order of ``processed.h5``. A test clip's
-verdict is the sum of its slices' scores (slices every 2 s, as in the build); the CRNN's test clips
-are its run's test split (the mean of the 3 runs' slice scores, as their ensemble computes them).
+* ``ready``: the recipe itself (:data:`train_ready_model.SETTINGS`: frozen ``musicnn-msd``, pooled
+  features, loop padding, every slice levelled to -20 dBFS, slices every 1.504 s, a linear head with
+  dropout 0.5, 20 epochs, genres and tracks weighted, seed 42), tested at the analysis hop (3.008 s,
+  ``ANALYSIS_OVERLAP``) and at the build's (1.504 s);
+* ``no_weighting`` / ``genres_weighting``: every slice weighs 1 / only the genres are balanced;
+* ``10_epochs``: 10 epochs instead of 20;
+* ``no_level``: without the level normalization (each slice at its recording's level);
+* ``before``: the recipe of the model before (silence padding, no level normalization, no weighting,
+  10 epochs, slices every 2.008 s) on the four sets;
+* ``mini``: the recipe on the fold's training clips of ``gtzan_mini`` only (a user's 100 clips);
+* ``int8``: the recipe's heads scoring the backbone's features through its int8 LiteRT export, what
+  the analyzer runs on a CPU with VNNI (issue 34);
+* ``mtt``, ``penultimate``, ``speed_copies`` (not run by default, each a new feature pass): the
+  ``musicnn-mtt`` backbone, musicnn's penultimate layer, build-time speed copies 0.9 and 1.1.
 
-The heads train with 5 seeds (``--seeds``), the ready model's own (42) first: with a few clips per
-artist and genre in a fold, a head's seed alone (its initial weights, its batches) moves a fold's
-figures by several points, so the tables give seed 42's figures (mean ± sd over the folds) and each
-figure's mean, lowest and highest over the seeds. The CRNN trains with the default's seeds (42, 43,
-44 for its 3 runs).
+The heads train as the project trains them: each variant's dataset is built and processed by the
+project's scripts (variants with the same data share it), the backbone's features of its slices are
+computed once (:func:`genrekit.training.frozen_features.embed_split`), and each fold's head is fitted
+by :func:`genrekit.training.train.train_model` on the features of the fold's training slices. A test
+clip's shares are the mean of its slices' scores, as the analyzer's; its verdict the top share.
 
-Figures per fold: accuracy, balanced accuracy (mean recall over the genres the fold tests: all ten
-or nearly) and balanced accuracy over blues, classical and jazz (the genres of many artists); then
-their mean and sample standard deviation over the folds; per-genre and per-artist recall over every
-fold's test clips. Needs ``../shared`` (it says so and exits when it is absent); work folders under
-``--work``; results in ``<work>/results.json``. About 15 minutes on 2 cores without the CRNN.
+Each variant trains with 5 seeds (``--seeds``), the ready model's own (42) first. Figures: accuracy and
+ten-genre balanced accuracy (mean recall over the genres), pooled over the folds' test clips, as the
+mean (lowest-highest) over seeds; per-genre and per-artist recall; for ``ready``, the calibration of
+its shares (reliability table, expected calibration error over 10 bins, and after a temperature fitted
+to the cross-validated slice scores) and the precision of its top label above share thresholds (what
+``--write-tags --min-share`` filters on). Needs ``../shared`` (it says so and exits when it is
+absent); work folders under ``--work``; results in ``<work>/results.json`` (a variant run again replaces its
+entry, the others stay). About 35 minutes on 2 cores
+for the default variants (three datasets and their feature passes, then 175 heads).
 
 Usage::
 
-    .venv/bin/python benchmarks/ready_model_cv.py [--crnn-folds 1] [--seeds 5] [--work DIR] [--table]
+    .venv/bin/python benchmarks/ready_model_cv.py [--variants ready,no_level,...] [--seeds 5] [--crnn-folds 0]
+    .venv/bin/python benchmarks/ready_model_cv.py --table    # the tables of <work>/results.json again
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import hashlib
 import json
 import os
 import sys
@@ -66,13 +74,51 @@ DEFAULT_WORK = REPO_ROOT / "benchmarks" / "out" / "ready_model_cv"
 N_FOLDS = 5
 FOLD_SEED = 0  # StratifiedGroupKFold's random_state
 VALIDATION_SHARE = 0.1  # the CRNN's validation split, out of a fold's training clips, by artist
-MANY_ARTISTS = ("blues", "classical", "jazz")
-FIGURES = ("accuracy", "balanced_10", "balanced_bcj")  # per fold, then mean and sd over the folds
-SYSTEMS = {
-    "ready": "the ready model's training, on the fold's training clips",
-    "mini": "the same, on the fold's training clips of gtzan_mini only",
-    "crnn": "the default CRNN from scratch (pipeline_parameters.json)",
+SUBSETS = ("all", "full", "excerpts")
+THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # of the top share, for precision and coverage
+BINS = 10  # of the reliability table and the expected calibration error
+BEFORE = {  # the recipe of the model before issue 33
+    "slicing": {"overlap": 1.0, "pad_mode": "silence"},
+    "features": {"level_normalization": "none"},
+    "training": {"epochs": 10, "sample_weighting": "none"},
 }
+VARIANTS = {
+    "ready": ("the ready model's recipe", {}),
+    "no_weighting": ("every slice weighs 1", {"training": {"sample_weighting": "none"}}),
+    "genres_weighting": ("genres balanced, not tracks", {"training": {"sample_weighting": "genres"}}),
+    "10_epochs": ("10 epochs", {"training": {"epochs": 10}}),
+    "dropout_0.2": ("dropout 0.2 before the head", {"model": {"dropout": 0.2}}),
+    "no_level": ("no level normalization", {"features": {"level_normalization": "none"}}),
+    "before": ("the recipe before (silence, no level, no weighting, 10 epochs, 2.008 s hop)", BEFORE),
+    "mini": ("trained on gtzan_mini's clips only", {}),
+    "mtt": ("the musicnn-mtt backbone", {"model": {"backbone": "musicnn-mtt"}}),
+    "penultimate": ("musicnn's penultimate layer", {"model": {"backbone_output": "penultimate"}}),
+    "int8": ("heads scoring the int8 export's features (the analyzer's default on VNNI CPUs)", {}),
+    "speed_copies": ("build-time speed copies 0.9 and 1.1", {"audio_augmentation": {"speed_rates": [0.9, 1.1]}}),
+}  # and "ensemble": the ready and mtt heads' shares averaged, written once both have run
+DEFAULT_VARIANTS = ("ready", "int8", "no_level", "before", "no_weighting", "genres_weighting", "10_epochs", "mini")
+DATA_SECTIONS = (
+    "slicing",
+    "features",
+    "audio_augmentation",
+    "model",
+)  # what a variant's dataset and features depend on
+
+
+def settings_of(variant: str) -> dict:
+    """The config sections of a variant: :data:`train_ready_model.SETTINGS` with its changes."""
+    sections = copy.deepcopy(ready.SETTINGS)
+    for section, changes in VARIANTS[variant][1].items():
+        sections[section] = {**sections.get(section, {}), **changes}
+    return sections
+
+
+def data_folder(work: Path, sections: dict) -> Path:
+    """The work folder of a dataset: one per distinct data settings, shared by the variants that have them."""
+    data = {name: dict(sections.get(name) or {}) for name in DATA_SECTIONS}
+    data["model"].pop("dropout", None)  # the head's alone: the backbone's features are the same
+    key = json.dumps(data, sort_keys=True)
+    return work / f"data-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def folds(clips: list) -> list[set[str]]:
@@ -92,10 +138,12 @@ def folds(clips: list) -> list[set[str]]:
 # --------------------------------------------------------------------------- the heads
 
 
-def embed(work: Path, config: Path) -> Path:
-    """``<work>/features.h5``: the backbone's features of every slice of ``processed.h5`` (all 270
-    clips, one split), in row order, with their labels and clips; computed once."""
-    path = work / "features.h5"
+def embed(folder: Path, config: Path, precision: str = "float") -> Path:
+    """``<folder>/features.h5``: the backbone's features of every slice of ``processed.h5`` (one split),
+    in row order, with their labels, clips and starts; computed once. With ``precision`` ``"int8"``,
+    ``features.int8.h5``: the features through the backbone's int8 LiteRT export, what the analyzer's
+    int8 export computes (:func:`genrekit.models.registry.embedder_export`)."""
+    path = folder / ("features.h5" if precision == "float" else f"features.{precision}.h5")
     if path.is_file():
         return path
     from genrekit.core.config import load_config
@@ -104,29 +152,62 @@ def embed(work: Path, config: Path) -> Path:
 
     cfg = load_config(config)
     started = time.perf_counter()
-    vectors = embed_split(build_embedder(cfg.model), cfg.processed_path, "train", progress="backbone features")
+    if precision == "float":
+        vectors = embed_split(build_embedder(cfg.model), cfg.processed_path, "train", progress="backbone features")
+    else:
+        vectors = embed_export(cfg, folder, precision)
     with h5py.File(cfg.processed_path, "r") as h5:
-        labels, track_ids = h5["train"]["labels"][()], h5["train"]["track_ids"][()]
+        train = h5["train"]
+        labels, track_ids, starts = train["labels"][()], train["track_ids"][()], train["slice_starts"][()]
         paths = [track["path"] for track in h5layout.read_tracks(h5)]
     tmp = path.with_name("features.tmp.h5")
     with h5py.File(tmp, "w") as h5:
-        h5["vectors"], h5["labels"], h5["track_ids"] = vectors, labels, track_ids
+        h5["vectors"], h5["labels"], h5["track_ids"], h5["starts"] = vectors, labels, track_ids, starts
         h5["paths"] = np.array(paths, dtype=h5py.string_dtype())
     os.replace(tmp, path)
     print(f"backbone features of {len(vectors)} slices: {time.perf_counter() - started:.0f} s", flush=True)
     return path
 
 
+def embed_export(cfg, folder: Path, precision: str) -> np.ndarray:
+    """The features of every train slice of ``processed.h5`` through the backbone's LiteRT export."""
+    from tqdm import tqdm
+
+    from genrekit.models import registry
+    from genrekit.models.litert import LiteRTModel
+    from genrekit.training.data import SpectrogramBatches
+
+    export = registry.embedder_export(cfg.model.backbone, cfg.model.backbone_output, precision, folder / "exports")
+    model = LiteRTModel(export, max_rows=registry.MUSICNN_ROWS)
+    batches = SpectrogramBatches(cfg.processed_path, "train", 64)
+    try:
+        return np.concatenate(
+            [
+                model.predict(batches[i][0])
+                for i in tqdm(range(len(batches)), desc=f"{precision} features", file=sys.stderr)
+            ]
+        )
+    finally:
+        batches.close()
+
+
+def analysis_hop_rows(starts: np.ndarray, hop: float) -> np.ndarray:
+    """The rows of the slices that the analyzer cuts at ``hop`` seconds: those starting at a multiple of it."""
+    nearest = np.round(starts / hop) * hop
+    return np.abs(starts - nearest) < 1e-3
+
+
 def train_heads(
-    work: Path, config: Path, features: Path, tests: list[set[str]], clips: list, system: str, seed: int
-) -> list[dict[str, str]]:
-    """``{clip: predicted genre}`` of each fold's test clips for ``ready`` or ``mini``, each fold's head
-    trained with ``seed`` by the project's :func:`genrekit.training.train.train_model`."""
+    config: Path, features: Path, tests: list[set[str]], sets: dict, variant: str, seed: int, test_features: Path
+) -> dict:
+    """The shares (mean slice scores) of every clip as a fold's test clip, for one variant and seed: at the
+    analysis hop (``"analysis"``) and at every slice of the build (``"build"``). The heads train on
+    ``features`` and score ``test_features`` (the same rows, perhaps through another export)."""
     import dataclasses
     import shutil
 
     from genrekit.core.config import load_config
-    from genrekit.training.data import open_processed
+    from genrekit.training.data import open_processed, sample_weights
     from genrekit.training.device import detect_device, precision_policy
     from genrekit.training.train import RunPlan, train_model
 
@@ -134,17 +215,22 @@ def train_heads(
     data = open_processed(cfg)
     device = detect_device()
     policy = precision_policy(cfg.training.mixed_precision, device)
-    sets = {clip.relative: clip.set for clip in clips}
     with h5py.File(features, "r") as h5:
-        vectors, labels, track_ids = h5["vectors"][()], h5["labels"][()], h5["track_ids"][()]
+        vectors, labels, track_ids, starts = (h5[k][()] for k in ("vectors", "labels", "track_ids", "starts"))
         paths = [p.decode() if isinstance(p, bytes) else p for p in h5["paths"][()]]
+    with h5py.File(test_features, "r") as h5:
+        test_vectors = h5["vectors"][()]
     slice_paths = np.array([paths[t] for t in track_ids])
-    predictions = []
+    if cfg.slicing.overlap == ready.SETTINGS["slicing"]["overlap"]:
+        at_hop = analysis_hop_rows(starts, cfg.slicing.slice_duration - ready.ANALYSIS_OVERLAP)
+    else:  # "before": its build's slices (every 2.008 s) stand in for its analysis' (every 1.504 s)
+        at_hop = np.ones(len(starts), bool)
+    shares = {"analysis": {}, "build": {}, "slices": {}}  # "slices": each clip's slice scores at the analysis hop
     for k, test in enumerate(tests):
         started = time.perf_counter()
         in_test = np.isin(slice_paths, sorted(test))
-        in_train = ~in_test & ((system == "ready") | np.array([sets[p] == "gtzan_mini" for p in slice_paths]))
-        folder = work / system / f"seed{seed}" / f"fold{k}"
+        in_train = ~in_test & ((variant != "mini") | np.array([sets[p] == "gtzan_mini" for p in slice_paths]))
+        folder = features.parent / variant / f"seed{seed}" / f"fold{k}"
         if folder.exists():
             shutil.rmtree(folder)
         fold_features = folder / "fold_features.h5"  # what train_model fits on: train rows, an empty val
@@ -153,29 +239,33 @@ def train_heads(
             h5["train/specs"], h5["train/labels"] = vectors[in_train], labels[in_train]
             h5["val/specs"], h5["val/labels"] = vectors[:0], labels[:0]
         fold_data = dataclasses.replace(data, rows={"train": int(in_train.sum()), "val": 0, "test": 0})
-        plan = RunPlan(cfg, fold_data, f"{system}-fold{k}", cfg.training.epochs, device, policy)
-        models, _ = train_model(plan, folder, seed, label=f"{system} seed {seed} fold {k} ", features=fold_features)
-        scores = np.asarray(models.trained.predict(vectors[in_test], batch_size=64, verbose=0))
-        predictions.append(verdicts(scores, slice_paths[in_test], data.labels))
+        plan = RunPlan(cfg, fold_data, f"{variant}-fold{k}", cfg.training.epochs, device, policy)
+        # train_model reads the weights of processed.h5's train rows; the fold's rows are a subset of them
+        weights = sample_weights(labels[in_train], track_ids[in_train], cfg.training.sample_weighting)
+        models, _ = train_model(
+            plan, folder, seed, label=f"{variant} seed {seed} fold {k} ", features=fold_features, weights=weights
+        )
+        scores = np.asarray(models.trained.predict(test_vectors[in_test], batch_size=256, verbose=0), dtype=np.float64)
+        for name, rows in (("build", np.ones(in_test.sum(), bool)), ("analysis", at_hop[in_test])):
+            test_paths = slice_paths[in_test][rows]
+            for path in np.unique(test_paths):
+                shares[name][path] = scores[rows][test_paths == path].mean(axis=0).tolist()
+                if name == "analysis":
+                    shares["slices"][path] = scores[rows][test_paths == path]
         shutil.rmtree(folder)
         print(
-            f"{system} seed {seed} fold {k}: trained on {int(in_train.sum())} slices, tested on {len(test)} clips, "
+            f"{variant} seed {seed} fold {k}: trained on {int(in_train.sum())} slices, tested on {len(test)} clips, "
             f"{time.perf_counter() - started:.0f} s",
             flush=True,
         )
-    return predictions
-
-
-def verdicts(scores: np.ndarray, slice_paths: np.ndarray, labels: list[str]) -> dict[str, str]:
-    """``{clip: label}``: the label of the highest sum of the clip's slice scores."""
-    return {path: labels[int(np.argmax(scores[slice_paths == path].sum(axis=0)))] for path in np.unique(slice_paths)}
+    return shares
 
 
 # --------------------------------------------------------------------------- the CRNN
 
 
-def crnn_fold(work: Path, k: int, test: set[str], clips: list) -> dict[str, str]:
-    """Train the default config on fold ``k`` with the real scripts; ``{clip: predicted genre}`` of its test clips."""
+def crnn_fold(work: Path, k: int, test: set[str], clips: list) -> dict[str, list[float]]:
+    """Train the default config on fold ``k`` with the real scripts; the shares of its test clips."""
     from genrekit.dataset.splits import assign_splits
 
     folder = (work / "crnn" / f"fold{k}").resolve()
@@ -213,143 +303,177 @@ def crnn_fold(work: Path, k: int, test: set[str], clips: list) -> dict[str, str]
     scores = np.mean([a["scores"] for a in arrays], axis=0)  # the ensemble: the mean of the runs' scores
     slice_paths = np.array([paths[t] for t in arrays[0]["track_ids"]])
     print(f"crnn fold {k}: {len(runs)} runs, {time.perf_counter() - started:.0f} s", flush=True)
-    return verdicts(scores, slice_paths, [str(name) for name in arrays[0]["label_names"]])
+    return {path: scores[slice_paths == path].mean(axis=0).tolist() for path in np.unique(slice_paths)}
 
 
 # --------------------------------------------------------------------------- figures
 
 
-def recall(pairs: list[tuple[str, str]], genres) -> float:
-    """Mean recall over the ``genres`` that ``pairs`` (true, predicted) hold."""
-    present = [g for g in genres if any(t == g for t, _ in pairs)]
-    return float(np.mean([np.mean([p == t for t, p in pairs if t == g]) for g in present]))
+def subset_of(path: str, subset: str) -> bool:
+    excerpt = path.split("/")[1] == ready.EXCERPTS
+    return subset == "all" or (subset == "excerpts") == excerpt
 
 
-def summarize(predictions: list[dict[str, str]], artists: dict[str, str]) -> dict:
-    """Per-fold figures, their mean and sd, and per-genre and per-artist recall over all folds' test clips."""
-    from genrekit.training.evaluate import mean_std
+def scores_table(shares: dict[str, list[float]], subset: str = "all") -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The clips of ``subset``, their shares (n, 10) and true genres' indices."""
+    paths = sorted(p for p in shares if subset_of(p, subset))
+    matrix = np.array([shares[p] for p in paths]).reshape(len(paths), len(ready.GENRES))
+    truth = np.array([ready.GENRES.index(p.split("/")[0]) for p in paths], dtype=int)
+    return paths, matrix, truth
 
-    per_fold = defaultdict(list)
-    for fold in predictions:
-        pairs = [(path.split("/")[0], label) for path, label in fold.items()]
-        per_fold["accuracy"].append(float(np.mean([t == p for t, p in pairs])))
-        per_fold["balanced_10"].append(recall(pairs, ready.GENRES))
-        per_fold["balanced_bcj"].append(recall(pairs, MANY_ARTISTS))
-    every = {path: label for fold in predictions for path, label in fold.items()}
-    pairs = [(path.split("/")[0], label) for path, label in every.items()]
+
+def figures(shares: dict[str, list[float]], artists: dict[str, str]) -> dict:
+    """Accuracy and balanced accuracy of each subset, per-genre recall, per-artist hits (all clips)."""
+    out = {}
+    for subset in SUBSETS:
+        _, matrix, truth = scores_table(shares, subset)
+        predicted = matrix.argmax(axis=1)
+        recalls = {
+            genre: float(np.mean(predicted[truth == g] == g))
+            for g, genre in enumerate(ready.GENRES)
+            if (truth == g).any()
+        }
+        out[subset] = {
+            "clips": len(truth),
+            "accuracy": float(np.mean(predicted == truth)),
+            "balanced": float(np.mean(list(recalls.values()))),
+            "recall": recalls,
+        }
+    paths, matrix, truth = scores_table(shares)
     hits = defaultdict(list)
-    for path, label in every.items():
-        hits[(path.split("/")[0], artists[path])].append(label == path.split("/")[0])
-    return {
-        **{key: mean_std(values) for key, values in per_fold.items()},
-        "folds": len(predictions),
-        "clips": len(every),
-        "genre_recall": {
-            g: float(np.mean([p == t for t, p in pairs if t == g]))
-            for g in ready.GENRES
-            if any(t == g for t, _ in pairs)
-        },
-        "artists": sorted(
-            ([genre, artist, int(sum(h)), len(h)] for (genre, artist), h in hits.items()),
-            key=lambda row: (row[2] / row[3], -row[3], row[1]),
-        ),
-    }
-
-
-def over_seeds(summaries: list[dict]) -> dict:
-    """Each figure's mean over folds, then its mean, lowest and highest over the seeds; the mean recall per genre."""
-    figures = {key: [summary[key]["mean"] for summary in summaries] for key in FIGURES}
-    return {
-        **{key: {"mean": float(np.mean(v)), "min": min(v), "max": max(v), "values": v} for key, v in figures.items()},
-        "genre_recall": {
-            g: float(np.mean([summary["genre_recall"][g] for summary in summaries]))
-            for g in summaries[0]["genre_recall"]
-        },
-    }
-
-
-def percent(figure: dict) -> str:
-    """``80.3 ± 11.5`` (mean ± sd over folds), or the mean alone for one fold."""
-    return (
-        f"{100 * figure['mean']:.1f} ± {100 * figure['std']:.1f}"
-        if len(figure["values"]) > 1
-        else f"{100 * figure['mean']:.1f}"
+    for path, row, g in zip(paths, matrix, truth):
+        hits[(ready.GENRES[g], artists[path])].append(bool(row.argmax() == g))
+    out["artists"] = sorted(
+        ([genre, artist, sum(h), len(h)] for (genre, artist), h in hits.items()),
+        key=lambda row: (row[2] / row[3], -row[3], row[1]),
     )
+    return out
 
 
-def spread(figure: dict) -> str:
-    """``80.9 (78.0-82.5)``: mean, lowest and highest over seeds."""
-    return f"{100 * figure['mean']:.1f} ({100 * figure['min']:.1f}-{100 * figure['max']:.1f})"
+def calibration(matrix: np.ndarray, truth: np.ndarray) -> dict:
+    """Reliability of the top share: per bin of it, the clips, their mean top share and accuracy; the
+    expected calibration error (the clip-weighted mean gap); precision and coverage above :data:`THRESHOLDS`."""
+    top, correct = matrix.max(axis=1), matrix.argmax(axis=1) == truth
+    edges = np.linspace(0, 1, BINS + 1)
+    which = np.clip(np.digitize(top, edges[1:-1]), 0, BINS - 1)
+    table = [
+        [
+            float(edges[b]),
+            float(edges[b + 1]),
+            int((which == b).sum()),
+            float(top[which == b].mean()),
+            float(correct[which == b].mean()),
+        ]
+        for b in range(BINS)
+        if (which == b).any()
+    ]
+    ece = float(sum(n * abs(confidence - accuracy) for _, _, n, confidence, accuracy in table) / len(top))
+    above = [
+        [t, float(np.mean(top >= t)), float(correct[top >= t].mean()) if (top >= t).any() else float("nan")]
+        for t in THRESHOLDS
+    ]
+    return {"reliability": table, "ece": ece, "above": above}
+
+
+def with_temperature(slice_log_scores: list[np.ndarray], temperature: float) -> np.ndarray:
+    """Each clip's shares after dividing its slices' log scores by ``temperature`` (a softmax again, then the mean)."""
+    rows = []
+    for logs in slice_log_scores:
+        z = logs / temperature
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        rows.append((p / p.sum(axis=1, keepdims=True)).mean(axis=0))
+    return np.array(rows)
+
+
+def percent(values: list[float]) -> str:
+    """``80.9 (78.0-82.5)``: mean, lowest and highest over seeds, or the one value."""
+    v = 100 * np.asarray(values)
+    return f"{v.mean():.1f} ({v.min():.1f}-{v.max():.1f})" if len(v) > 1 else f"{v[0]:.1f}"
 
 
 def print_tables(results: dict) -> None:
     """The tables of a ``results.json``."""
-    print("\nartist-held-out cross-validation over the 270 clips, % (mean ± sd over the folds)")
+    n = results["clips"]
     print(
-        f"{'system':8s} {'seed':>6s} {'folds':>5s} {'clips':>5s} {'accuracy':>19s} {'balanced 10':>19s} "
-        f"{'balanced BCJ':>19s}   per fold accuracy"
+        f"\nartist-held-out cross-validation, {N_FOLDS} folds over {n['all']} clips ({n['full']} full, "
+        f"{n['excerpts']} excerpts), %: mean (lowest-highest) over the heads' seeds"
     )
-    for name, system in results["systems"].items():
-        first, summary = next(iter(system["seeds"].items()))
-        print(
-            f"{name:8s} {first:>6s} {summary['folds']:5d} {summary['clips']:5d} "
-            + " ".join(f"{percent(summary[key]):>19s}" for key in FIGURES)
-            + "   "
-            + " ".join(f"{100 * v:.1f}" for v in summary["accuracy"]["values"])
-        )
-        if len(system["seeds"]) > 1:
-            seeds = list(system["seeds"])
+    print(
+        f"{'variant':26s} {'hop':>4s} "
+        + " ".join(f"{s + ' acc':>17s} {s + ' bal':>17s}" for s in SUBSETS)
+        + "  lowest recall"
+    )
+    for name, variant in results["variants"].items():
+        for hop, by_seed in variant["figures"].items():
+            seeds = list(by_seed.values())
+            cells = []
+            for subset in SUBSETS:
+                cells += [
+                    percent([s[subset]["accuracy"] for s in seeds]),
+                    percent([s[subset]["balanced"] for s in seeds]),
+                ]
+            lowest = min(np.mean([s["all"]["recall"][g] for s in seeds]) for g in seeds[0]["all"]["recall"])
+            print(f"{name:26s} {hop[:4]:>4s} " + " ".join(f"{c:>17s}" for c in cells) + f"  {100 * lowest:.0f}")
+    print("\nrecall per genre (%), all clips, mean over seeds" + "".join(f" {g[:7]:>7s}" for g in ready.GENRES))
+    for name, variant in results["variants"].items():
+        seeds = list(next(iter(variant["figures"].values())).values())
+        for subset in SUBSETS:
+            recall = {g: np.mean([s[subset]["recall"][g] for s in seeds]) for g in seeds[0][subset]["recall"]}
             print(
-                f"{'':8s} {seeds[0] + '-' + seeds[-1]:>6s} {'':5s} {'':5s} "
-                + " ".join(f"{spread(system['over_seeds'][key]):>19s}" for key in FIGURES)
-                + f"   mean (lowest-highest) over {len(seeds)} seeds"
+                f"{name + ' ' + subset:47s}"
+                + "".join(f" {100 * recall[g]:7.0f}" if g in recall else f" {'-':>7s}" for g in ready.GENRES)
             )
-    crnn = results["systems"].get("crnn")
-    if crnn is not None:
-        folds_of_crnn = next(iter(crnn["seeds"].values()))["folds"]
-        print(f"\non the CRNN's {folds_of_crnn} fold(s) only (first seed), %")
-        for name, system in results["systems"].items():
-            summary = system.get("crnn_folds") or next(iter(system["seeds"].values()))
-            print(
-                f"{name:8s} {summary['clips']:5d} clips "
-                + " ".join(f"{percent(summary[key]):>19s}" for key in FIGURES)
-                + "   recall "
-                + " ".join(f"{g} {100 * r:.0f}" for g, r in summary["genre_recall"].items())
-            )
-    print("\nrecall per genre (%), all folds' test clips")
-    print(f"{'system':16s} " + " ".join(f"{g[:9]:>9s}" for g in ready.GENRES))
-    for name, system in results["systems"].items():
-        first, summary = next(iter(system["seeds"].items()))
-        rows = [(f"{name} {first}", summary["genre_recall"])]
-        if len(system["seeds"]) > 1:
-            rows.append((f"{name} mean", system["over_seeds"]["genre_recall"]))
-        for title, recall_of in rows:
-            print(
-                f"{title:16s} "
-                + " ".join(f"{100 * recall_of[g]:9.0f}" if g in recall_of else f"{'-':>9s}" for g in ready.GENRES)
-            )
-    for name, system in results["systems"].items():
-        first, summary = next(iter(system["seeds"].items()))
-        worst = [f"{artist} ({genre}) {hits}/{n}" for genre, artist, hits, n in summary["artists"] if hits < n]
-        print(f"\n{name}, seed {first}: artists below 100 % recall, worst first: " + "; ".join(worst))
+    ready_variant = results["variants"].get("ready")
+    if ready_variant is None:
+        return
+    first = next(iter(ready_variant["figures"]["analysis"]))
+    worst = [
+        f"{artist} ({genre}) {hits}/{n}"
+        for genre, artist, hits, n in ready_variant["figures"]["analysis"][first]["artists"]
+        if hits < n
+    ]
+    print(f"\nready, seed {first}: artists below 100 % recall, worst first: " + "; ".join(worst))
+    if "build_shares" in ready_variant:
+        same = [
+            np.mean([np.argmax(shares[p]) == np.argmax(ready_variant["build_shares"][seed][p]) for p in shares])
+            for seed, shares in ready_variant["shares"].items()
+        ]
+        print(f"\nready: the same verdict at a slice every 3.008 s as every 1.504 s on {percent(same)} % of the clips")
+    cal = ready_variant["calibration"]
+    print(
+        f"\ncalibration of the ready recipe's top share (all seeds' clips pooled), expected calibration error "
+        f"{100 * cal['ece']:.1f} points; after a temperature of {cal['temperature']:.2f}: {100 * cal['ece_after']:.1f}"
+    )
+    print(f"{'top share':>12s} {'clips':>6s} {'mean share':>11s} {'accuracy':>9s}")
+    for low, high, count, confidence, accuracy in cal["reliability"]:
+        print(f"{low:5.1f}-{high:<6.1f} {count:6d} {100 * confidence:10.1f}% {100 * accuracy:8.1f}%")
+    print("\nprecision of the top label at top share >= S (all seeds' clips pooled)")
+    print(f"{'S':>5s} " + " ".join(f"{s + ' cover':>15s} {s + ' precision':>19s}" for s in SUBSETS))
+    for i, threshold in enumerate(THRESHOLDS):
+        cells = []
+        for subset in SUBSETS:
+            _, coverage, precision = cal["above"][subset][i]
+            cells += [f"{100 * coverage:14.1f}%", f"{100 * precision:18.1f}%"]
+        print(f"{threshold:5.1f} " + " ".join(cells))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help=f"work folder (default {DEFAULT_WORK})")
     parser.add_argument(
-        "--seeds",
-        type=int,
-        default=5,
-        metavar="N",
-        help="train the heads with N seeds, the ready model's (42) first (default 5: 42 to 46)",
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, of: {', '.join(VARIANTS)} (default: {','.join(DEFAULT_VARIANTS)})",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=5, metavar="N", help="train the heads with N seeds, 42 first (default 5: 42 to 46)"
     )
     parser.add_argument(
         "--crnn-folds",
         type=int,
-        default=1,
+        default=0,
         metavar="N",
-        help="folds of the CRNN row, about 30 minutes each on 2 cores (default 1: fold 0; 0: none)",
+        help="also the default CRNN from scratch on N folds, about 45 minutes each on 2 cores (default 0)",
     )
     parser.add_argument("--table", action="store_true", help="print the tables of <work>/results.json again")
     args = parser.parse_args(argv)
@@ -357,48 +481,116 @@ def main(argv=None) -> int:
     if args.table:
         print_tables(json.loads((work / "results.json").read_text()))
         return 0
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
     if not ready.DATA.is_dir():
         print(f"{ready.DATA}: not found; this benchmark needs the shared GTZAN sets (../shared)", file=sys.stderr)
         return 1
     started = time.perf_counter()
-    clips, config = ready.prepare(work)
+    clips = ready.read_clips()
     artists = {clip.relative: clip.artist for clip in clips}
+    sets = {clip.relative: clip.set for clip in clips}
     tests = folds(clips)
-    features = embed(work, config)
     first = ready.SETTINGS["training"]["seed"]
-    predictions = {
-        system: {
-            str(seed): train_heads(work, config, features, tests, clips, system, seed)
+    # Variants run now replace their entries in an earlier results.json of the same folds; others stay.
+    earlier = work / "results.json"
+    results = json.loads(earlier.read_text()) if earlier.is_file() else {}
+    if results.get("folds") != [sorted(test) for test in tests]:
+        results = {"variants": {}, "folds": [sorted(test) for test in tests]}
+    results["clips"] = {subset: sum(subset_of(c.relative, subset) for c in clips) for subset in SUBSETS}
+    for name in variants:
+        sections = settings_of(name)
+        folder = data_folder(work, sections)
+        _, config = ready.prepare(folder, sections)
+        features = embed(folder, config)
+        # int8: heads trained on the float features, as the ready model's, scoring the int8 export's
+        test_features = embed(folder, config, "int8") if name == "int8" else features
+        seeds = {
+            str(seed): train_heads(config, features, tests, sets, name, seed, test_features)
             for seed in range(first, first + args.seeds)
         }
-        for system in ("ready", "mini")
-    }
-    if args.crnn_folds > 0:  # the default config's seeds: 42, 43, 44 for its 3 runs
-        predictions["crnn"] = {
-            "42": [crnn_fold(work, k, tests[k], clips) for k in range(min(args.crnn_folds, N_FOLDS))]
+        hops = ("analysis", "build") if name == "ready" else ("analysis",)
+        results["variants"][name] = {
+            "description": VARIANTS[name][0],
+            "settings": sections,
+            "figures": {hop: {seed: figures(s[hop], artists) for seed, s in seeds.items()} for hop in hops},
+            "shares": {seed: s["analysis"] for seed, s in seeds.items()},
+            **({"build_shares": {seed: s["build"] for seed, s in seeds.items()}} if name == "ready" else {}),
         }
-    systems = {}
-    for name, by_seed in predictions.items():
-        summaries = {seed: summarize(p, artists) for seed, p in by_seed.items()}
-        systems[name] = {
-            "seeds": summaries,
-            **({"over_seeds": over_seeds(list(summaries.values()))} if len(summaries) > 1 else {}),
+        if name == "ready":
+            results["variants"][name]["calibration"] = ready_calibration(seeds)
+        write_results(work, results, started)  # after each variant: an interrupted run keeps what it did
+    if {"ready", "mtt"} <= results["variants"].keys() and {"ready", "mtt"} & set(variants):
+        results["variants"]["ensemble"] = ensemble(results["variants"]["ready"], results["variants"]["mtt"], artists)
+    if args.crnn_folds > 0:
+        tree = work / "crnn-tree"
+        ready.make_tree(tree, clips)
+        shares = {}
+        for k in range(min(args.crnn_folds, N_FOLDS)):
+            shares.update(crnn_fold(tree, k, tests[k], clips))
+        results["variants"]["crnn"] = {
+            "description": f"the default CRNN from scratch (pipeline_parameters.json), {args.crnn_folds} fold(s)",
+            "figures": {"analysis": {"42": figures(shares, artists)}},
         }
-    if "crnn" in predictions:  # the heads on the folds the CRNN trained on, for a like-for-like row
-        n = len(predictions["crnn"]["42"])
-        for name in ("ready", "mini"):
-            systems[name]["crnn_folds"] = summarize(predictions[name][str(first)][:n], artists)
-    results = {
-        "systems": systems,
-        "descriptions": {name: SYSTEMS[name] for name in predictions},
-        "folds": [sorted(test) for test in tests],
-        "predictions": predictions,
-        "seconds": round(time.perf_counter() - started),
-    }
-    (work / "results.json").write_text(json.dumps(results, indent=1))
+    write_results(work, results, started)
     print_tables(results)
     print(f"\n{results['seconds']} s; results in {work / 'results.json'}")
     return 0
+
+
+def ensemble(first: dict, second: dict, artists: dict[str, str]) -> dict:
+    """Two variants' heads together: each clip's shares the mean of theirs, seed by seed (both backbones'
+    features computed, so twice the analysis)."""
+    shares = {
+        seed: {path: list((np.asarray(a) + np.asarray(second["shares"][seed][path])) / 2) for path, a in s.items()}
+        for seed, s in first["shares"].items()
+    }
+    return {
+        "description": "the ready recipe's and musicnn-mtt's heads, shares averaged (two backbones)",
+        "figures": {"analysis": {seed: figures(s, artists) for seed, s in shares.items()}},
+        "shares": shares,
+    }
+
+
+def write_results(work: Path, results: dict, started: float) -> None:
+    results["seconds"] = round(time.perf_counter() - started)
+    tmp = work / "results.tmp.json"
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, work / "results.json")
+
+
+def ready_calibration(seeds: dict) -> dict:
+    """:func:`calibration` of the ready recipe's shares at the analysis hop, every seed's clips pooled,
+    per subset; and of all clips after the temperature that fits the pooled clips best (least log loss)."""
+    pooled = {subset: [] for subset in SUBSETS}
+    for shares in seeds.values():
+        for subset in SUBSETS:
+            pooled[subset].append(scores_table(shares["analysis"], subset)[1:])
+    stacked = {s: (np.concatenate([m for m, _ in v]), np.concatenate([t for _, t in v])) for s, v in pooled.items()}
+    result = {"above": {}}
+    for subset, (matrix, truth) in stacked.items():
+        cal = calibration(matrix, truth)
+        result["above"][subset] = cal["above"]
+        if subset == "all":
+            result["reliability"], result["ece"] = cal["reliability"], cal["ece"]
+    matrix, truth = stacked["all"]
+    # The temperature divides the slices' log scores (a softmax's logits up to a constant) before the
+    # clip's mean, as the analyzer would apply it; fitted on the pooled clips, so an upper bound of its gain.
+    logs = [
+        np.log(np.maximum(shares["slices"][path], 1e-12))
+        for shares in seeds.values()
+        for path in scores_table(shares["analysis"])[0]
+    ]
+    grid = np.round(np.arange(0.3, 3.01, 0.05), 2)
+    losses = [
+        -np.mean(np.log(np.maximum(with_temperature(logs, t)[np.arange(len(truth)), truth], 1e-12))) for t in grid
+    ]
+    best = float(grid[int(np.argmin(losses))])
+    result["temperature"] = best
+    result["ece_after"] = calibration(with_temperature(logs, best), truth)["ece"]
+    return result
 
 
 if __name__ == "__main__":

@@ -140,6 +140,24 @@ def test_a_trained_run_analyzes_a_slice_every_half_slice_by_default(analyzer, lo
     assert result.starts[-1] + duration > result.duration - duration / 2  # to the end of the track
 
 
+def test_a_bundle_can_name_its_own_analysis_overlap(trained_run, long_mp3, tmp_path):
+    """bundle.json's "analysis_overlap" (the ready model's: 0) is the default; a bad one is refused in one line."""
+    folder = shutil.copytree(trained_run.run_folder, tmp_path / "run")
+    bundle_file = folder / "bundle.json"
+    data = json.loads(bundle_file.read_text())
+    bundle_file.write_text(json.dumps({**data, "analysis_overlap": 0}))
+    own = Analyzer(folder)
+    assert default_overlap(own.bundle) == 0.0
+    result = analyze(long_mp3, own)
+    duration = own.bundle.slicing.slice_duration
+    hop_seconds = own.bundle.features.hop_length / own.bundle.features.sample_rate
+    assert result.overlap == 0.0 and np.all(np.abs(np.diff(result.starts) - duration) <= hop_seconds)
+    assert analyze(long_mp3, own, overlap=duration / 2).overlap == duration / 2  # an explicit one still wins
+    bundle_file.write_text(json.dumps({**data, "analysis_overlap": duration}))
+    with pytest.raises(GenrekitError, match=r"bundle\.json: 'analysis_overlap' must be .* below the slice_duration"):
+        load_bundle(folder)
+
+
 @pytest.mark.parametrize("method", ["mean-log", "vote"])
 def test_other_aggregations(analyzer, long_mp3, long_result, method):
     result = analyze(long_mp3, analyzer, overlap=long_result.overlap, aggregation=method)

@@ -185,6 +185,13 @@ class TrainingConfig:
     # "auto": tf.distribute.MirroredStrategy over every visible GPU when there are several
     # (global batch = batch_size x GPUs); "off": one device. Added after runs existed.
     distribute: Literal["auto", "off"] = field(default="auto", metadata={"omit_at_default": True})
+    # How much each training slice weighs in the loss. "none": all the same. "genres": every genre's
+    # slices weigh as much in total (a class-balanced loss, for genres of unequal size). "genres_tracks":
+    # a slice weighs 1/sqrt(its track's slices) before that, so that a long track counts more than a
+    # short one, but not in proportion to its length. Added after runs existed.
+    sample_weighting: Literal["none", "genres", "genres_tracks"] = field(
+        default="none", metadata={"omit_at_default": True}
+    )
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
 
@@ -378,7 +385,10 @@ def fit_to_backbone(cfg: Config, data: dict) -> Config:
         raise ConfigError(f"model.backbone: {cfg.model.backbone} needs {shown}; set these keys so or leave them out")
     return dataclasses.replace(
         cfg,
-        features=BACKBONE_FEATURES,
+        # the backbone's features, but for the keys it leaves to the config (level_normalization)
+        features=dataclasses.replace(
+            BACKBONE_FEATURES, **{key: getattr(cfg.features, key) for key in BACKBONE_FREE_FEATURES}
+        ),
         slicing=dataclasses.replace(cfg.slicing, slice_duration=BACKBONE_SLICE_DURATION),
         processing=dataclasses.replace(cfg.processing, norm_method=BACKBONE_NORM_METHOD),
     )

@@ -157,7 +157,10 @@ class SliceSettings:
 def default_overlap(bundle: Bundle) -> float:
     """The analysis overlap when none is set: half a slice for a trained run (1.5 s at 3 s slices: a
     slice every 1.5 s); for a ready tagger, consecutive patches with no frame in common, as musicnn's
-    own extractor cuts a track (187 frames, a patch every 2.992 s)."""
+    own extractor cuts a track (187 frames, a patch every 2.992 s); the bundle's own
+    ``analysis_overlap`` before either (the ready genre model's: 0, a slice every 3.008 s)."""
+    if bundle.analysis_overlap is not None:
+        return bundle.analysis_overlap
     if bundle.pretrained is None:
         return TRAINED_RUN_OVERLAP_SHARE * bundle.slicing.slice_duration
     features = bundle.features

@@ -26,6 +26,11 @@ backbone and head together (``model.tflite``), so that 2 MB of musicnn weights a
 (``model.int8.tflite``) the one the analyzer runs by default on a CPU with int8 dot products: set where
 it was measured to give the float export's verdicts (the ready genre model's).
 
+``"analysis_overlap": 0.0`` (optional) is the overlap the analyzer cuts the model's slices with when
+neither ``analysis.overlap`` nor ``--overlap`` says otherwise (see
+:func:`genrekit.inference.analyzer.default_overlap`): set where the model was measured to be as
+accurate with it as with the half-slice default (the ready genre model's, at half the slices).
+
 The pretrained taggers (``musicnn-msd``, ``musicnn-mtt``) have a bundle too, made
 in memory by :func:`genrekit.models.registry.pretrained_bundle` from musicnn's own input
 settings: they go through the very same analysis path as a trained run. Which family a
@@ -77,6 +82,8 @@ class Bundle:
     # the export the analyzer runs by default where the CPU runs int8 fast: "int8" once measured to give the
     # float export's verdicts (benchmarks/quantization.py), else "float"
     precision: str = "float"
+    # the analyzer's default overlap for this model, where measured (seconds; None: the family's default)
+    analysis_overlap: float | None = None
 
     @property
     def model_path(self) -> Path:
@@ -183,6 +190,14 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
     precision = data.pop("precision", "float")
     if precision not in PRECISIONS:
         raise GenrekitError(f"{path}: 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    analysis_overlap = data.pop("analysis_overlap", None)
+    if analysis_overlap is not None and not (
+        isinstance(analysis_overlap, (int, float)) and 0 <= analysis_overlap < slicing.slice_duration
+    ):
+        raise GenrekitError(
+            f"{path}: 'analysis_overlap' must be a number of seconds >= 0 and below the slice_duration "
+            f"({slicing.slice_duration:g}), got {analysis_overlap!r}"
+        )
     return Bundle(
         folder,
         labels,
@@ -195,4 +210,5 @@ def load_bundle(folder: os.PathLike | str) -> Bundle:
         baseline=baseline,
         head=head,
         precision=precision,
+        analysis_overlap=None if analysis_overlap is None else float(analysis_overlap),
     )

@@ -120,6 +120,33 @@ def _read_processed(h5: h5py.File, path: Path, cfg: Config) -> ProcessedData:
     )
 
 
+def sample_weights(labels: np.ndarray, track_ids: np.ndarray, weighting: str) -> np.ndarray | None:
+    """Each training slice's weight in the loss, under ``training.sample_weighting``.
+
+    Parameters
+    ----------
+    labels, track_ids : (n,) int arrays
+        The split's slices: their label and the track each came from (a track's build-time copies
+        share its id, so they count as that track).
+    weighting : {"none", "genres", "genres_tracks"}
+        ``"genres"``: every label's slices weigh as much in total. ``"genres_tracks"``: a slice weighs
+        ``1 / sqrt(n)``, ``n`` its track's slices, and then every label as much in total.
+
+    Returns
+    -------
+    (n,) float32 array with mean 1, or None for ``"none"`` (every slice weighs 1).
+    """
+    if weighting == "none" or len(labels) == 0:
+        return None
+    weights = np.ones(len(labels))
+    if weighting == "genres_tracks":
+        _, track_of, slices_per_track = np.unique(track_ids, return_inverse=True, return_counts=True)
+        weights /= np.sqrt(slices_per_track[track_of])
+    per_label = np.bincount(labels, weights=weights)
+    weights /= per_label[labels]
+    return (weights * len(weights) / weights.sum()).astype(np.float32)
+
+
 class SpectrogramBatches(keras.utils.PyDataset):
     """Batches ``(specs[..., None] as float32, targets)`` of one split of ``processed.h5``.
 
@@ -148,6 +175,9 @@ class SpectrogramBatches(keras.utils.PyDataset):
         Cut every batch to a multiple of this many rows (the devices of a
         ``tf.distribute`` strategy, which fails on batches it cannot split evenly): up to
         ``multiple_of - 1`` rows of the last batch are left out.
+    weights : (n_rows,) float32 array, optional
+        Each row's weight in the loss (:func:`sample_weights`): batches become
+        ``(inputs, targets, weights)``.
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
@@ -166,6 +196,7 @@ class SpectrogramBatches(keras.utils.PyDataset):
         augmentation: AugmentationConfig | None = None,
         gain_per_db: np.ndarray | None = None,
         multiple_of: int = 1,
+        weights: np.ndarray | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -181,9 +212,12 @@ class SpectrogramBatches(keras.utils.PyDataset):
         self.n_labels = n_labels
         self.augmentation = augmentation
         self.gain_per_db = gain_per_db
+        self.weights = weights
         with h5py.File(self.path, "r") as h5:
             self.n_rows = int(h5[split]["labels"].shape[0])
             self.spec_shape = tuple(int(n) for n in h5[split]["specs"].shape[1:])
+        if weights is not None and len(weights) != self.n_rows:
+            raise ValueError(f"{len(weights)} weights for the {self.n_rows} rows of {path}'s {split} split")
         self._file: h5py.File | None = None
         self._file_pid: int | None = None
         self.set_epoch(0)
@@ -238,7 +272,7 @@ class SpectrogramBatches(keras.utils.PyDataset):
         """Rows ``[start, stop)`` of one array of this split."""
         return self._h5()[self.split][name][start:stop]
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         ranges = self.batch_ranges(index)
         specs = np.concatenate([self.read_rows(a, b, "specs") for a, b in ranges]).astype(np.float32)
         labels = np.concatenate([self.read_rows(a, b, "labels") for a, b in ranges]).astype(np.int32)
@@ -247,7 +281,10 @@ class SpectrogramBatches(keras.utils.PyDataset):
             track_ids = np.concatenate([self.read_rows(a, b, "track_ids") for a, b in ranges])
             rng = np.random.default_rng([self.seed, self.epoch, index])
             specs, targets = augment_batch(specs, targets, track_ids, rng, self.augmentation, self.gain_per_db)
-        return (specs[..., None] if self.add_channel else specs), targets
+        inputs = specs[..., None] if self.add_channel else specs
+        if self.weights is None:
+            return inputs, targets
+        return inputs, targets, np.concatenate([self.weights[a:b] for a, b in ranges])
 
     def close(self) -> None:
         if self._file is not None:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 
@@ -39,7 +40,7 @@ from genrekit.models.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
 from genrekit.models.networks import build_model, compile_crnn, multiply_adds
 from genrekit.training.augment import gain_per_db
 from genrekit.training.callbacks import CosineDecay, ProgressBar, TrainingState
-from genrekit.training.data import EpochSync, ProcessedData, SpectrogramBatches, open_processed
+from genrekit.training.data import EpochSync, ProcessedData, SpectrogramBatches, open_processed, sample_weights
 from genrekit.training.device import Device, detect_device, distribution_strategy, precision_policy
 from genrekit.training.evaluate import evaluate_predictions, mean_std, plot_confusions, plot_curves, test_accuracy_text
 from genrekit.training.frozen_features import write_backbone_features
@@ -150,7 +151,12 @@ def train_single(plan: RunPlan, folder: Path, seed: int, label: str = "", featur
 
 
 def train_model(
-    plan: RunPlan, folder: Path, seed: int, label: str = "", features: Path | None = None
+    plan: RunPlan,
+    folder: Path,
+    seed: int,
+    label: str = "",
+    features: Path | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[Models, TrainingState]:
     """Build and fit (or resume) one run's model in ``folder``, without evaluating or saving it.
 
@@ -168,6 +174,9 @@ def train_model(
     features : Path, optional
         A frozen backbone's slice features (default ``<folder>/training/backbone_features.h5``);
         computed there unless the file exists (``benchmarks/ready_model_cv.py`` passes its own).
+    weights : (n_train,) float32 array, optional
+        The training rows' weights in the loss, for ``features`` of other rows than ``processed.h5``'s
+        train split; by default :func:`training_weights` (``training.sample_weighting``).
 
     Returns
     -------
@@ -198,6 +207,7 @@ def train_model(
         augmentation=augmentation,
         gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
         multiple_of=plan.replicas,
+        weights=weights if weights is not None else training_weights(data, training.sample_weighting),
     )
     best_path = work / "best.weights.h5"
     schedule = (
@@ -251,6 +261,15 @@ def train_model(
         model.optimizer.build(model.trainable_variables)
     model.load_weights(best_path)
     return models, state
+
+
+def training_weights(data: ProcessedData, weighting: str) -> np.ndarray | None:
+    """The train split's slice weights (:func:`genrekit.training.data.sample_weights`), from the labels
+    and track ids of ``processed.h5`` (a frozen backbone's features keep its row order)."""
+    if weighting == "none":
+        return None
+    with h5py.File(data.path, "r") as h5:
+        return sample_weights(h5["train"]["labels"][()], h5["train"]["track_ids"][()], weighting)
 
 
 def predict_test_split(model: keras.Model, data: ProcessedData, batch_size: int) -> dict[str, np.ndarray]:

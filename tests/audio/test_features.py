@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from genrekit.audio.features import (
+    FIRST_GROUP_SLICES,
     GROUP_SLICES,
     SLICE_RMS_FLOOR,
     SLICE_RMS_TARGET,
+    group_bounds,
     joined,
     log_mel,
     pad_to,
@@ -252,7 +254,21 @@ def test_streamed_slices_are_the_whole_signals_bit_for_bit(features, slicing, ov
         np.testing.assert_array_equal(streamed.specs, whole.specs)
         np.testing.assert_array_equal(streamed.starts, whole.starts)
         assert (streamed.duration, streamed.padded) == (whole.duration, whole.padded)
-        assert all(len(group.starts) <= GROUP_SLICES for group in groups)
+        assert [len(group.starts) for group in groups] == [b - a for a, b in group_bounds(len(whole.starts))]
+
+
+def test_groups_start_small_then_hold_group_slices():
+    """A first small group (the analyzer's first scores come sooner), then full groups, the last partial."""
+    first, size = FIRST_GROUP_SLICES, GROUP_SLICES
+    assert group_bounds(1) == [(0, 1)]
+    assert group_bounds(first) == [(0, first)]
+    assert group_bounds(first + 1) == [(0, first), (first, first + 1)]
+    assert group_bounds(first + 2 * size + 3) == [
+        (0, first),
+        (first, first + size),
+        (first + size, first + 2 * size),
+        (first + 2 * size, first + 2 * size + 3),
+    ]
 
 
 def test_a_streamed_short_signal_is_padded_as_a_whole_one():
@@ -280,7 +296,7 @@ def test_a_long_file_streamed_in_small_blocks_gives_the_slices_of_its_whole_deco
     options = {"silence_threshold_db": -60.0, "overlap": 1.504}
     whole = load_track_slices(path, MUSICNN_SLICING, BACKBONE_FEATURES, **options)
     groups = list(stream_track_slices(path, MUSICNN_SLICING, BACKBONE_FEATURES, block_frames=4096, **options))
-    assert len(groups) == -(-len(whole.starts) // GROUP_SLICES)
+    assert len(groups) == len(group_bounds(len(whole.starts)))
     streamed = joined(groups)
     np.testing.assert_array_equal(streamed.specs, whole.specs)
     np.testing.assert_array_equal(streamed.starts, whole.starts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -142,6 +143,11 @@ def test_a_backbone_brings_its_features_slices_and_normalization():
         {"model": {"backbone": "musicnn-mtt"}, "features": {"n_mels": 96}, "slicing": {"overlap": 0.5}}
     )
     assert same.features == f and same.slicing.overlap == 0.5
+    # the keys a backbone leaves to the config keep the config's value (the ready model's level normalization)
+    levelled = config_from_dict(
+        {"model": {"backbone": "musicnn-msd"}, "features": {"level_normalization": "slice_rms"}}
+    )
+    assert levelled.features == dataclasses.replace(f, level_normalization="slice_rms")
 
 
 def test_a_backbone_refuses_other_features_naming_keys_and_values():

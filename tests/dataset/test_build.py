@@ -14,6 +14,7 @@ import pytest
 
 from genrekit.core.h5layout import read_tracks, row_arrays
 from tests.helpers import (
+    SR,
     kill_group_when,
     make_corpus,
     noise,
@@ -253,6 +254,47 @@ def test_short_tracks_pad_or_drop(tmp_path):
     report = json.loads((drop_cfg / "out" / "build_report.json").read_text())
     assert [s["path"] for s in report["skipped"]] == ["x/short.wav"]
     assert "shorter than one slice" in report["skipped"][0]["reason"]
+
+
+def test_a_short_loud_excerpt_is_stored_as_the_analyzer_cuts_it_and_blind_to_its_level(tmp_path):
+    """The ready model's settings (loop padding, every slice levelled to -20 dBFS): a 1.3-s excerpt,
+    peak-normalized as gtzan_excerpts' are, and the same 24 dB quieter, give one slice each, the same
+    bits, and the very slice the analyzer's loader cuts from the file (so "short and loud" is nothing a
+    model could learn, and the analyzer pads a short file as the build did)."""
+    import soundfile
+
+    from genrekit.core.config import load_config
+    from genrekit.inference.analyzer import SliceSettings
+
+    audio = tmp_path / "audio"
+    y = tone(220, 1.3) + noise(1.3, amp=0.05, seed=3)
+    loud = (y / np.abs(y).max()).astype(np.float32)
+    (audio / "x").mkdir(parents=True)
+    soundfile.write(audio / "x" / "loud.wav", loud, SR, subtype="FLOAT")  # float samples: the 1/16 is exact
+    soundfile.write(audio / "x" / "quiet.wav", loud / 16, SR, subtype="FLOAT")
+    write_audio(audio / "y" / "long.wav", noise(5.0))
+    config = config_for(
+        tmp_path,
+        audio,
+        split={"validation_share": 0.0, "test_share": 0.0},
+        slicing={"pad_mode": "loop"},
+        features={"level_normalization": "slice_rms"},
+    )
+    assert build(config).returncode == 0
+    with h5py.File(tmp_path / "out" / "dataset.h5", "r") as h5:
+        tracks = read_tracks(h5)
+        stored = {}
+        for track_id, track in enumerate(tracks):
+            rows = np.flatnonzero(h5["train"]["track_ids"][()] == track_id)
+            stored[track["path"]] = h5["train"]["specs"][rows]
+        status = {t["path"]: (t["status"], t["n_slices"]) for t in tracks}
+    assert status["x/loud.wav"] == status["x/quiet.wav"] == ("padded", 1)
+    np.testing.assert_array_equal(stored["x/loud.wav"], stored["x/quiet.wav"])
+    cfg = load_config(config)
+    cutting = SliceSettings(cfg.slicing, cfg.features, cfg.build.silence_threshold_db, cfg.slicing.overlap)
+    analyzed = cutting.load(audio / "x" / "quiet.wav")
+    assert analyzed.padded and len(analyzed.specs) == 1
+    np.testing.assert_array_equal(analyzed.specs.astype(stored["x/quiet.wav"].dtype), stored["x/quiet.wav"])
 
 
 def test_max_slices_random_selection_is_seeded(tmp_path):

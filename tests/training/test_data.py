@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from genrekit.core import h5layout
-from genrekit.training.data import SpectrogramBatches
+from genrekit.training.data import SpectrogramBatches, sample_weights
 
 SPEC_SHAPE = (6, 4)
 
@@ -112,3 +112,29 @@ def test_file_opens_lazily_and_pickles_without_handle(h5_file):
 def test_empty_split_has_no_batches(h5_file):
     data = SpectrogramBatches(h5_file, "test", 4, shuffle=True)
     assert len(data) == 0
+
+
+def test_sample_weights_balance_the_genres_and_temper_long_tracks():
+    # genre 0: one track of 16 slices; genre 1: tracks of 4 and 1 slices; genre 2: nothing
+    labels = np.array([0] * 16 + [1] * 5)
+    track_ids = np.array([7] * 16 + [3] * 4 + [9])
+    assert sample_weights(labels, track_ids, "none") is None
+    genres = sample_weights(labels, track_ids, "genres")
+    assert genres.dtype == np.float32 and genres.mean() == pytest.approx(1.0)
+    assert genres[labels == 0].sum() == pytest.approx(genres[labels == 1].sum())  # each genre as much in all
+    assert np.ptp(genres[labels == 1]) == 0  # one weight within a genre
+    tracks = sample_weights(labels, track_ids, "genres_tracks")
+    assert tracks.mean() == pytest.approx(1.0)
+    assert tracks[labels == 0].sum() == pytest.approx(tracks[labels == 1].sum())
+    # a slice weighs 1/sqrt(its track's slices): the 4-slice track twice the 1-slice track in all
+    assert tracks[track_ids == 3].sum() == pytest.approx(2 * tracks[track_ids == 9].sum())
+
+
+def test_weighted_batches_carry_each_rows_weight(h5_file):
+    weights = np.arange(103, dtype=np.float32)  # a row's weight is its number, as its specs are
+    data = SpectrogramBatches(h5_file, "train", 16, shuffle=True, seed=3, weights=weights)
+    for i in range(len(data)):
+        x, _, w = data[i]
+        assert np.array_equal(w, rows_of((x,)))
+    with pytest.raises(ValueError, match="102 weights for the 103 rows"):
+        SpectrogramBatches(h5_file, "train", 16, weights=weights[1:])
