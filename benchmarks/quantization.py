@@ -4,10 +4,11 @@ Every model with both exports (``model.tflite`` and ``model.int8.tflite``, see d
 same files through each, with the real analyzer (``Analyzer(..., precision=...)``):
 
 * **verdicts**: on the 170 clips by 36 artists of ``gtzan_other_artists`` and ``gtzan_more_artists``
-  (``--audio``) and on full songs (``--songs``: the generated 3-5 minute songs of
-  ``benchmarks/analyzer_speed.py``'s library), the share of files whose top label is the same, and how
-  far the shares move (largest and mean absolute difference, in points); for a tagger also whether the
-  top five tags are the same ones;
+  (``--audio``), on full songs (``--songs``: the generated 3-5 minute songs of
+  ``benchmarks/analyzer_speed.py``'s library, which are not music) and on full-length real music
+  (``--joined``: 3.5-minute songs joined from consecutive clips of one genre folder), the share of files
+  whose top label is the same, and how far the shares move (largest and mean absolute difference, in
+  points); for a tagger also whether the top five tags are the same ones;
 * **speed**: milliseconds of inference per slice of each export on real slices, one and two interpreter
   threads, in rounds of alternating order (a shared machine drifts), with the median of the per-round
   ratios; the default-config CRNN (untrained: speed does not depend on the weights) too.
@@ -44,6 +45,39 @@ def audio_files(folders: list[Path]) -> list[Path]:
     from genrekit.inference.folder import find_audio_files
 
     return [path for folder in folders for path in find_audio_files(folder, (".flac", ".wav", ".mp3"))]
+
+
+def joined_songs(clips: list[Path], count: int, seconds: float = 210.0) -> list[Path]:
+    """Full-length files of real music: consecutive clips of one folder (one genre of one set) joined into
+    songs of at least ``seconds`` (44.1 kHz stereo mp3), taking the folders in turn; made once under
+    ``OUT/joined/``. The generated songs are not music (the ready model's top two shares there are a point
+    or two apart), so the verdicts of full-length real audio come from these."""
+    from collections import defaultdict
+
+    from genrekit.audio.decode import decode
+    from tests.helpers import write_audio
+
+    rate = 44100
+    folders = defaultdict(list)
+    for clip in clips:
+        folders[clip.parent].append(clip)
+    queues = [(folder.name, sorted(group)) for folder, group in sorted(folders.items())]
+    songs, turn = [], 0
+    while len(songs) < count and any(queue for _, queue in queues):
+        genre, queue = queues[turn % len(queues)]
+        turn += 1
+        parts, total = [], 0.0
+        while queue and total < seconds:
+            parts.append(decode(queue.pop(0), rate))
+            total += len(parts[-1]) / rate
+        if total < seconds:  # the folder's last clips: too few for a song
+            continue
+        path = OUT / "joined" / f"{len(songs):02d}_{genre}.mp3"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_audio(path, np.concatenate(parts), out_rate=rate, channels=2)
+        songs.append(path)
+    return songs
 
 
 def compare(model, files: list[Path], what: str) -> None:
@@ -103,6 +137,9 @@ def main() -> None:
     parser.add_argument("--audio", nargs="+", type=Path, default=DEV_CLIPS, help="folders of clips (default: the 170)")
     parser.add_argument("--songs", type=int, default=8, help="generated 3-5 minute songs (default 8; 0: none)")
     parser.add_argument(
+        "--joined", type=int, default=12, help="songs of 3.5 minutes joined from the clips (default 12; 0: none)"
+    )
+    parser.add_argument(
         "--models", nargs="+", default=["gtzan-genres", "musicnn-msd", "musicnn-mtt"], help="ready models"
     )
     parser.add_argument("--runs", nargs="*", type=Path, default=[], help="run folders with both exports")
@@ -120,13 +157,19 @@ def main() -> None:
     if args.songs:
         _, _, found = make_library(OUT, args.songs, song_every=1)
         songs = sorted(found)
+    joined = joined_songs(clips, args.joined) if args.joined else []
     models = [*args.models, *map(str, args.runs)]
     if not args.skip_verdicts:
-        print(f"\n== verdicts, float against int8 export: {len(clips)} clips, {len(songs)} generated songs")
+        print(
+            f"\n== verdicts, float against int8 export: {len(clips)} clips, {len(songs)} generated songs, "
+            f"{len(joined)} songs joined from the clips"
+        )
         for model in models:
             compare(model, clips, f"{len(clips)} clips")
             if songs:
                 compare(model, songs, f"{len(songs)} songs")
+            if joined:
+                compare(model, joined, f"{len(joined)} joined songs")
     print(f"\n== inference per slice (load average {os.getloadavg()[0]:.2f})")
     for model in models:
         settings = slice_settings(open_model(model))

@@ -21,8 +21,12 @@ Variants (``--variants``), each the ready model's recipe with one choice changed
 * ``mini``: the recipe on the fold's training clips of ``gtzan_mini`` only (a user's 100 clips);
 * ``int8``: the recipe's heads scoring the backbone's features through its int8 LiteRT export, what
   the analyzer runs on a CPU with VNNI (issue 34);
+* ``dropout_0.2`` (not run by default): dropout 0.2 before the head instead of 0.5;
 * ``mtt``, ``penultimate``, ``speed_copies`` (not run by default, each a new feature pass): the
-  ``musicnn-mtt`` backbone, musicnn's penultimate layer, build-time speed copies 0.9 and 1.1.
+  ``musicnn-mtt`` backbone, musicnn's penultimate layer, build-time speed copies 0.9 and 1.1 of every
+  training clip (the copies train, never test);
+* ``ensemble``: written whenever ``ready`` and ``mtt`` are both in the results: the two heads' shares
+  averaged, seed by seed (two backbones: twice the analysis).
 
 The heads train as the project trains them: each variant's dataset is built and processed by the
 project's scripts (variants with the same data share it), the backbone's features of its slices are
@@ -159,10 +163,13 @@ def embed(folder: Path, config: Path, precision: str = "float") -> Path:
     with h5py.File(cfg.processed_path, "r") as h5:
         train = h5["train"]
         labels, track_ids, starts = train["labels"][()], train["track_ids"][()], train["slice_starts"][()]
+        # 0 for a track's own slices, i for its build-time copy i (speed_copies): copies train, never test
+        variants = train[h5layout.VARIANTS][()] if h5layout.VARIANTS in train else np.zeros(len(labels), np.int8)
         paths = [track["path"] for track in h5layout.read_tracks(h5)]
     tmp = path.with_name("features.tmp.h5")
     with h5py.File(tmp, "w") as h5:
         h5["vectors"], h5["labels"], h5["track_ids"], h5["starts"] = vectors, labels, track_ids, starts
+        h5["variants"] = variants
         h5["paths"] = np.array(paths, dtype=h5py.string_dtype())
     os.replace(tmp, path)
     print(f"backbone features of {len(vectors)} slices: {time.perf_counter() - started:.0f} s", flush=True)
@@ -217,6 +224,7 @@ def train_heads(
     policy = precision_policy(cfg.training.mixed_precision, device)
     with h5py.File(features, "r") as h5:
         vectors, labels, track_ids, starts = (h5[k][()] for k in ("vectors", "labels", "track_ids", "starts"))
+        original = h5["variants"][()] == 0 if "variants" in h5 else np.ones(len(labels), bool)
         paths = [p.decode() if isinstance(p, bytes) else p for p in h5["paths"][()]]
     with h5py.File(test_features, "r") as h5:
         test_vectors = h5["vectors"][()]
@@ -228,8 +236,9 @@ def train_heads(
     shares = {"analysis": {}, "build": {}, "slices": {}}  # "slices": each clip's slice scores at the analysis hop
     for k, test in enumerate(tests):
         started = time.perf_counter()
-        in_test = np.isin(slice_paths, sorted(test))
-        in_train = ~in_test & ((variant != "mini") | np.array([sets[p] == "gtzan_mini" for p in slice_paths]))
+        of_test_clips = np.isin(slice_paths, sorted(test))
+        in_test = of_test_clips & original
+        in_train = ~of_test_clips & ((variant != "mini") | np.array([sets[p] == "gtzan_mini" for p in slice_paths]))
         folder = features.parent / variant / f"seed{seed}" / f"fold{k}"
         if folder.exists():
             shutil.rmtree(folder)
@@ -522,7 +531,7 @@ def main(argv=None) -> int:
         if name == "ready":
             results["variants"][name]["calibration"] = ready_calibration(seeds)
         write_results(work, results, started)  # after each variant: an interrupted run keeps what it did
-    if {"ready", "mtt"} <= results["variants"].keys() and {"ready", "mtt"} & set(variants):
+    if {"ready", "mtt"} <= results["variants"].keys():
         results["variants"]["ensemble"] = ensemble(results["variants"]["ready"], results["variants"]["mtt"], artists)
     if args.crnn_folds > 0:
         tree = work / "crnn-tree"
