@@ -228,6 +228,29 @@ def own_output(trained_run, tmp_path) -> Path:
 
 
 @pytest.mark.slow
+def test_sample_weighting_reaches_the_loss_and_a_bad_value_names_its_key(tmp_path):
+    """training.sample_weighting on labels of 4, 2 and 1 tracks: one epoch from the same seed with and
+    without weights ends at other weights (the weights reach the loss); an unknown value is refused with
+    the key's name."""
+    make_corpus(tmp_path / "audio", {"bass": 4, "treble": 2, "hiss": 1}, seconds=4.0, fmt="wav")
+    config = tiny_config(tmp_path, tmp_path / "audio", split={"validation_share": 0.0, "test_share": 0.0})
+    run_pipeline(config, "build_dataset.py", "process_dataset.py")
+    data = json.loads(config.read_text())
+    trained = {}
+    for weighting in ("none", "genres_tracks", "tracks"):
+        data["training"] = {**data.get("training", {}), "sample_weighting": weighting}
+        config.write_text(json.dumps(data))
+        status, _, stderr = train_script("--config", str(config), "--run-name", weighting, "--epochs", "1")
+        if weighting == "tracks":
+            assert status != 0 and "training.sample_weighting" in stderr, stderr
+            continue
+        assert status == 0, stderr
+        run = load_bundle(tmp_path / "output" / "models" / weighting)
+        trained[weighting] = registry.load_model(run, "keras").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(trained["none"], trained["genres_tracks"], strict=True))
+
+
+@pytest.mark.slow
 def test_killed_at_any_instant_resumes_to_the_uninterrupted_result(own_output):
     """kill -9 of train_crnn.py at three instants, then the same command: the same weights and history,
     bit for bit, as a run that was never interrupted (same seed). On the CPU this holds by construction:
