@@ -341,8 +341,9 @@ artist in both the training and the test clips of a fold; `benchmarks/ready_mode
 | this training on each fold's `gtzan_mini` clips only | {mini[0]} % (full {mini[2]} %, excerpts {mini[3]} %) | {mini[1]} % |
 
 Recall per genre, all clips (mean over seeds): {recall}. Worst artists (seed {training["seed"]}): {CV["worst"]}.
-Rock is the weakest genre: its full clips are mostly three artists (Queen, Morphine, Ani DiFranco), so
-with one of them held out the model has few other rock examples, and its excerpts are one artist each.
+Rock is the weakest genre: 27 of its 34 clips are three artists (Queen's 11 and Ani DiFranco's 6
+excerpts, Morphine's 10 full clips), so with one of them held out the model has few other rock examples
+(held out, Ani DiFranco's excerpts are heard as blues, pop, reggae or hiphop, half of Queen's as metal or country).
 Classical, jazz and metal verdicts are the most reliable; a single excerpt (1 to 3 s) is far less sure
 than a full clip.
 
