@@ -3,7 +3,7 @@
 The model: the pretrained ``musicnn-msd`` backbone, frozen, under a new head (dropout 0.5, a softmax
 over GTZAN's ten genres) trained on all 484 clips of ``../shared/data`` (``gtzan_mini``,
 ``gtzan_other_artists``, ``gtzan_more_artists``: 270 full clips; ``gtzan_excerpts``: 214 short
-excerpts; about 180 artist groups) for 20 epochs, seed 42, every slice levelled, short clips looped,
+excerpts; 161 artist groups) for 20 epochs, seed 42, every slice levelled, short clips looped,
 genres and clips weighted, with no validation or test split, no build-time copies (:data:`SETTINGS`).
 How good it is on artists it never heard comes from an artist-held-out cross-validation of the same
 training: ``benchmarks/ready_model_cv.py``.

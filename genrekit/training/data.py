@@ -147,6 +147,15 @@ def sample_weights(labels: np.ndarray, track_ids: np.ndarray, weighting: str) ->
     return (weights * len(weights) / weights.sum()).astype(np.float32)
 
 
+def train_weights(data: ProcessedData, weighting: str) -> np.ndarray | None:
+    """:func:`sample_weights` of ``processed.h5``'s train split, from its labels and track ids (a frozen
+    backbone's features keep its row order); None for ``"none"``, without reading the file."""
+    if weighting == "none":
+        return None
+    with h5py.File(data.path, "r") as h5:
+        return sample_weights(h5["train"]["labels"][()], h5["train"]["track_ids"][()], weighting)
+
+
 class SpectrogramBatches(keras.utils.PyDataset):
     """Batches ``(specs[..., None] as float32, targets)`` of one split of ``processed.h5``.
 

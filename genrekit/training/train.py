@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 
@@ -40,7 +39,7 @@ from genrekit.models.bundle import BUNDLE_FILE, MODEL_FILE, write_bundle
 from genrekit.models.networks import build_model, compile_crnn, multiply_adds
 from genrekit.training.augment import gain_per_db
 from genrekit.training.callbacks import CosineDecay, ProgressBar, TrainingState
-from genrekit.training.data import EpochSync, ProcessedData, SpectrogramBatches, open_processed, sample_weights
+from genrekit.training.data import EpochSync, ProcessedData, SpectrogramBatches, open_processed, train_weights
 from genrekit.training.device import Device, detect_device, distribution_strategy, precision_policy
 from genrekit.training.evaluate import evaluate_predictions, mean_std, plot_confusions, plot_curves, test_accuracy_text
 from genrekit.training.frozen_features import write_backbone_features
@@ -176,7 +175,7 @@ def train_model(
         computed there unless the file exists (``benchmarks/ready_model_cv.py`` passes its own).
     weights : (n_train,) float32 array, optional
         The training rows' weights in the loss, for ``features`` of other rows than ``processed.h5``'s
-        train split; by default :func:`training_weights` (``training.sample_weighting``).
+        train split; by default :func:`genrekit.training.data.train_weights` (``training.sample_weighting``).
 
     Returns
     -------
@@ -207,7 +206,7 @@ def train_model(
         augmentation=augmentation,
         gain_per_db=gain_per_db(data.normalization, data.spec_shape[-1]),
         multiple_of=plan.replicas,
-        weights=weights if weights is not None else training_weights(data, training.sample_weighting),
+        weights=weights if weights is not None else train_weights(data, training.sample_weighting),
     )
     best_path = work / "best.weights.h5"
     schedule = (
@@ -261,15 +260,6 @@ def train_model(
         model.optimizer.build(model.trainable_variables)
     model.load_weights(best_path)
     return models, state
-
-
-def training_weights(data: ProcessedData, weighting: str) -> np.ndarray | None:
-    """The train split's slice weights (:func:`genrekit.training.data.sample_weights`), from the labels
-    and track ids of ``processed.h5`` (a frozen backbone's features keep its row order)."""
-    if weighting == "none":
-        return None
-    with h5py.File(data.path, "r") as h5:
-        return sample_weights(h5["train"]["labels"][()], h5["train"]["track_ids"][()], weighting)
 
 
 def predict_test_split(model: keras.Model, data: ProcessedData, batch_size: int) -> dict[str, np.ndarray]:
